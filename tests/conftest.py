@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+import pytest
+
+from tui_gan.config import TrainConfig
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """A model and dataset small enough that a step takes milliseconds on a CPU."""
+    values = dict(
+        image_size=16,
+        ngf=8,
+        ndf=8,
+        nz=16,
+        batch_size=16,
+        max_images=224,  # 14 steps per epoch
+        epochs=2,
+        device="cpu",
+        progress_interval=0.001,
+        log_interval=0.001,
+        sample_interval=3600.0,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+EXPLICIT = frozenset({"image_size", "ngf", "ndf", "batch_size"})
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path):
+    from tui_gan.engine import Engine
+
+    def make(run_name: str = "run", resume=None, **overrides):
+        return Engine(tiny_config(**overrides), tmp_path / run_name, explicit=EXPLICIT, resume=resume)
+
+    return make
+
+
+class EngineThread:
+    """Runs an engine in a thread (as the app's worker does) and queues its events."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.events: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for event in self.engine.run():
+                self.events.put(event)
+        except BaseException as exc:  # noqa: BLE001
+            self.error = exc
+        finally:
+            self.events.put(None)
+
+    def wait_for(self, kind, timeout: float = 30.0, predicate=lambda e: True):
+        """Return the next event of type ``kind`` (that satisfies ``predicate``); collect the rest."""
+        seen = []
+        while True:
+            event = self.events.get(timeout=timeout)
+            if event is None:
+                raise AssertionError(f"engine ended before {kind.__name__}; saw {[type(e).__name__ for e in seen]}; error={self.error!r}")
+            seen.append(event)
+            if isinstance(event, kind) and predicate(event):
+                return event
+
+    def drain(self, timeout: float = 60.0) -> list:
+        out = []
+        while True:
+            event = self.events.get(timeout=timeout)
+            if event is None:
+                self.thread.join(timeout)
+                return out
+            out.append(event)
+
+
+@pytest.fixture
+def engine_thread():
+    threads = []
+
+    def start(engine):
+        t = EngineThread(engine)
+        threads.append(t)
+        return t
+
+    yield start
+    for t in threads:
+        t.engine.control.stop("test teardown")
+        t.thread.join(30)

@@ -1,0 +1,103 @@
+import math
+
+import pytest
+
+from tui_gan.config import CPU_PRESET, TrainConfig, parse_device
+from tui_gan.errors import UserError
+
+
+def test_defaults_are_the_tutorials():
+    c = TrainConfig()
+    assert (c.nz, c.ngf, c.ndf) == (100, 64, 64)
+    assert c.lr_g == c.lr_d == 2e-4
+    assert c.beta1 == 0.5
+    assert c.batch_size == 128
+    assert c.image_size == 64
+    assert c.epochs == 5
+    assert c.seed == 999
+    assert c.data == "builtin"
+
+
+def test_every_field_has_a_docstring():
+    import ast
+    import inspect
+
+    import tui_gan.config as module
+
+    tree = ast.parse(inspect.getsource(module))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")
+    documented = set()
+    body = cls.body
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            documented.add(node.target.id)
+    from dataclasses import fields
+
+    assert {f.name for f in fields(TrainConfig)} == documented
+
+
+def test_toml_round_trip(tmp_path):
+    c = TrainConfig(image_size=32, lr_g=1e-3, max_steps=50, data="/some/where \"quoted\"")
+    path = tmp_path / "c.toml"
+    path.write_text(c.to_toml())
+    again = TrainConfig.from_dict(TrainConfig.read_toml(path))
+    assert again == c
+
+
+def test_toml_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        TrainConfig.read_toml(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("image_size = [")
+    with pytest.raises(UserError, match="not valid TOML"):
+        TrainConfig.read_toml(bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("learning_rate = 0.1\n")
+    with pytest.raises(UserError, match="unknown setting 'learning_rate'"):
+        TrainConfig.read_toml(unknown)
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("lr_g", 0.0),
+        ("lr_d", -1e-4),
+        ("lr_g", math.nan),
+        ("lr_d", math.inf),
+        ("batch_size", 0),
+        ("epochs", -2),
+        ("nz", 0),
+        ("ngf", 1.5),
+        ("ndf", True),
+        ("image_size", 48),
+        ("channels", 2),
+        ("beta1", 1.0),
+        ("device", "tpu"),
+        ("max_steps", 0),
+    ],
+)
+def test_validation_rejects_bad_values(field, value):
+    c = TrainConfig()
+    setattr(c, field, value)
+    with pytest.raises(UserError) as info:
+        c.validate()
+    assert "\n" not in str(info.value)
+
+
+def test_cpu_preset_respects_explicit_settings():
+    c = TrainConfig()
+    c.apply_preset("cuda", set())
+    assert c.preset == "tutorial" and c.image_size == 64
+    c.apply_preset("cpu", {"image_size"})
+    assert c.preset == "cpu"
+    assert c.image_size == 64  # explicit wins
+    assert c.ngf == CPU_PRESET["ngf"] and c.ndf == CPU_PRESET["ndf"]
+
+
+def test_parse_device():
+    assert parse_device("auto") == ("auto", None)
+    assert parse_device("cuda:1") == ("cuda", 1)
+    assert parse_device("mps") == ("mps", None)
+    for bad in ("gpu", "cuda:x", "cpu:0", ""):
+        with pytest.raises(UserError):
+            parse_device(bad)

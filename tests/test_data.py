@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tui_gan.builtin import builtin_count, make_builtin
+from tui_gan.data import epoch_permutation, load_dataset
+from tui_gan.errors import UserError
+from tui_gan.imagefiles import decode_files, load_image, scan_folder
+
+from .conftest import tiny_config
+
+
+def test_builtin_is_deterministic_and_varied():
+    a = make_builtin(64, 32, seed=1)
+    b = make_builtin(64, 32, seed=1)
+    c = make_builtin(64, 32, seed=2)
+    assert a.shape == (64, 3, 32, 32) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # images differ from one another and each has a glyph in contrast to its background
+    assert len({x.tobytes() for x in a}) == 64
+    assert (a.reshape(64, -1).std(axis=1) > 10).all()
+
+
+def test_builtin_grayscale_and_memory_budget():
+    g = make_builtin(8, 16, seed=0, channels=1)
+    assert g.shape == (8, 1, 16, 16)
+    assert builtin_count(64, 3) == 10_000
+    assert builtin_count(256, 3) * 256 * 256 * 3 <= 512 * 1024 * 1024
+
+
+def _write_images(folder, n, size=(40, 30), mode="RGB"):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        arr = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(arr).convert(mode).save(folder / f"img{i}.png")
+
+
+def test_folder_scan_finds_nested_and_flat_images(tmp_path):
+    _write_images(tmp_path / "a", 2)
+    _write_images(tmp_path / "b" / "c", 3)
+    (tmp_path / "README.txt").write_text("not an image")
+    (tmp_path / "UPPER.JPG").write_bytes(b"x")
+    files = scan_folder(tmp_path)
+    assert len(files) == 6
+    assert files == sorted(files)
+
+
+@pytest.mark.parametrize("setup,message", [("missing", "no such file"), ("empty", "no image files"), ("file", "not a folder")])
+def test_folder_errors(tmp_path, setup, message):
+    target = tmp_path / "data"
+    if setup == "empty":
+        target.mkdir()
+    elif setup == "file":
+        target.write_text("x")
+    with pytest.raises(UserError, match=message):
+        scan_folder(target)
+
+
+def test_decode_resizes_centre_crops_and_skips_unreadable(tmp_path):
+    _write_images(tmp_path, 3, size=(64, 32))
+    (tmp_path / "broken.png").write_bytes(b"not really a png")
+    files = scan_folder(tmp_path)
+    arr, skipped = decode_files(files, 16, 3)
+    assert arr.shape == (3, 3, 16, 16)
+    assert [p.endswith("broken.png") for p in skipped] == [True]
+
+
+def test_load_image_modes(tmp_path):
+    Image.new("RGBA", (20, 20), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    Image.new("L", (20, 20), 77).save(tmp_path / "gray.png")
+    clear = load_image(tmp_path / "clear.png", 16, 3)
+    assert clear.shape == (3, 16, 16) and (clear == 255).all()  # composited onto white
+    gray = load_image(tmp_path / "gray.png", 16, 1)
+    assert gray.shape == (1, 16, 16) and (gray == 77).all()
+
+
+def test_folder_with_no_readable_image_is_a_user_error(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "b.jpg").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="none of the 2 image files could be read"):
+        load_dataset(tiny_config(data=str(tmp_path)), torch.device("cpu"))
+
+
+def test_dataset_batches_are_in_range(tmp_path):
+    data = load_dataset(tiny_config(max_images=32), torch.device("cpu"))
+    assert len(data) == 32
+    x = data.batch(torch.arange(4))
+    assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_batch_size_larger_than_dataset(tmp_path):
+    with pytest.raises(UserError, match="larger than the dataset"):
+        load_dataset(tiny_config(max_images=8), torch.device("cpu"))
+
+
+def test_epoch_permutation_depends_on_seed_and_epoch_only():
+    a = epoch_permutation(1, 0, 100, torch.device("cpu"))
+    assert torch.equal(a, epoch_permutation(1, 0, 100, torch.device("cpu")))
+    assert not torch.equal(a, epoch_permutation(1, 1, 100, torch.device("cpu")))
+    assert sorted(a.tolist()) == list(range(100))

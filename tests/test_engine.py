@@ -1,0 +1,211 @@
+import math
+
+import pytest
+import torch
+
+from tui_gan import events as ev
+
+from .conftest import EngineThread
+
+
+def _params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_a_few_steps_change_the_weights_and_give_finite_metrics(make_engine):
+    engine = make_engine(max_steps=3)
+    events = list(engine.run())
+    started = next(e for e in events if isinstance(e, ev.Started))
+    assert started.steps_per_epoch == 14 and started.total_steps == 3
+    progress = [e for e in events if isinstance(e, ev.Progress) and e.step > 0]
+    assert progress, "no progress events"
+    for p in progress:
+        for value in (p.loss_d, p.loss_g, p.d_x, p.d_g_z1, p.d_g_z2):
+            assert math.isfinite(value)
+        assert 0 <= p.d_x <= 1 and 0 <= p.d_g_z1 <= 1 and 0 <= p.d_g_z2 <= 1
+    finished = events[-1]
+    assert isinstance(finished, ev.Finished) and finished.reason == "max_steps" and finished.step == 3
+    # weights moved away from their initialisation
+    fresh = make_engine("fresh", max_steps=1)
+    gen = fresh.run()
+    for e in gen:
+        if isinstance(e, ev.Started):
+            break
+    for before, after in zip(_params(fresh.netG), _params(engine.netG)):
+        assert before.shape == after.shape
+    assert any(not torch.equal(a, b) for a, b in zip(_params(fresh.netG), _params(engine.netG)))
+    assert any(not torch.equal(a, b) for a, b in zip(_params(fresh.netD), _params(engine.netD)))
+    gen.close()
+
+
+def test_run_directory_contents(make_engine, tmp_path):
+    engine = make_engine(epochs=1)
+    events = list(engine.run())
+    run = tmp_path / "run"
+    assert (run / "config.toml").is_file()
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert (run / "samples" / "epoch-0001.png").is_file()
+    assert (run / "samples" / "final-step14.png").is_file()
+    lines = (run / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    for col in ("step", "epoch", "loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "lr_g", "lr_d", "images_per_sec"):
+        assert col in header
+    assert len(lines) > 2
+    assert int(lines[-1].split(",")[0]) == 14
+    epoch_end = [e for e in events if isinstance(e, ev.EpochEnd)]
+    assert [e.epoch for e in epoch_end] == [1]
+    assert events[-1].reason == "completed"
+
+
+def test_samples_are_uint8_grids_of_the_fixed_noise(make_engine):
+    engine = make_engine(max_steps=2)
+    samples = [e for e in engine.run() if isinstance(e, ev.Samples)]
+    assert samples[0].images.shape == (64, 3, 16, 16)
+    assert samples[0].images.dtype == torch.uint8
+    # same noise, different weights -> different images
+    assert not torch.equal(samples[0].images, samples[-1].images)
+
+
+def test_pause_resume_and_stop(make_engine, engine_thread):
+    engine = make_engine(epochs=50)
+    t: EngineThread = engine_thread(engine)
+    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 2)
+    engine.control.pause()
+    paused = t.wait_for(ev.Paused)
+    step_at_pause = engine.step
+    assert paused.step == step_at_pause
+    # a snapshot while paused works and training does not move on
+    engine.control.snapshot()
+    snap = t.wait_for(ev.SnapshotSaved)
+    assert snap.step == step_at_pause
+    assert engine.step == step_at_pause
+    engine.control.resume()
+    t.wait_for(ev.Resumed)
+    t.wait_for(ev.Progress, predicate=lambda e: e.step > step_at_pause)
+    engine.control.stop("stopped by test")
+    rest = t.drain()
+    finished = rest[-1]
+    assert isinstance(finished, ev.Finished) and finished.reason == "stopped by test"
+    assert finished.checkpoint_path.endswith("last.pt")
+
+
+def test_learning_rate_is_applied_at_the_epoch_boundary(make_engine, engine_thread):
+    engine = make_engine(epochs=3)
+    t = engine_thread(engine)
+    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 1 and e.epoch == 0)
+    engine.control.set_lr(lr_g=1e-3, lr_d=5e-4)
+    pending = t.wait_for(ev.LrPending)
+    assert (pending.lr_g, pending.lr_d) == (1e-3, 5e-4)
+    assert engine.lr_g == 2e-4  # not yet
+    applied = t.wait_for(ev.LrApplied)
+    assert (applied.lr_g, applied.lr_d) == (1e-3, 5e-4)
+    end = t.wait_for(ev.EpochEnd)
+    assert end.epoch == 1
+    assert engine.optG.param_groups[0]["lr"] == 1e-3 and engine.optD.param_groups[0]["lr"] == 5e-4
+    # the step the new rates took effect is the epoch boundary
+    progress = t.wait_for(ev.Progress, predicate=lambda e: e.step > 14)
+    assert progress.lr_g == 1e-3
+    engine.control.stop()
+    t.drain()
+
+
+def test_learning_rate_now_and_validation(make_engine, engine_thread):
+    engine = make_engine(epochs=50)
+    with pytest.raises(ValueError):
+        engine.control.set_lr(lr_g=-1.0)
+    with pytest.raises(ValueError):
+        engine.control.set_lr(lr_d=float("nan"))
+    t = engine_thread(engine)
+    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 1)
+    engine.control.set_lr(lr_g=3e-4, now=True)
+    applied = t.wait_for(ev.LrApplied)
+    assert applied.lr_g == 3e-4 and applied.lr_d == 2e-4
+    assert engine.epoch == 0
+    engine.control.stop()
+    t.drain()
+
+
+def test_pause_at_epoch_end(make_engine, engine_thread):
+    engine = make_engine(epochs=3)
+    engine.control.pause_at_epoch_end = True
+    t = engine_thread(engine)
+    end = t.wait_for(ev.EpochEnd)
+    paused = t.wait_for(ev.Paused)
+    assert paused.step == end.step == 14
+    assert paused.reason == "epoch end"
+    engine.control.resume()
+    t.wait_for(ev.Resumed)
+    engine.control.stop()
+    t.drain()
+
+
+def test_export_writes_a_full_resolution_grid(make_engine, engine_thread, tmp_path):
+    from PIL import Image
+
+    engine = make_engine(epochs=50)
+    t = engine_thread(engine)
+    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 1)
+    engine.control.export()
+    exported = t.wait_for(ev.Exported)
+    img = Image.open(exported.path)
+    assert img.size == (2 + 8 * 18, 2 + 8 * 18)  # 8x8 tiles of 16 px with 2 px padding
+    engine.control.stop()
+    t.drain()
+
+
+def test_stop_requested_before_training(make_engine):
+    engine = make_engine()
+    engine.control.stop("early")
+    events = list(engine.run())
+    assert isinstance(events[-1], ev.Finished)
+
+
+def test_failure_during_training_saves_and_reports(make_engine, monkeypatch):
+    engine = make_engine(epochs=5)
+    calls = {"n": 0}
+    original = engine._train_step if hasattr(engine, "_train_step") else None
+
+    def flaky(real):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+        return original(real)
+
+    monkeypatch.setattr(engine, "_train_step", flaky)
+    events = list(engine.run())
+    error = events[-1]
+    assert isinstance(error, ev.Error)
+    assert "out of memory" in error.message and "--batch-size" in error.message
+    assert error.checkpoint_path and error.checkpoint_path.endswith("last.pt")
+    from tui_gan.checkpoint import load_checkpoint
+
+    assert load_checkpoint(error.checkpoint_path)["step"] == 3
+
+
+def _host_reads(engine, monkeypatch) -> int:
+    """Run ``engine`` to the end, counting the tensor reads back to the host that tui-gan's
+    own code makes (torch's CPU Adam reads its CPU step counters itself; that is no sync)."""
+    import sys
+
+    reads = {"n": 0}
+    with monkeypatch.context() as m:
+        for name in ("tolist", "item", "cpu", "numpy", "__float__", "__bool__"):
+            original = getattr(torch.Tensor, name)
+
+            def counting(self, *args, _original=original, **kwargs):
+                if "tui_gan" in sys._getframe(1).f_code.co_filename:
+                    reads["n"] += 1
+                return _original(self, *args, **kwargs)
+
+            m.setattr(torch.Tensor, name, counting)
+        list(engine.run())
+    return reads["n"]
+
+
+def test_no_per_step_sync(make_engine, monkeypatch):
+    """Progress reads the device once per interval, not once per step: 30 more steps in
+    the same single interval cost no more host reads."""
+    slow = dict(progress_interval=3600.0, log_interval=3600.0, max_images=800)
+    short = _host_reads(make_engine("a", max_steps=10, **slow), monkeypatch)
+    long = _host_reads(make_engine("b", max_steps=40, **slow), monkeypatch)
+    assert long - short <= 2, (short, long)

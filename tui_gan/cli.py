@@ -1,0 +1,234 @@
+"""The ``tui-gan`` command: arguments -> TrainConfig -> the app or a headless run.
+
+Validation here imports no torch, so bad input is rejected instantly and the app's first
+frame is not held up by a 3-second import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .config import SUPPORTED_SIZES, TrainConfig
+from .errors import UserError
+
+#: Flags that may change a resumed run: its length, learning rates and where it runs.
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data"}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def _number(convert, ok, wanted: str):
+    """An argparse type: ``convert`` the text, accept it if ``ok(value)``, else say ``wanted``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, "a positive integer")
+non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer")
+positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+unit_float = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+
+
+def image_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value not in SUPPORTED_SIZES:
+        sizes = ", ".join(map(str, SUPPORTED_SIZES))
+        raise argparse.ArgumentTypeError(f"image size {text!r} is not supported; use one of {sizes}")
+    return value
+
+
+def train_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="tui-gan",
+        description="Train a DCGAN in your terminal and watch it learn. "
+        "Other commands: 'tui-gan sample CHECKPOINT ...' (see 'tui-gan sample --help').",
+        argument_default=argparse.SUPPRESS,  # absent flags stay absent: explicit flags win
+    )
+    p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download) or a folder of images")
+    p.add_argument("--image-size", type=image_size, metavar="N", help="16, 32, 64 (default), 128 or 256")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="images per step (default 128)")
+    p.add_argument("--epochs", type=positive_int, metavar="N", help="total epochs of the run (default 5)")
+    p.add_argument("--max-steps", type=positive_int, metavar="N", help="stop at this global step (a total, also after --resume)")
+    p.add_argument("--lr", type=positive_float, metavar="F", help="learning rate of both nets (default 2e-4)")
+    p.add_argument("--lr-g", type=positive_float, metavar="F", help="learning rate of the generator")
+    p.add_argument("--lr-d", type=positive_float, metavar="F", help="learning rate of the discriminator")
+    p.add_argument("--beta1", type=unit_float, metavar="F", help="Adam beta1 (default 0.5)")
+    p.add_argument("--nz", type=positive_int, metavar="N", help="latent vector length (default 100)")
+    p.add_argument("--ngf", type=positive_int, metavar="N", help="generator width (default 64)")
+    p.add_argument("--ndf", type=positive_int, metavar="N", help="discriminator width (default 64)")
+    p.add_argument("--seed", type=non_negative_int, metavar="N", help="random seed (default 999)")
+    p.add_argument("--max-images", type=positive_int, metavar="N", help="use at most N images (built-in: generate N)")
+    p.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--run-dir", metavar="DIR", help="where outputs go (default runs/<timestamp>)")
+    p.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a run from its last.pt or a snapshot")
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags win)")
+    p.add_argument("--headless", action="store_true", help="no UI: print log lines (also when stdout is not a terminal)")
+    p.add_argument("--log-every", type=positive_float, metavar="SECONDS", help="headless: seconds between log lines (default 5)")
+    p.add_argument("--version", action="version", version=f"tui-gan {__version__}")
+    return p
+
+
+def sample_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="tui-gan sample", description="Generate images from a checkpoint.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .pt file or a run directory (uses its last.pt)")
+    p.add_argument("--n", type=positive_int, default=64, metavar="N", help="how many images (default 64)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="noise seed (default 0)")
+    p.add_argument("--device", default="cpu", metavar="DEV", help="cpu (default), cuda, cuda:N, mps or auto")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", metavar="GRID.png", help="write one grid PNG")
+    out.add_argument("--out-dir", metavar="DIR", help="write N single PNGs at the model's resolution")
+    return p
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def build_config(args: dict[str, Any]) -> tuple[TrainConfig, set[str]]:
+    """Defaults < --config file < flags. Returns the config and the explicitly set names."""
+    values: dict[str, Any] = {}
+    if "config" in args:
+        values.update(TrainConfig.read_toml(args["config"]))
+    flag_values = _flag_settings(args)
+    values.update(flag_values)
+    explicit = set(values)
+    config = TrainConfig.from_dict(values, source="--config" if "config" in args else "arguments")
+    if "data" in flag_values or "data" in values:
+        config.data = _normalise_data(config.data)
+    return config, explicit
+
+
+def _flag_settings(args: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in args.items() if k in names}
+    if "lr" in args:
+        values.setdefault("lr_g", args["lr"])
+        values.setdefault("lr_d", args["lr"])
+    return values
+
+
+def _normalise_data(spec: str) -> str:
+    if spec == "builtin":
+        return spec
+    from .imagefiles import scan_folder  # no torch: cheap, and catches bad paths early
+
+    scan_folder(spec)
+    return str(Path(spec).expanduser().resolve())
+
+
+def default_run_dir(root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    path = Path(root) / stamp
+    n = 2
+    while path.exists():
+        path = Path(root) / f"{stamp}-{n}"
+        n += 1
+    return path
+
+
+def check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the run directory {str(run_dir)!r} ({exc.strerror or exc}); "
+            "pass --run-dir with a writable folder"
+        ) from None
+
+
+def prepare_training(args: dict[str, Any]):
+    """Turn parsed flags into an Engine (imports torch). Raises UserError for bad input."""
+    from .engine import Engine
+
+    if "resume" in args:
+        from .checkpoint import load_checkpoint, run_dir_of
+
+        state = load_checkpoint(args["resume"])
+        flag_values = _flag_settings(args)
+        fixed = sorted(set(flag_values) - RESUME_OVERRIDABLE)
+        if "config" in args or fixed:
+            what = "--config" if "config" in args else "--" + fixed[0].replace("_", "-")
+            raise UserError(
+                f"{what} cannot change a resumed run (its settings come from the checkpoint); "
+                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device and --data may be given"
+            )
+        saved = dict(state["config"])
+        saved["lr_g"], saved["lr_d"] = state.get("lr_g", saved["lr_g"]), state.get("lr_d", saved["lr_d"])
+        saved.update(flag_values)
+        config = TrainConfig.from_dict(saved, source=f"checkpoint {state['path']}")
+        if "data" in flag_values:
+            config.data = _normalise_data(config.data)
+        run_dir = Path(args["run_dir"]) if "run_dir" in args else run_dir_of(state["path"])
+        check_writable(run_dir)
+        return Engine(config, run_dir, explicit=set(flag_values), resume=state)
+
+    config, explicit = build_config(args)
+    run_dir = Path(args["run_dir"]) if "run_dir" in args else default_run_dir()
+    check_writable(run_dir)
+    return Engine(config, run_dir, explicit=explicit)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def run_train(argv: Sequence[str]) -> int:
+    args = vars(train_parser().parse_args(argv))
+    # Validate everything that needs no torch before anything slow happens.
+    if "resume" not in args:
+        build_config(args)
+    elif "config" in args:
+        raise UserError("--config cannot be combined with --resume (the settings come from the checkpoint)")
+    from .headless import run_headless
+
+    engine = prepare_training(args)
+    return run_headless(engine, log_every=args.get("log_every", 5.0))
+
+
+def run_sample(argv: Sequence[str]) -> int:
+    args = sample_parser().parse_args(argv)
+    from .sampling import sample_command
+
+    return sample_command(args.checkpoint, args.n, args.seed, args.device, args.out, args.out_dir)
+
+
+COMMANDS = {"sample": run_sample}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return COMMANDS[argv[0]](argv[1:])
+        return run_train(argv)
+    except UserError as exc:
+        print(f"tui-gan: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tui-gan: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,215 @@
+"""TrainConfig: every setting of a run, with the PyTorch DCGAN tutorial's defaults.
+
+Imports nothing heavy (no torch) so the CLI can validate and the app can draw its
+first frame before torch is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from .errors import UserError
+
+#: Image sizes the models support: one up/down-sampling block per factor of two.
+SUPPORTED_SIZES = (16, 32, 64, 128, 256)
+
+#: Settings swapped in when training would run on a CPU, so a run visibly learns within
+#: seconds instead of minutes. Explicit flags (or config-file keys) always win.
+CPU_PRESET = {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 64}
+
+
+@dataclass
+class TrainConfig:
+    data: str = "builtin"
+    """What to train on: 'builtin' (generated, no download) or a folder of images."""
+
+    image_size: int = 64
+    """Side of the square training images in pixels: a power of two from 16 to 256."""
+
+    channels: int = 3
+    """Image channels: 3 (RGB) or 1 (grayscale)."""
+
+    batch_size: int = 128
+    """Images per training step."""
+
+    epochs: int = 5
+    """Total epochs of the run (a total, also after --resume)."""
+
+    max_steps: int | None = None
+    """Stop when the run's global step reaches this number (a total, also after --resume)."""
+
+    lr_g: float = 2e-4
+    """Adam learning rate of the generator."""
+
+    lr_d: float = 2e-4
+    """Adam learning rate of the discriminator."""
+
+    beta1: float = 0.5
+    """Adam beta1 of both optimizers (beta2 is 0.999)."""
+
+    nz: int = 100
+    """Length of the latent vector z."""
+
+    ngf: int = 64
+    """Width of the generator's last feature map; earlier layers are multiples of it."""
+
+    ndf: int = 64
+    """Width of the discriminator's first feature map; later layers are multiples of it."""
+
+    seed: int = 999
+    """Seed for weights, noise, data order and the built-in dataset."""
+
+    device: str = "auto"
+    """'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+
+    max_images: int | None = None
+    """Use at most this many images (the built-in dataset generates this many; default 10000)."""
+
+    progress_interval: float = 0.25
+    """Seconds between progress reports (one device sync each)."""
+
+    log_interval: float = 2.0
+    """Seconds between rows of metrics.csv and the loss history."""
+
+    sample_interval: float = 5.0
+    """Seconds between refreshes of the fixed-noise samples."""
+
+    preset: str = "tutorial"
+    """Which defaults the run started from: 'tutorial' or 'cpu' (smaller, for CPUs)."""
+
+    # ----------------------------------------------------------------- helpers
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """Build a config from plain data, ignoring nothing silently: unknown keys are errors."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(
+                f"{source}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(known))}"
+            )
+        config = cls(**values)
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "config") -> None:
+        """Raise UserError (one actionable line) for any value training cannot use."""
+        for name in ("batch_size", "epochs", "nz", "ngf", "ndf"):
+            _check_positive_int(getattr(self, name), name, source)
+        for name in ("max_steps", "max_images"):
+            if getattr(self, name) is not None:
+                _check_positive_int(getattr(self, name), name, source)
+        for name in ("lr_g", "lr_d", "progress_interval", "log_interval", "sample_interval"):
+            _check_positive_float(getattr(self, name), name, source)
+        if not isinstance(self.beta1, (int, float)) or not (0.0 <= self.beta1 < 1.0):
+            raise UserError(f"{source}: beta1 must be a number in [0, 1), got {self.beta1!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise UserError(f"{source}: seed must be a non-negative integer, got {self.seed!r}")
+        if self.image_size not in SUPPORTED_SIZES:
+            raise UserError(
+                f"{source}: image size {self.image_size!r} is not supported; "
+                f"use one of {', '.join(map(str, SUPPORTED_SIZES))}"
+            )
+        if self.channels not in (1, 3):
+            raise UserError(f"{source}: channels must be 1 or 3, got {self.channels!r}")
+        if not isinstance(self.data, str) or not self.data:
+            raise UserError(f"{source}: data must be 'builtin' or a folder path")
+        parse_device(self.device, source)
+
+    def apply_preset(self, device_type: str, explicit: set[str]) -> None:
+        """On a CPU, switch to CPU_PRESET for every setting the user did not set explicitly."""
+        if device_type != "cpu":
+            return
+        changed = False
+        for name, value in CPU_PRESET.items():
+            if name not in explicit:
+                setattr(self, name, value)
+                changed = True
+        if changed:
+            self.preset = "cpu"
+
+    def describe(self) -> str:
+        """One line for logs: size, widths, batch."""
+        return (
+            f"{self.image_size}x{self.image_size}x{self.channels}, nz={self.nz}, "
+            f"ngf={self.ngf}, ndf={self.ndf}, batch {self.batch_size}"
+        )
+
+    # ----------------------------------------------------------------- TOML
+
+    def to_toml(self) -> str:
+        lines = ["# tui-gan run configuration (resolved). Reuse with: tui-gan --config config.toml"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                lines.append(f"# {f.name} = (not set)")
+                continue
+            lines.append(f"{f.name} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def read_toml(cls, path: str | Path) -> dict[str, Any]:
+        """Return the settings in a TOML file as a dict (validated when merged)."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"config file {str(path)!r} does not exist; check the --config path") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read config file {str(path)!r}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(
+                f"config file {str(path)!r}: unknown setting {unknown[0]!r}; "
+                f"known settings: {', '.join(sorted(known))}"
+            )
+        return data
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _check_positive_int(value: Any, name: str, source: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UserError(f"{source}: {name} must be a positive integer, got {value!r}")
+
+
+def _check_positive_float(value: Any, name: str, source: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UserError(f"{source}: {name} must be a positive finite number, got {value!r}")
+
+
+def parse_device(spec: str, source: str = "--device") -> tuple[str, int | None]:
+    """Split a device spec into (kind, index) without importing torch."""
+    if not isinstance(spec, str):
+        raise UserError(f"{source}: device must be a string such as 'cpu' or 'cuda:0'")
+    kind, _, index = spec.partition(":")
+    if kind in ("auto", "cpu", "mps") and not index:
+        return kind, None
+    if kind == "cuda":
+        if not index:
+            return kind, None
+        if index.isdigit():
+            return kind, int(index)
+    raise UserError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps")

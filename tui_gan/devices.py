@@ -1,0 +1,44 @@
+"""Choosing the training device: CUDA, then Apple's MPS, else the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from .config import parse_device
+from .errors import UserError
+
+
+def resolve_device(spec: str) -> torch.device:
+    """Turn 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps' into an available torch.device."""
+    kind, index = parse_device(spec)
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if kind == "cpu":
+        return torch.device("cpu")
+    if kind == "mps":
+        if not _mps_available():
+            raise UserError("--device mps: Apple's MPS backend is not available here; use --device auto or cpu")
+        return torch.device("mps")
+    # cuda
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {spec}: CUDA is not available on this machine; use --device auto or cpu")
+    count = torch.cuda.device_count()
+    index = torch.cuda.current_device() if index is None else index
+    if index >= count:
+        raise UserError(f"--device {spec}: this machine has {count} CUDA device(s) (0..{count - 1})")
+    return torch.device("cuda", index)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())

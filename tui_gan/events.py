@@ -1,0 +1,139 @@
+"""Events the engine yields. Plain dataclasses: no Textual, no torch required to read them.
+
+The headless printer and the Textual app consume the same stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Loading:
+    """Setup progress before training starts (data generation or decoding)."""
+
+    message: str
+    done: int = 0
+    total: int = 0
+
+
+@dataclass
+class Started:
+    device: str
+    preset: str
+    config: dict[str, Any]
+    dataset: str
+    dataset_size: int
+    steps_per_epoch: int
+    total_steps: int
+    run_dir: str
+    step: int
+    epoch: int
+    resumed_from: str | None
+    history_columns: list[str]
+    history: list[list[float]]
+    lr_g: float
+    lr_d: float
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    """Averages over the last progress interval (one device sync)."""
+
+    step: int
+    epoch: int
+    epoch_step: int
+    steps_per_epoch: int
+    total_steps: int
+    loss_d: float
+    loss_g: float
+    d_x: float
+    d_g_z1: float
+    d_g_z2: float
+    images_per_sec: float
+    eta_s: float | None
+    elapsed_s: float
+    lr_g: float
+    lr_d: float
+    row: list[float] | None = None
+    """A new row of the metric history (same columns as Started.history_columns), if one was
+    completed in this interval."""
+
+
+@dataclass
+class Samples:
+    """The fixed-noise batch as uint8 (N, C, H, W) on the CPU (a torch tensor)."""
+
+    step: int
+    epoch: int
+    images: Any
+
+
+@dataclass
+class EpochEnd:
+    epoch: int  # epochs completed
+    step: int
+    sample_path: str
+    checkpoint_path: str
+
+
+@dataclass
+class SnapshotSaved:
+    step: int
+    checkpoint_path: str
+    sample_path: str
+
+
+@dataclass
+class Exported:
+    step: int
+    path: str
+
+
+@dataclass
+class LrPending:
+    lr_g: float
+    lr_d: float
+
+
+@dataclass
+class LrApplied:
+    lr_g: float
+    lr_d: float
+
+
+@dataclass
+class Paused:
+    step: int
+    reason: str = "requested"
+
+
+@dataclass
+class Resumed:
+    step: int
+
+
+@dataclass
+class EngineWarning:
+    message: str
+
+
+@dataclass
+class Finished:
+    reason: str  # "completed", "max_steps", "stopped", "signal SIGTERM", ...
+    step: int
+    epoch: int
+    elapsed_s: float
+    images_per_sec: float
+    checkpoint_path: str | None
+    sample_path: str | None
+
+
+@dataclass
+class Error:
+    """Training failed; what could be saved was saved."""
+
+    message: str
+    checkpoint_path: str | None
