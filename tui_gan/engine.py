@@ -169,8 +169,39 @@ class Engine:
             cfg.apply_preset(self.device.type, self.explicit)
         cfg.validate()
         self._make_run_dir()
+        label = "generating the built-in dataset" if cfg.data == "builtin" else f"reading {cfg.data}"
+        updates: queue.Queue[tuple[int, int]] = queue.Queue()
 
-        # Models and optimizers, seeded as the tutorial seeds them.
+        def report(done: int, total: int) -> None:
+            if self.control.stop_reason is not None:
+                raise StoppedDuringSetup(self.control.stop_reason)
+            updates.put((done, total))
+
+        # The data is generated or decoded in a helper thread while the models are built
+        # here: the first optimizer pulls in torch's compiler stack, which takes seconds.
+        with ThreadPoolExecutor(1, thread_name_prefix="tui-gan-data") as pool:
+            future = pool.submit(load_dataset, cfg, self.device, report)
+            yield ev.Loading(label)
+            self._build_models()
+            while not (future.done() and updates.empty()):
+                try:
+                    done, total = updates.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                yield ev.Loading(label, done, total)
+            self.data: Dataset = future.result()
+        if self.data.skipped:
+            names = ", ".join(Path(p).name for p in self.data.skipped[:3])
+            yield ev.EngineWarning(f"skipped {len(self.data.skipped)} unreadable file(s): {names}")
+        self.steps_per_epoch = len(self.data) // cfg.batch_size
+        if self.resume_state is not None:
+            yield from self._restore(self.resume_state)
+        self.metrics_csv = MetricsCsv(self.run_dir / "metrics.csv", self.history)
+        self._labels: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _build_models(self) -> None:
+        """Models and optimizers, seeded as the tutorial seeds them."""
+        cfg = self.config
         torch.manual_seed(cfg.seed)
         self.netG, self.netD = (m.to(self.device) for m in build_models(cfg))
         self.criterion = nn.BCELoss()
@@ -180,13 +211,6 @@ class Engine:
         self.fixed_noise = torch.randn(FIXED_NOISE_SIZE, cfg.nz, 1, 1, generator=cpu_gen).to(self.device)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.elapsed_base = 0.0
-
-        self.data: Dataset = yield from self._load_data()
-        self.steps_per_epoch = len(self.data) // cfg.batch_size
-        if self.resume_state is not None:
-            yield from self._restore(self.resume_state)
-        self.metrics_csv = MetricsCsv(self.run_dir / "metrics.csv", self.history)
-        self._labels: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _make_run_dir(self) -> None:
         try:
@@ -198,34 +222,6 @@ class Engine:
                 f"cannot write the run directory {str(self.run_dir)!r} ({exc.strerror or exc}); "
                 "pass --run-dir with a writable folder"
             ) from None
-
-    def _load_data(self) -> Iterator[Any]:
-        """Load the dataset in a helper thread, yielding Loading events as it goes."""
-        cfg = self.config
-        label = "generating the built-in dataset" if cfg.data == "builtin" else f"reading {cfg.data}"
-        updates: queue.Queue[tuple[int, int]] = queue.Queue()
-
-        def report(done: int, total: int) -> None:
-            if self.control.stop_reason is not None:
-                raise StoppedDuringSetup(self.control.stop_reason)
-            updates.put((done, total))
-
-        with ThreadPoolExecutor(1, thread_name_prefix="tui-gan-data") as pool:
-            future = pool.submit(load_dataset, cfg, self.device, report)
-            yield ev.Loading(label)
-            while True:
-                try:
-                    done, total = updates.get(timeout=0.1)
-                except queue.Empty:
-                    if future.done():
-                        break
-                    continue
-                yield ev.Loading(label, done, total)
-            data = future.result()
-        if data.skipped:
-            names = ", ".join(Path(p).name for p in data.skipped[:3])
-            yield ev.EngineWarning(f"skipped {len(data.skipped)} unreadable file(s): {names}")
-        return data
 
     def _restore(self, state: dict[str, Any]) -> Iterator[Any]:
         """Continue exactly where a checkpoint left off."""
