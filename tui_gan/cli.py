@@ -204,10 +204,27 @@ def run_train(argv: Sequence[str]) -> int:
         build_config(args)
     elif "config" in args:
         raise UserError("--config cannot be combined with --resume (the settings come from the checkpoint)")
-    from .headless import run_headless
+    if args.get("headless") or not sys.stdout.isatty():
+        from .headless import run_headless
 
-    engine = prepare_training(args)
-    return run_headless(engine, log_every=args.get("log_every", 5.0))
+        engine = prepare_training(args)
+        return run_headless(engine, log_every=args.get("log_every", 5.0))
+    return run_app(args)
+
+
+def run_app(args: dict[str, Any]) -> int:
+    """The Textual app. torch is imported by its worker, after the first frame."""
+    from .app import TuiGanApp
+
+    name = Path(args["run_dir"]).name if "run_dir" in args else ""
+    app = TuiGanApp(lambda: prepare_training(args), run_name=name)
+    app.run()
+    code = app.return_code or 0
+    if not app.engine_done.is_set() and app.control is not None:
+        # the app went away without the engine finishing (a crash, a lost terminal): save anyway
+        app.control.stop("app closed")
+        app.engine_done.wait(timeout=120)
+    return code
 
 
 def run_sample(argv: Sequence[str]) -> int:

@@ -1,0 +1,78 @@
+"""Helpers for the app tests: a scripted engine for deterministic screens, and waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from tui_gan import events as ev
+from tui_gan.engine import Control
+from tui_gan.metrics import COLUMNS
+
+
+def synthetic_history(n: int = 120) -> list[list[float]]:
+    rows = []
+    for i in range(n):
+        step = (i + 1) * 10
+        loss_d = 1.4 * math.exp(-i / 40) + 0.35 + 0.08 * math.sin(i / 3)
+        loss_g = 0.9 + 2.5 * (1 - math.exp(-i / 30)) + 0.3 * math.sin(i / 5)
+        d_x = 0.55 + 0.3 * (1 - math.exp(-i / 30))
+        rows.append([step, step // 390, loss_d, loss_g, d_x, 0.3, 0.2, 2e-4, 2e-4, 400.0, i * 2.0])
+    return rows
+
+
+class ScriptedEngine:
+    """Yields a fixed state, then serves control requests like the real engine, until stopped."""
+
+    def __init__(self, run_dir: str = "runs/demo", samples=None, history=None):
+        self.control = Control()
+        self.run_dir = run_dir
+        self.samples = samples
+        self.history = synthetic_history() if history is None else history
+        self.step = int(self.history[-1][0]) if self.history else 0
+
+    def run(self):
+        yield ev.Loading("generating the built-in dataset", 10000, 10000)
+        yield ev.Started(
+            device="cpu", preset="cpu",
+            config={"epochs": 10, "image_size": 32, "batch_size": 64, "ngf": 32, "ndf": 32},
+            dataset="builtin (10000 glyph images)", dataset_size=10000, steps_per_epoch=156,
+            total_steps=1560, run_dir=self.run_dir, step=self.step, epoch=self.step // 156,
+            resumed_from=None, history_columns=list(COLUMNS), history=self.history,
+            lr_g=2e-4, lr_d=2e-4,
+        )
+        if self.samples is not None:
+            yield ev.Samples(self.step, self.step // 156, self.samples)
+        yield ev.Progress(
+            step=self.step, epoch=self.step // 156, epoch_step=self.step % 156, steps_per_epoch=156,
+            total_steps=1560, loss_d=0.512, loss_g=2.345, d_x=0.734, d_g_z1=0.281, d_g_z2=0.192,
+            images_per_sec=412.0, eta_s=95.0, elapsed_s=300.0, lr_g=2e-4, lr_d=2e-4,
+        )
+        ctl = self.control
+        while ctl.stop_reason is None:
+            snapshot, export, lr = ctl.take_requests()
+            if snapshot:
+                yield ev.SnapshotSaved(self.step, f"{self.run_dir}/checkpoints/snapshot-{self.step}.pt",
+                                       f"{self.run_dir}/samples/snapshot-{self.step}.png")
+            if export:
+                yield ev.Exported(self.step, f"{self.run_dir}/samples/export-step{self.step}.png")
+            if lr is not None:
+                yield (ev.LrApplied if lr[2] else ev.LrPending)(lr[0], lr[1])
+            if ctl.paused:
+                yield ev.Paused(self.step, ctl.pause_reason)
+                while ctl.paused and ctl.stop_reason is None:
+                    ctl.wake.wait(0.05)
+                if ctl.stop_reason is None:
+                    yield ev.Resumed(self.step)
+            ctl.wake.wait(0.05)
+        yield ev.Finished(ctl.stop_reason, self.step, 0, 300.0, 412.0,
+                          f"{self.run_dir}/checkpoints/last.pt", None)
+
+
+async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)

@@ -1,0 +1,211 @@
+"""The Textual app, driven with Pilot: keys, dialog, worker lifecycle, errors."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from tui_gan.app import TuiGanApp
+from tui_gan.engine import Engine
+from tui_gan.errors import UserError
+from tui_gan.widgets.gauges import Gauge
+from tui_gan.widgets.loss_chart import LossChart
+from tui_gan.widgets.samples import SamplesView
+from tui_gan.widgets.status import StatusPanel
+
+from .app_support import ScriptedEngine, wait_until
+from .conftest import EXPLICIT, tiny_config
+
+SIZE = (120, 40)
+
+
+def real_app(tmp_path: Path, **overrides) -> TuiGanApp:
+    config = tiny_config(**{"epochs": 200, "progress_interval": 0.05, "log_interval": 0.2,
+                            "sample_interval": 0.5, **overrides})
+    return TuiGanApp(lambda: Engine(config, tmp_path / "run", explicit=EXPLICIT), run_name="run")
+
+
+def log_text(app: TuiGanApp) -> str:
+    from textual.widgets import RichLog
+
+    return "".join(line.text for line in app.query_one(RichLog).lines)  # wrapped lines rejoined
+
+
+async def test_training_keys_and_quit_saves(tmp_path):
+    app = real_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.query_one(StatusPanel).step > 2, what="steps")
+        assert app.query_one("#gauge-d_x", Gauge).history  # gauges move
+        await wait_until(pilot, lambda: app.query_one(SamplesView).shown > 0, what="samples")
+
+        # pause: "pausing…" at once, "paused" when the engine confirms
+        app.action_toggle_pause()  # what space does; checked before the engine can answer
+        assert app.state == "pausing…"
+        await wait_until(pilot, lambda: app.state == "paused", what="paused")
+        step = app.query_one(StatusPanel).step
+        await pilot.pause(0.3)
+        assert app.query_one(StatusPanel).step == step
+        await pilot.press("space")
+        await wait_until(pilot, lambda: app.state == "training", what="resumed")
+
+        # snapshot and export write files and show their paths
+        await pilot.press("s")
+        await wait_until(pilot, lambda: "snapshot saved" in log_text(app), what="snapshot")
+        snaps = list((tmp_path / "run" / "checkpoints").glob("snapshot-*.pt"))
+        assert snaps and str(snaps[0]) in log_text(app)
+        assert list((tmp_path / "run" / "samples").glob("snapshot-*.png"))
+        await pilot.press("e")
+        await wait_until(pilot, lambda: "samples exported" in log_text(app), what="export")
+        assert list((tmp_path / "run" / "samples").glob("export-step*.png"))
+
+        # pause with space, then toggle auto-pause (while paused, so no epoch end races it)
+        await pilot.press("space")
+        await wait_until(pilot, lambda: app.state == "paused", what="paused by space")
+        await pilot.press("a")
+        assert app.control.pause_at_epoch_end is True
+        await pilot.press("a")
+        assert app.control.pause_at_epoch_end is False
+
+        # q saves last.pt and quits
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.engine_done.is_set(), what="engine done")
+    assert app.return_code == 0
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] >= step
+
+
+async def test_learning_rate_dialog_validates_and_applies(tmp_path):
+    from textual.widgets import Button, Input, Label
+
+    from tui_gan.widgets.dialogs import LearningRateDialog
+
+    app = TuiGanApp(lambda: ScriptedEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await pilot.press("l")
+        await wait_until(pilot, lambda: isinstance(app.screen, LearningRateDialog), what="dialog")
+        dialog = app.screen
+        g = dialog.query_one("#lr-g", Input)
+        assert g.value == "0.0002"
+        for bad, message in (("abc", "not a number"), ("-1", "greater than 0"), ("inf", "finite"), ("", "enter")):
+            g.value = bad
+            await pilot.pause()
+            assert message in str(dialog.query_one("#lr-g-msg", Label).render())
+            assert dialog.query_one("#lr-epoch", Button).disabled
+        g.value = "1e-3"
+        dialog.query_one("#lr-d", Input).value = "5e-4"
+        await pilot.pause()
+        assert not dialog.query_one("#lr-epoch", Button).disabled
+        await pilot.click("#lr-epoch")
+        await wait_until(pilot, lambda: app.query_one(StatusPanel).pending == (1e-3, 5e-4), what="pending")
+        assert "will apply at the end of this epoch" in log_text(app)
+
+        # apply now
+        await pilot.press("l")
+        await wait_until(pilot, lambda: isinstance(app.screen, LearningRateDialog), what="dialog")
+        app.screen.query_one("#lr-g", Input).value = "3e-4"
+        await pilot.pause()
+        await pilot.click("#lr-now")
+        await wait_until(pilot, lambda: app.query_one(StatusPanel).lr_g == 3e-4, what="applied")
+        assert app.query_one(StatusPanel).pending is None
+
+        # escape cancels
+        await pilot.press("l")
+        await wait_until(pilot, lambda: isinstance(app.screen, LearningRateDialog), what="dialog")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, LearningRateDialog), what="closed")
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+
+
+async def test_help_log_scale_theme_and_palette(tmp_path):
+    from tui_gan.widgets.dialogs import HelpScreen
+
+    app = TuiGanApp(lambda: ScriptedEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help closed")
+        chart = app.query_one(LossChart)
+        assert not chart.log_scale
+        await pilot.press("y")
+        assert chart.log_scale
+        theme = app.theme
+        await pilot.press("t")
+        assert app.theme != theme
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for expected in ("Pause / resume", "Snapshot: full checkpoint + sample PNG", "Export the samples as a PNG grid",
+                         "Change the learning rates", "Pause at every epoch end (on/off)", "Save last.pt and quit"):
+            assert expected in titles
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+
+
+async def test_history_is_restored_in_the_chart(tmp_path):
+    app = TuiGanApp(lambda: ScriptedEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "training", what="training")
+        chart = app.query_one(LossChart)
+        assert len(chart.steps) == 120
+        assert len(app.query_one("#gauge-d_x", Gauge).history) >= 120
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+
+
+async def test_finished_run_stays_open_until_q(tmp_path):
+    app = real_app(tmp_path, max_steps=3)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "finished", what="finished")
+        await pilot.pause(0.2)
+        assert app.is_running
+        assert "finished (max steps) at step 3" in log_text(app)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_bad_input_in_the_worker_exits_with_code_2():
+    def broken():
+        raise UserError("--data /nope: no such file or folder")
+
+    app = TuiGanApp(broken)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.return_code is not None, what="exit")
+    assert app.return_code == 2
+
+
+async def test_engine_error_is_shown_not_crashed(tmp_path, monkeypatch):
+    def flaky(self, real):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
+
+    monkeypatch.setattr(Engine, "_train_step", flaky)
+    app = real_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "error", what="error")
+        assert "out of memory" in log_text(app) and "checkpoint saved to" in log_text(app)
+        assert app.is_running
+        await pilot.press("q")
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+async def test_sigterm_saves_and_exits_with_143(tmp_path):
+    app = real_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one(StatusPanel).step > 1, what="steps")
+        app._on_stop_signal(signal.SIGTERM, "terminated (SIGTERM)")
+        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+    assert app.return_code == 128 + signal.SIGTERM
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+async def test_quit_while_loading_still_exits_cleanly(tmp_path):
+    app = real_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+    assert app.return_code == 0

@@ -1,0 +1,45 @@
+"""Snapshot tests of the main screen (pytest-textual-snapshot) with a deterministic state.
+
+Update after an intended change of the screen: pytest tests/test_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tui_gan.app import TuiGanApp
+from tui_gan.builtin import make_builtin
+from tui_gan.widgets.samples import SamplesView
+
+from .app_support import ScriptedEngine, wait_until
+
+SAMPLES = make_builtin(64, 32, seed=1)
+
+
+def _app() -> TuiGanApp:
+    return TuiGanApp(lambda: ScriptedEngine(run_dir="runs/demo", samples=SAMPLES), run_name="demo")
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_main_screen(snap_compare, size):
+    app = _app()
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: app.state == "training" and app.query_one(SamplesView).shown > 0,
+                         what="a deterministic training screen")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+def test_learning_rate_dialog(snap_compare):
+    app = _app()
+
+    async def open_dialog(pilot):
+        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await pilot.press("l")
+        await pilot.pause(0.2)
+        await pilot.press("x")  # an invalid value shows its message
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=open_dialog)

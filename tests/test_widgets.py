@@ -1,0 +1,80 @@
+"""Widgets as units: the half-block renderer, gauges, the loss chart helpers."""
+
+import math
+
+import numpy as np
+
+from tui_gan.widgets.gauges import bar, sparkline
+from tui_gan.widgets.loss_chart import downsample, ema
+from tui_gan.widgets.samples import UPPER_HALF, canvas_to_strips, compose_canvas, fit_grid, render_halfblock
+from tui_gan.widgets.status import progress_bar
+
+
+def test_half_block_cell_takes_upper_pixel_as_foreground_and_lower_as_background():
+    canvas = np.zeros((2, 3, 3), dtype=np.uint8)
+    canvas[0] = [(255, 0, 0), (0, 255, 0), (0, 255, 0)]  # upper pixel row
+    canvas[1] = [(0, 0, 255), (9, 9, 9), (9, 9, 9)]  # lower pixel row
+    (strip,) = canvas_to_strips(canvas)
+    segments = list(strip)
+    assert "".join(s.text for s in segments) == UPPER_HALF * 3
+    assert segments[0].style.color.triplet == (255, 0, 0)
+    assert segments[0].style.bgcolor.triplet == (0, 0, 255)
+    # equal neighbouring cells are merged into one segment
+    assert len(segments) == 2 and segments[1].text == UPPER_HALF * 2
+    assert strip.cell_length == 3
+
+
+def test_fit_grid_keeps_native_size_when_enough_fit_and_shrinks_otherwise():
+    assert fit_grid(64, 32, 120, 60) == (3, 3, 32)  # 9 at native size
+    cols, rows, tile = fit_grid(64, 32, 46, 24)
+    assert tile < 32 and cols * rows >= 9
+    assert fit_grid(64, 16, 200, 60)[2] == 16  # never upscaled
+    cols, rows, tile = fit_grid(4, 16, 200, 60)
+    assert cols * rows >= 4 and tile == 16
+    assert fit_grid(64, 32, 3, 1) == (0, 0, 0)  # nothing fits
+    cols, rows, tile = fit_grid(64, 32, 30, 12)  # an 80x24 terminal's panel: 4 rather than 1
+    assert cols * rows >= 4 and tile >= 8
+
+
+def test_compose_canvas_places_tiles_and_background():
+    images = np.zeros((4, 3, 8, 8), dtype=np.uint8)
+    for i in range(4):
+        images[i, 0] = 50 * (i + 1)
+    canvas = compose_canvas(images, width=17, height=9, background=(1, 2, 3))
+    assert canvas.shape == (18, 17, 3)
+    reds = {int(v) for v in np.unique(canvas[:, :, 0])}
+    assert {50, 100, 150, 200} <= reds  # every tile is there at native size
+    assert tuple(canvas[17, 0]) == (1, 2, 3)  # the margin below the tiles is the background
+    assert tuple(canvas[0, 8]) == (1, 2, 3)  # and so is the 1-pixel gap between tiles
+
+
+def test_grayscale_samples_render():
+    images = np.full((2, 1, 8, 8), 128, dtype=np.uint8)
+    strips = render_halfblock(images, 20, 5)
+    assert len(strips) == 5
+    colours = {seg.style.color.triplet for s in strips for seg in s if seg.style and seg.style.color}
+    assert (128, 128, 128) in colours
+
+
+def test_gauge_bar_and_sparkline():
+    text = bar(0.75, 20)
+    assert text.plain.count("█") == 14 and "┃" in text.plain and len(text.plain) == 20
+    assert bar(float("nan"), 10).plain.count("█") == 0
+    assert sparkline([0.0, 0.5, 1.0], 5) == "  ▁▅█"
+    assert sparkline([2.0, -1.0], 2) == "█▁"  # clamped to [0, 1]
+
+
+def test_ema_and_downsample():
+    assert ema([1.0, 1.0, 1.0]) == [1.0, 1.0, 1.0]
+    smoothed = ema([0.0, 10.0], alpha=0.5)
+    assert smoothed == [0.0, 5.0]
+    xs, ys = downsample(list(range(1000)), [1.0] * 1000, 100)
+    assert len(xs) == 100 and all(y == 1.0 for y in ys) and xs[-1] == 999
+    xs, ys = downsample([1, 2, 3], [math.nan, 2.0, 4.0], 1)
+    assert ys == [3.0]
+
+
+def test_progress_bar_width_and_percentage():
+    text = progress_bar(21, 42, 30)
+    assert len(text.plain) == 30 and text.plain.endswith(" 50%")
+    assert progress_bar(0, 0, 10).plain.endswith("  0%")

@@ -1,0 +1,425 @@
+"""The Textual app: watch the GAN learn and steer it from the keyboard.
+
+The engine runs in a thread worker that only iterates it and posts messages; everything
+that touches widgets happens here, in the message handlers. torch is imported by the
+worker, never on the way to the first frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Footer, Header, RichLog, Static
+from textual.worker import Worker, WorkerState
+
+from . import events as ev
+from .errors import UserError
+from .metrics import COLUMNS  # standard library only: no torch on the way to the first frame
+from .messages import EngineDone, EngineEvent, EngineFailed, EngineReady
+from .widgets.gauges import Gauge
+from .widgets.loss_chart import LossChart
+from .widgets.samples import SamplesView
+from .widgets.status import StatusPanel
+
+GAUGES = (("d_x", "D(x)"), ("d_g_z1", "D(G(z1))"), ("d_g_z2", "D(G(z2))"))
+STOP_SIGNALS = {signal.SIGTERM: "terminated (SIGTERM)"}
+if hasattr(signal, "SIGHUP"):
+    STOP_SIGNALS[signal.SIGHUP] = "hung up (SIGHUP)"
+
+#: (key, action, description) for the footer, the help screen and the command palette.
+KEYS = (
+    ("space", "toggle_pause", "Pause / resume"),
+    ("s", "snapshot", "Snapshot: full checkpoint + sample PNG"),
+    ("e", "export", "Export the samples as a PNG grid"),
+    ("l", "learning_rate", "Change the learning rates"),
+    ("a", "toggle_auto_pause", "Pause at every epoch end (on/off)"),
+    ("y", "toggle_log_scale", "Loss chart: log scale (on/off)"),
+    ("t", "toggle_theme", "Dark / light theme"),
+    ("?", "help", "This help"),
+    ("q", "quit_safely", "Save last.pt and quit"),
+)
+
+
+class TuiGanApp(App[int]):
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses in other folders work
+    TITLE = "tui-gan"
+    # "-short" below 30 rows: a compact layout for 80x24 terminals
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    BINDINGS = [
+        Binding("space", "toggle_pause", "Pause"),
+        Binding("s", "snapshot", "Snapshot"),
+        Binding("e", "export", "Export"),
+        Binding("l", "learning_rate", "LR"),
+        Binding("a", "toggle_auto_pause", "Auto-pause"),
+        Binding("y", "toggle_log_scale", "Log", show=False),
+        Binding("t", "toggle_theme", "Theme", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit_safely", "Quit"),
+        Binding("ctrl+c", "quit_safely", "Quit", show=False, priority=True),
+        Binding("ctrl+q", "quit_safely", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, make_engine: Callable[[], Any], run_name: str = "", **kwargs: Any) -> None:
+        """``make_engine`` is called in the worker thread (it may import torch and raise
+        UserError); the engine it returns is iterated there."""
+        super().__init__(**kwargs)
+        self.make_engine = make_engine
+        self.run_name = run_name
+        self.control: Any = None
+        self.state = "loading…"
+        self.exit_code = 0
+        self.engine_done = threading.Event()
+        self._quitting: str | None = None
+        # set (with _quitting) when the app wants the engine stopped; the worker checks it as
+        # soon as the engine exists, so a stop requested while torch loads is not lost
+        self._stop_requested = threading.Event()
+        self._epochs = 0
+        self._steps_per_epoch = 0
+        self._last_samples: Any = None
+
+    # ----------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◐")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield LossChart(id="chart")
+                with Vertical(id="gauges"):
+                    for key, label in GAUGES:
+                        yield Gauge(label, id=f"gauge-{key}")
+                log = RichLog(id="log", markup=True, wrap=True, max_lines=1000)
+                log.can_focus = False  # it would take space (pause) for scrolling; the mouse still scrolls it
+                yield log
+            with Vertical(id="right"):
+                yield SamplesView(id="samples")
+                yield StatusPanel(id="status")
+        yield Footer()
+
+    async def on_load(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_name or "loading…"
+        self.query_one("#chart").border_title = "Losses"
+        self.query_one("#gauges").border_title = "Discriminator's verdicts"
+        self.query_one("#samples").border_title = "Samples (fixed noise)"
+        self.query_one("#status").border_title = "Status"
+        self.query_one("#log").border_title = "Events"
+        self._install_signal_handlers()
+        self.log_line("loading torch and the data…", "dim")
+        # Start the engine once the first frame is out: importing torch holds the GIL for
+        # seconds and would otherwise delay it.
+        self.call_after_refresh(self.set_timer, 0.05, self.run_engine)
+
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM and SIGHUP save last.pt and exit.
+
+        Plain signal handlers, not the event loop's: after SIGHUP the terminal is gone and
+        Textual's output can block the loop for good. The handler asks the engine to stop
+        (thread-safe), asks the app to exit, and starts a watchdog that ends the process once
+        the checkpoint is written, should the app be unable to exit by itself."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous_handlers = {sig: signal.signal(sig, self._signal_handler) for sig in STOP_SIGNALS}
+
+    def _signal_handler(self, signum: int, _frame: Any) -> None:
+        self._on_stop_signal(signum, STOP_SIGNALS.get(signum, f"signal {signum}"))
+        watchdog = threading.Thread(target=self._exit_when_saved, name="tui-gan-exit", daemon=True)
+        watchdog.start()
+
+    def _on_stop_signal(self, sig: int, reason: str) -> None:
+        if not self.exit_code:
+            self.exit_code = 128 + int(sig)
+        self._quitting = self._quitting or reason
+        self._stop_requested.set()
+        if self.control is not None:
+            self.control.stop(reason)
+        try:
+            self._loop.call_soon_threadsafe(self.stop_and_exit, reason)
+        except (AttributeError, RuntimeError):  # no loop any more: the watchdog will exit
+            pass
+
+    def _exit_when_saved(self, grace: float = 2.0) -> None:
+        self.engine_done.wait(timeout=600)
+        time.sleep(grace)  # normally the app has exited by now and this thread is gone
+        os._exit(self.exit_code or 1)
+
+    # ----------------------------------------------------------------- worker
+
+    @work(thread=True, exclusive=True, name="engine", exit_on_error=False)
+    def run_engine(self) -> None:
+        """Build the engine and forward its events. Touches no widget."""
+        try:
+            try:
+                engine = self.make_engine()
+            except UserError as exc:
+                self.post_message(EngineFailed(str(exc), user_error=True))
+                return
+            if self._stop_requested.is_set():
+                engine.control.stop(self._quitting or "app closed")
+            self.post_message(EngineReady(engine.control, str(engine.run_dir)))
+            try:
+                for event in engine.run():
+                    self.post_message(EngineEvent(event))
+            except UserError as exc:
+                self.post_message(EngineFailed(str(exc), user_error=True))
+        finally:
+            self.engine_done.set()
+            self.post_message(EngineDone())
+
+    @on(Worker.StateChanged)
+    def worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name == "engine" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.set_state("error", f"{type(error).__name__}: {error}")
+            self.log_line(f"engine failed: {type(error).__name__}: {error}", "bold red")
+            if self._quitting:
+                self.exit(self.exit_code or 1)
+
+    @on(EngineReady)
+    def engine_ready(self, message: EngineReady) -> None:
+        self.control = message.engine_control
+        self.control.pause_at_epoch_end = self.query_one(StatusPanel).auto_pause
+        if self._quitting:
+            self.control.stop(self._quitting)
+
+    @on(EngineFailed)
+    def engine_failed(self, message: EngineFailed) -> None:
+        if message.user_error:
+            self.exit(2, return_code=2, message=f"tui-gan: error: {message.message}")
+        else:
+            self.set_state("error", message.message)
+            self.log_line(f"error: {message.message}", "bold red")
+
+    @on(EngineDone)
+    def engine_done_message(self) -> None:
+        if self._quitting:
+            self.exit(self.exit_code, return_code=self.exit_code)
+
+    # ----------------------------------------------------------------- engine events
+
+    @on(EngineEvent)
+    def engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None and self.is_running and not self._exit:
+            try:
+                handler(event)
+            except NoMatches:  # the screen is being torn down while the engine finishes
+                pass
+
+    def _on_Loading(self, e: ev.Loading) -> None:
+        detail = e.message + (f" {e.done * 100 // e.total}%" if e.total else "")
+        self.set_state("loading…", detail)
+
+    def _on_Started(self, e: ev.Started) -> None:
+        status = self.query_one(StatusPanel)
+        cfg = e.config
+        self._epochs = cfg["epochs"]
+        self._steps_per_epoch = e.steps_per_epoch
+        status.epochs, status.epoch, status.step = cfg["epochs"], e.epoch, e.step
+        status.total_steps, status.device, status.run_dir = e.total_steps, e.device, e.run_dir
+        status.lr_g, status.lr_d = e.lr_g, e.lr_d
+        self.sub_title = e.run_dir.rstrip("/").split("/")[-1]
+        if e.history:
+            rows = [dict(zip(e.history_columns, r)) for r in e.history]
+            self.query_one(LossChart).add_rows(rows)
+            for key, _ in GAUGES:
+                self.query_one(f"#gauge-{key}", Gauge).extend_history([r[key] for r in rows])
+        status.epoch_step, status.steps_per_epoch = e.step - e.epoch * e.steps_per_epoch, e.steps_per_epoch
+        resumed = f", resumed from step {e.step}" if e.resumed_from else ""
+        self.log_line(
+            f"training on {e.device}, preset {e.preset} ({cfg['image_size']}×{cfg['image_size']}, "
+            f"batch {cfg['batch_size']}), data {e.dataset}{resumed}"
+        )
+        for path in e.skipped[:3]:
+            self.log_line(f"skipped unreadable file {path}", "yellow")
+        self.set_state("pausing…" if self.control and self.control.paused else "training")
+
+    def _on_Progress(self, e: ev.Progress) -> None:
+        status = self.query_one(StatusPanel)
+        status.epoch, status.step, status.total_steps = e.epoch, e.step, e.total_steps
+        if e.images_per_sec:
+            status.images_per_sec = e.images_per_sec
+        status.eta, status.lr_g, status.lr_d = e.eta_s, e.lr_g, e.lr_d
+        status.epoch_step, status.steps_per_epoch = e.epoch_step, e.steps_per_epoch
+        for key, _ in GAUGES:
+            self.query_one(f"#gauge-{key}", Gauge).update_value(getattr(e, key))
+        if e.row is not None:
+            self.query_one(LossChart).add_rows([dict(zip(COLUMNS, e.row))])
+        status.redraw()
+
+    def _on_Samples(self, e: ev.Samples) -> None:
+        self._last_samples = e
+        view = self.query_one(SamplesView)
+        view.set_images(e.images.numpy() if hasattr(e.images, "numpy") else e.images)
+        view.border_subtitle = f"step {e.step}"
+
+    def _on_EpochEnd(self, e: ev.EpochEnd) -> None:
+        self.log_line(f"epoch {e.epoch}/{self._epochs} done at step {e.step}; samples {e.sample_path}")
+
+    def _on_SnapshotSaved(self, e: ev.SnapshotSaved) -> None:
+        self.log_line(f"snapshot saved: {e.checkpoint_path} (samples {e.sample_path})", "green")
+        self.notify(e.checkpoint_path, title="Snapshot saved")
+
+    def _on_Exported(self, e: ev.Exported) -> None:
+        self.log_line(f"samples exported: {e.path}", "green")
+        self.notify(e.path, title="Samples exported")
+
+    def _on_LrPending(self, e: ev.LrPending) -> None:
+        self.query_one(StatusPanel).pending = (e.lr_g, e.lr_d)
+        self.query_one(StatusPanel).redraw()
+        self.log_line(f"learning rates G {e.lr_g:g}, D {e.lr_d:g} will apply at the end of this epoch")
+
+    def _on_LrApplied(self, e: ev.LrApplied) -> None:
+        status = self.query_one(StatusPanel)
+        status.pending, status.lr_g, status.lr_d = None, e.lr_g, e.lr_d
+        status.redraw()
+        self.log_line(f"learning rates applied: G {e.lr_g:g}, D {e.lr_d:g}", "green")
+
+    def _on_Paused(self, e: ev.Paused) -> None:
+        if self.state in ("stopping…",):
+            return
+        self.set_state("paused", "at the end of the epoch" if e.reason == "epoch end" else "")
+        self.log_line(f"paused at step {e.step}" + (" (epoch end)" if e.reason == "epoch end" else ""))
+
+    def _on_Resumed(self, e: ev.Resumed) -> None:
+        if self.state != "stopping…":
+            self.set_state("training")
+        self.log_line(f"resumed at step {e.step}")
+
+    def _on_EngineWarning(self, e: ev.EngineWarning) -> None:
+        self.log_line(f"warning: {e.message}", "yellow")
+        self.notify(e.message, severity="warning")
+
+    def _on_Finished(self, e: ev.Finished) -> None:
+        reason = e.reason.replace("_", " ")
+        self.set_state("finished", reason)
+        saved = f"; checkpoint {e.checkpoint_path}" if e.checkpoint_path else ""
+        self.log_line(f"finished ({reason}) at step {e.step}{saved}", "bold cyan")
+
+    def _on_Error(self, e: ev.Error) -> None:
+        self.set_state("error", e.message)
+        saved = f"checkpoint saved to {e.checkpoint_path}" if e.checkpoint_path else "no checkpoint could be saved"
+        self.log_line(f"error: {e.message}; {saved}", "bold red")
+        self.notify(f"{e.message}\n{saved}", title="Training failed", severity="error", timeout=30)
+
+    # ----------------------------------------------------------------- helpers
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        self.state = state
+        status = self.query_one(StatusPanel)
+        status.state, status.detail = state, detail
+        status.redraw()
+
+    def log_line(self, text: str, style: str = "") -> None:
+        from rich.text import Text
+
+        self.query_one(RichLog).write(Text(text, style=style))
+
+    # ----------------------------------------------------------------- actions
+
+    def action_toggle_pause(self) -> None:
+        if self.control is None or self.state not in ("training", "pausing…", "paused"):
+            self.bell()
+            return
+        if self.control.toggle_pause():
+            self.set_state("pausing…")
+        else:
+            self.control.resume()
+            self.set_state("training")
+
+    def action_snapshot(self) -> None:
+        if self._require_engine("snapshot"):
+            self.control.snapshot()
+            self.log_line("snapshot requested…", "dim")
+
+    def action_export(self) -> None:
+        if self._require_engine("export"):
+            self.control.export()
+            self.log_line("export requested…", "dim")
+
+    def _require_engine(self, what: str) -> bool:
+        if self.control is None or self.state not in ("training", "pausing…", "paused"):
+            self.notify(f"cannot {what} now: training is {self.state.rstrip('…')}", severity="warning")
+            return False
+        return True
+
+    def action_learning_rate(self) -> None:
+        if not self._require_engine("change the learning rate"):
+            return
+        status = self.query_one(StatusPanel)
+        current = status.pending or (status.lr_g, status.lr_d)
+
+        from .widgets.dialogs import LearningRateDialog
+
+        def apply(result) -> None:
+            if result is None or self.control is None:
+                return
+            self.control.set_lr(result.lr_g, result.lr_d, now=result.now)
+
+        self.push_screen(LearningRateDialog(current[0], current[1]), apply)
+
+    def action_toggle_auto_pause(self) -> None:
+        status = self.query_one(StatusPanel)
+        status.auto_pause = not status.auto_pause
+        if self.control is not None:
+            self.control.pause_at_epoch_end = status.auto_pause
+        status.redraw()
+        self.log_line(f"pause at every epoch end: {'on' if status.auto_pause else 'off'}")
+
+    def action_toggle_log_scale(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.set_log_scale(not chart.log_scale)
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def action_help(self) -> None:
+        from .widgets.dialogs import HelpScreen
+
+        self.push_screen(HelpScreen([(key, description) for key, _, description in KEYS]))
+
+    def action_quit_safely(self) -> None:
+        self.stop_and_exit("quit")
+
+    def stop_and_exit(self, reason: str) -> None:
+        """Save last.pt (the engine does it as it stops), then exit."""
+        if self.engine_done.is_set():
+            self.exit(self.exit_code, return_code=self.exit_code)
+            return
+        if self._quitting and self.state == "stopping…":
+            return
+        self._quitting = self._quitting or reason
+        self._stop_requested.set()
+        self.set_state("stopping…", "saving checkpoints/last.pt")
+        self.log_line("stopping: saving checkpoints/last.pt…", "yellow")
+        if self.control is not None:
+            self.control.stop(reason)
+
+    def on_unmount(self) -> None:
+        """However the app ends, the engine stops and saves (the CLI waits for it)."""
+        for sig, handler in getattr(self, "_previous_handlers", {}).items():
+            signal.signal(sig, handler)
+        self._stop_requested.set()
+        if self.control is not None:
+            self.control.stop(self._quitting or "app closed")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, action, description in KEYS:
+            if action == "help":
+                continue
+            yield SystemCommand(description, f"key: {key}", getattr(self, f"action_{action}"))

@@ -1,0 +1,51 @@
+"""Messages the engine worker posts to the app. Small and immutable; no widget access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from . import events as ev
+
+
+class EngineEvent(Message):
+    """One event from the engine's stream."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        """A newer report of the same 'latest value' kind supersedes this one if this one is
+        still queued: progress without a history row, samples, loading progress."""
+        if not isinstance(message, EngineEvent):
+            return False
+        mine, newer = self.event, message.event
+        if isinstance(mine, ev.Progress):
+            return mine.row is None and isinstance(newer, ev.Progress)
+        if isinstance(mine, (ev.Samples, ev.Loading)):
+            return type(newer) is type(mine)
+        return False
+
+
+class EngineReady(Message):
+    """The engine exists (torch imported, config resolved); its control surface is live."""
+
+    def __init__(self, control: Any, run_dir: str) -> None:
+        super().__init__()
+        self.engine_control = control
+        self.run_dir = run_dir
+
+
+class EngineFailed(Message):
+    """The engine could not start: bad input (a one-line message) or an unexpected error."""
+
+    def __init__(self, message: str, user_error: bool) -> None:
+        super().__init__()
+        self.message = message
+        self.user_error = user_error
+
+
+class EngineDone(Message):
+    """The worker has returned: the engine's stream is over."""

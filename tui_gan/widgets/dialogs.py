@@ -1,0 +1,131 @@
+"""Modal dialogs: the learning-rate editor and the help screen."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Button, Input, Label, Static
+
+
+@dataclass(frozen=True)
+class LearningRates:
+    lr_g: float
+    lr_d: float
+    now: bool
+
+
+def parse_lr(text: str) -> tuple[float | None, str]:
+    """(value, '') for a valid learning rate, else (None, a message saying what is wrong)."""
+    text = text.strip()
+    if not text:
+        return None, "enter a learning rate, e.g. 2e-4"
+    try:
+        value = float(text)
+    except ValueError:
+        return None, f"{text!r} is not a number (try 2e-4 or 0.0001)"
+    if not math.isfinite(value):
+        return None, "must be a finite number"
+    if value <= 0:
+        return None, "must be greater than 0"
+    if value >= 1:
+        return None, "must be below 1 (Adam learning rates are usually 1e-5 … 1e-3)"
+    return value, ""
+
+
+class LearningRateDialog(ModalScreen[LearningRates | None]):
+    """Edit the learning rates of G and D. Applied at the next epoch boundary, or now."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, lr_g: float, lr_d: float) -> None:
+        super().__init__()
+        self.lr_g, self.lr_d = lr_g, lr_d
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="lr-dialog"):
+            yield Label("Learning rates", id="lr-title")
+            with Grid(id="lr-grid"):
+                yield Label("G")
+                yield Input(f"{self.lr_g:g}", id="lr-g")
+                yield Label("")
+                yield Label("", id="lr-g-msg", classes="lr-msg")
+                yield Label("D")
+                yield Input(f"{self.lr_d:g}", id="lr-d")
+                yield Label("")
+                yield Label("", id="lr-d-msg", classes="lr-msg")
+            with Horizontal(id="lr-buttons"):
+                yield Button("Apply at epoch end", id="lr-epoch", variant="primary")
+                yield Button("Apply now", id="lr-now")
+                yield Button("Cancel", id="lr-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#lr-g", Input).focus()
+
+    @on(Input.Changed)
+    def validate_field(self, event: Input.Changed) -> None:
+        _, message = parse_lr(event.value)
+        self.query_one(f"#{event.input.id}-msg", Label).update(message)
+        event.input.set_class(bool(message), "-invalid")
+        valid = all(parse_lr(i.value)[0] is not None for i in self.query(Input))
+        self.query_one("#lr-epoch", Button).disabled = not valid
+        self.query_one("#lr-now", Button).disabled = not valid
+
+    @on(Input.Submitted)
+    def submit_from_field(self) -> None:
+        self._finish(now=False)
+
+    @on(Button.Pressed, "#lr-epoch")
+    def apply_at_epoch_end(self) -> None:
+        self._finish(now=False)
+
+    @on(Button.Pressed, "#lr-now")
+    def apply_now(self) -> None:
+        self._finish(now=True)
+
+    @on(Button.Pressed, "#lr-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _finish(self, now: bool) -> None:
+        lr_g, _ = parse_lr(self.query_one("#lr-g", Input).value)
+        lr_d, _ = parse_lr(self.query_one("#lr-d", Input).value)
+        if lr_g is None or lr_d is None:
+            self.app.bell()
+            return
+        self.dismiss(LearningRates(lr_g, lr_d, now))
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def __init__(self, keys: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, padding=(0, 2), show_header=False)
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for key, description in self.keys:
+            table.add_row(key, description)
+        note = Text(
+            "\nEvery action is also in the command palette (ctrl+p). Learning rates change at the "
+            "next epoch boundary unless you choose 'Apply now'. q saves checkpoints/last.pt before "
+            "it quits.\n\nPress escape to close.",
+            style="dim",
+        )
+        with Vertical(id="help-dialog"):
+            yield Label("tui-gan keys", id="help-title")
+            yield Static(table)
+            yield Static(note)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

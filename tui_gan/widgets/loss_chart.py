@@ -1,0 +1,98 @@
+"""The loss chart: loss_D and loss_G against step, smoothed (EMA) over the faint raw values.
+
+The whole history is kept; drawing downsamples it to about two points per column.
+"""
+
+from __future__ import annotations
+
+import math
+
+from textual_plotext import PlotextPlot
+
+EMA_ALPHA = 0.1
+SERIES = (("loss_D", "loss_d", (255, 110, 90)), ("loss_G", "loss_g", (90, 200, 255)))
+FAINT = (110, 110, 110)
+
+
+def ema(values: list[float], alpha: float = EMA_ALPHA) -> list[float]:
+    out, acc = [], None
+    for v in values:
+        if not math.isfinite(v):
+            out.append(acc if acc is not None else v)
+            continue
+        acc = v if acc is None else acc + alpha * (v - acc)
+        out.append(acc)
+    return out
+
+
+def downsample(xs: list[float], ys: list[float], points: int) -> tuple[list[float], list[float]]:
+    """Bucket means, so a long history still fits the plot's width."""
+    n = len(xs)
+    if n <= points or points <= 0:
+        return xs, ys
+    out_x, out_y = [], []
+    for b in range(points):
+        lo, hi = b * n // points, (b + 1) * n // points
+        if hi <= lo:
+            continue
+        out_x.append(xs[hi - 1])
+        chunk = [v for v in ys[lo:hi] if math.isfinite(v)]
+        out_y.append(sum(chunk) / len(chunk) if chunk else math.nan)
+    return out_x, out_y
+
+
+class LossChart(PlotextPlot):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.steps: list[float] = []
+        self.values: dict[str, list[float]] = {key: [] for _, key, _ in SERIES}
+        self.log_scale = False
+
+    def add_rows(self, rows: list[dict[str, float]]) -> None:
+        for row in rows:
+            self.steps.append(row["step"])
+            for _, key, _ in SERIES:
+                self.values[key].append(row[key])
+        self.replot()
+
+    def set_log_scale(self, on: bool) -> None:
+        self.log_scale = on
+        self.replot()
+
+    def _series(self, key: str) -> list[float]:
+        """The raw values of one loss, as log10 in log-scale mode (non-positive values dropped)."""
+        raw = self.values[key]
+        if not self.log_scale:
+            return raw
+        return [math.log10(v) if v > 0 else math.nan for v in raw]
+
+    def replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("losses (log scale)" if self.log_scale else "losses")
+        plt.xlabel("step")
+        points = max(10, self.size.width * 2 if self.size.width else 200)
+        if self.steps:
+            series = {key: self._series(key) for _, key, _ in SERIES}
+            for _, key, _ in SERIES:  # raw values first, faint, behind the smoothed lines
+                plt.plot(*downsample(self.steps, series[key], points), color=FAINT, marker="braille")
+            for label, key, colour in SERIES:
+                plt.plot(*downsample(self.steps, ema(series[key]), points), color=colour, marker="braille", label=label)
+            if self.log_scale:
+                self._log_ticks(plt, [v for s in series.values() for v in s if math.isfinite(v)])
+        self.refresh()
+
+    @staticmethod
+    def _log_ticks(plt, values: list[float]) -> None:
+        """Label a log10 axis with the values themselves (0.1, 1, 10 ...)."""
+        if not values:
+            return
+        lo, hi = math.floor(min(values)), math.ceil(max(values))
+        ticks = list(range(lo, hi + 1))
+        if len(ticks) < 3:  # add 2x and 5x marks inside a single decade
+            ticks = sorted({t + math.log10(m) for t in range(lo, hi + 1) for m in (1, 2, 5)})
+        plt.yticks(ticks, [f"{10 ** t:g}" for t in ticks])
+
+    def on_resize(self) -> None:
+        self.replot()

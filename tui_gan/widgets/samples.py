@@ -1,0 +1,150 @@
+"""Generated samples drawn with half blocks: two pixel rows per terminal cell.
+
+``▀`` takes the upper pixel as its foreground colour and the lower pixel as its background.
+The grid is laid out to fill the panel, rendered once per new batch or resize, and cached
+as Strips that ``render_line`` hands out.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from typing import TYPE_CHECKING
+
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.widget import Widget
+
+if TYPE_CHECKING:  # numpy and Pillow load with the first samples, not before the first frame
+    import numpy as np
+
+UPPER_HALF = "▀"
+MIN_SAMPLES = 9  # shrink tiles until at least this many samples fit, if they can
+MIN_TILE = 8
+
+
+def fit_grid(n: int, native: int, width: int, height: int, gap: int = 1) -> tuple[int, int, int]:
+    """(columns, rows, tile size in pixels) for ``n`` square images of ``native`` pixels in a
+    panel of ``width`` x ``height`` cells (2 pixel rows per cell), with ``gap`` pixels between.
+
+    Prefers the largest tiles that show at least 9 samples, else at least 4, else 1; tiles
+    never grow beyond native size (no blurry upscaling) nor shrink below MIN_TILE."""
+    px_w, px_h = width, height * 2
+    layouts = []
+    for tile in range(native, min(native, MIN_TILE) - 1, -1):
+        cols = min(n, (px_w + gap) // (tile + gap))
+        rows = (px_h + gap) // (tile + gap)
+        if cols <= 0 or rows <= 0:
+            continue
+        rows = min(rows, -(-n // cols))
+        layouts.append((cols, rows, tile))
+    for target in (MIN_SAMPLES, 4, 1):
+        for cols, rows, tile in layouts:  # largest tiles first
+            if cols * rows >= min(n, target):
+                return cols, rows, tile
+    return (0, 0, 0)
+
+
+def compose_canvas(
+    images: np.ndarray, width: int, height: int, background: tuple[int, int, int], gap: int = 1
+) -> np.ndarray:
+    """uint8 (N, C, H, W) -> an RGB canvas (2*height, width, 3) holding as many tiles as fit."""
+    import numpy as np
+    from PIL import Image
+
+    canvas = np.empty((height * 2, width, 3), dtype=np.uint8)
+    canvas[:] = background
+    n, c, native = images.shape[0], images.shape[1], images.shape[-1]
+    cols, rows, tile = fit_grid(n, native, width, height, gap)
+    if tile == 0:
+        return canvas
+    used_w, used_h = cols * (tile + gap) - gap, rows * (tile + gap) - gap
+    x0, y0 = (width - used_w) // 2, (height * 2 - used_h) // 2
+    y0 -= y0 % 2  # tiles start on a cell boundary so rows of tiles line up with cells
+    for i in range(min(n, cols * rows)):
+        img = images[i].transpose(1, 2, 0)
+        if c == 1:
+            img = np.repeat(img, 3, axis=2)
+        if tile != native:
+            img = np.asarray(Image.fromarray(img).resize((tile, tile), Image.BOX))
+        r, col = divmod(i, cols)
+        y, x = y0 + r * (tile + gap), x0 + col * (tile + gap)
+        canvas[y : y + tile, x : x + tile] = img
+    return canvas
+
+
+@lru_cache(maxsize=65536)
+def _style(upper: tuple[int, int, int], lower: tuple[int, int, int]) -> Style:
+    return Style(color=Color.from_rgb(*upper), bgcolor=Color.from_rgb(*lower))
+
+
+def canvas_to_strips(canvas: np.ndarray) -> list[Strip]:
+    """One Strip per cell row; runs of equal cells are merged into one Segment."""
+    strips = []
+    height = canvas.shape[0] // 2
+    for y in range(height):
+        upper = canvas[2 * y].tolist()
+        lower = canvas[2 * y + 1].tolist()
+        segments = []
+        run_style, run_len = None, 0
+        for u, lo in zip(upper, lower):
+            style = _style(tuple(u), tuple(lo))
+            if style is run_style:
+                run_len += 1
+            else:
+                if run_style is not None:
+                    segments.append(Segment(UPPER_HALF * run_len, run_style))
+                run_style, run_len = style, 1
+        if run_style is not None:
+            segments.append(Segment(UPPER_HALF * run_len, run_style))
+        strips.append(Strip(segments, canvas.shape[1]))
+    return strips
+
+
+def render_halfblock(
+    images: np.ndarray, width: int, height: int, background: tuple[int, int, int] = (0, 0, 0)
+) -> list[Strip]:
+    return canvas_to_strips(compose_canvas(images, width, height, background))
+
+
+class SamplesView(Widget):
+    """The fixed-noise samples, as many as fit the panel."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._images: np.ndarray | None = None
+        self._strips: list[Strip] = []
+        self._rendered_for: tuple[int, int, tuple[int, int, int]] | None = None
+
+    def set_images(self, images: np.ndarray) -> None:
+        """New samples: uint8 (N, C, H, W)."""
+        self._images = images
+        self._rendered_for = None
+        self.refresh()
+
+    @property
+    def shown(self) -> int:
+        """How many samples fit at the current size."""
+        if self._images is None:
+            return 0
+        cols, rows, _ = fit_grid(len(self._images), self._images.shape[-1], self.size.width, self.size.height)
+        return min(len(self._images), cols * rows)
+
+    def _background(self) -> tuple[int, int, int]:
+        return self.styles.background.rgb if self.styles.background.a else (0, 0, 0)
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size.width, self.size.height
+        if self._images is None or width <= 0 or height <= 0:
+            return Strip.blank(width, self.rich_style)
+        key = (width, height, self._background())
+        if self._rendered_for != key:
+            self._strips = render_halfblock(self._images, width, height, key[2])
+            self._rendered_for = key
+        return self._strips[y] if y < len(self._strips) else Strip.blank(width, self.rich_style)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return container.height

@@ -1,0 +1,96 @@
+"""The status panel: state, epoch progress, step, throughput, ETA, device, learning rates.
+
+One widget that renders itself at a fixed height: updating it repaints these few lines
+only, never the layout of the whole screen (which would redraw the samples and chart).
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.text import Text
+from textual.widget import Widget
+
+from ..metrics import format_duration
+
+STATE_STYLES = {
+    "loading…": "yellow",
+    "training": "bold green",
+    "pausing…": "yellow",
+    "paused": "bold yellow",
+    "stopping…": "yellow",
+    "finished": "bold cyan",
+    "error": "bold red",
+}
+FULL_HEIGHT = 9  # lines of content in the full layout; fewer rows get the compact one
+
+
+def progress_bar(done: int, total: int, width: int) -> Text:
+    """``━━━━╸────  42%`` in ``width`` cells."""
+    fraction = 0.0 if total <= 0 else min(1.0, max(0.0, done / total))
+    label = f" {fraction * 100:3.0f}%"
+    cells = max(1, width - len(label))
+    filled = fraction * cells
+    full = int(filled)
+    text = Text("━" * full, style="bright_green")
+    if full < cells:
+        text.append("╸" if filled - full >= 0.5 else "─", style="bright_green" if filled - full >= 0.5 else "grey35")
+        text.append("─" * (cells - full - 1), style="grey35")
+    text.append(label)
+    return text
+
+
+class StatusPanel(Widget):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state = "loading…"
+        self.detail = ""
+        self.epoch = 0
+        self.epochs = 0
+        self.epoch_step = 0
+        self.steps_per_epoch = 0
+        self.step = 0
+        self.total_steps = 0
+        self.images_per_sec = 0.0
+        self.eta: float | None = None
+        self.device = "…"
+        self.lr_g: float | None = None
+        self.lr_d: float | None = None
+        self.pending: tuple[float, float] | None = None
+        self.run_dir = ""
+        self.auto_pause = False
+
+    def redraw(self) -> None:
+        self.refresh()  # never layout=True: see the module docstring
+
+    def render(self) -> Group:
+        width = max(10, self.size.width)
+        state = Text(self.state, style=STATE_STYLES.get(self.state, "bold"))
+        if self.detail:
+            state.append(f"  {self.detail}", style="dim")
+        state.truncate(width, overflow="ellipsis")
+        epoch = f"epoch {min(self.epoch + 1, self.epochs) if self.epochs else '–'}/{self.epochs or '–'} "
+        bar = Text(epoch).append_text(progress_bar(self.epoch_step, self.steps_per_epoch, width - len(epoch)))
+        step = f"{self.step:,}/{self.total_steps:,}" if self.total_steps else f"{self.step:,}"
+        speed = f"{self.images_per_sec:,.0f} img/s" if self.images_per_sec else "– img/s"
+        eta = format_duration(self.eta) if self.state == "training" else "–"
+        lr = "–" if self.lr_g is None else f"G {self.lr_g:.2g}  D {self.lr_d:.2g}"
+        pending = Text("")
+        if self.pending is not None:
+            pending = Text(f"→ G {self.pending[0]:.2g}  D {self.pending[1]:.2g} at epoch end", style="yellow")
+        pause = "at every epoch end" if self.auto_pause else "off"
+
+        if self.size.height < FULL_HEIGHT:  # 80x24 and other short terminals
+            line = Text(f"{step} · {speed} · ETA {eta}", no_wrap=True, overflow="ellipsis")
+            lr_line = Text(f"lr {lr} ", no_wrap=True, overflow="ellipsis").append_text(pending)
+            info = Text(f"{self.device} · auto-pause {pause}", style="dim")
+            return Group(state, bar, line, lr_line, info, Text(self.run_dir or "–", style="dim", overflow="ellipsis"))
+
+        rows = Text(no_wrap=True, overflow="ellipsis")
+        for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("device", self.device),
+                             ("lr", Text(lr + "  ").append_text(pending)), ("pause", pause),
+                             ("run", self.run_dir or "–")):
+            rows.append(f"{label:<7}", style="dim")
+            rows.append_text(value if isinstance(value, Text) else Text(value))
+            rows.append("\n")
+        rows.rstrip()
+        return Group(state, bar, rows)
