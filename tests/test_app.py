@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import pytest
 import torch
 
 from tui_gan.app import TuiGanApp

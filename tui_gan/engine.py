@@ -471,8 +471,11 @@ class Engine:
         )
 
     def _refresh_samples(self) -> torch.Tensor:
+        start = time.perf_counter()
         self.last_samples = to_uint8(generate(self.netG, self.fixed_noise)).cpu()
         self._last_samples = time.perf_counter()
+        if hasattr(self, "_last_progress"):  # drawing samples is not training: keep it out of img/s
+            self._last_progress += self._last_samples - start
         return self.last_samples
 
     def _samples_event(self) -> ev.Samples:
@@ -494,11 +497,7 @@ class Engine:
         yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt))
         if self.control.pause_at_epoch_end and self.epoch < self.config.epochs:
             self.control.pause("epoch end")
-        self._restart_clocks_keep_samples()
-
-    def _restart_clocks_keep_samples(self) -> None:
-        # time spent saving is not training time and should not lower the images/s figure
-        self._last_progress = time.perf_counter()
+        self._last_progress = time.perf_counter()  # saving is not training: keep it out of img/s
 
     def _snapshot(self) -> Iterator[Any]:
         samples = self._refresh_samples()
