@@ -75,3 +75,15 @@ async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def open_screen(pilot, app, key: str, screen_type) -> None:
+    """Press ``key`` and wait until a screen of ``screen_type`` is on top."""
+    await pilot.press(key)
+    await wait_until(pilot, lambda: isinstance(app.screen, screen_type), what=screen_type.__name__)
+
+
+async def quit_app(pilot, app) -> None:
+    """Press q and wait until the engine has stopped (and saved)."""
+    await pilot.press("q")
+    await wait_until(pilot, lambda: app.engine_done.is_set(), what="the engine to stop")

@@ -15,7 +15,7 @@ from tui_gan.widgets.loss_chart import LossChart
 from tui_gan.widgets.samples import SamplesView
 from tui_gan.widgets.status import StatusPanel
 
-from .app_support import ScriptedEngine, wait_until
+from .app_support import ScriptedEngine, open_screen, quit_app, wait_until
 from .conftest import EXPLICIT, tiny_config
 
 SIZE = (120, 40)
@@ -70,8 +70,7 @@ async def test_training_keys_and_quit_saves(tmp_path):
         assert app.control.pause_at_epoch_end is False
 
         # q saves last.pt and quits
-        await pilot.press("q")
-        await wait_until(pilot, lambda: app.engine_done.is_set(), what="engine done")
+        await quit_app(pilot, app)
     assert app.return_code == 0
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] >= step
@@ -85,8 +84,7 @@ async def test_learning_rate_dialog_validates_and_applies(tmp_path):
     app = TuiGanApp(lambda: ScriptedEngine())
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state == "training", what="training")
-        await pilot.press("l")
-        await wait_until(pilot, lambda: isinstance(app.screen, LearningRateDialog), what="dialog")
+        await open_screen(pilot, app, "l", LearningRateDialog)
         dialog = app.screen
         g = dialog.query_one("#lr-g", Input)
         assert g.value == "0.0002"
@@ -104,8 +102,7 @@ async def test_learning_rate_dialog_validates_and_applies(tmp_path):
         assert "will apply at the end of this epoch" in log_text(app)
 
         # apply now
-        await pilot.press("l")
-        await wait_until(pilot, lambda: isinstance(app.screen, LearningRateDialog), what="dialog")
+        await open_screen(pilot, app, "l", LearningRateDialog)
         app.screen.query_one("#lr-g", Input).value = "3e-4"
         await pilot.pause()
         await pilot.click("#lr-now")
@@ -113,12 +110,10 @@ async def test_learning_rate_dialog_validates_and_applies(tmp_path):
         assert app.query_one(StatusPanel).pending is None
 
         # escape cancels
-        await pilot.press("l")
-        await wait_until(pilot, lambda: isinstance(app.screen, LearningRateDialog), what="dialog")
+        await open_screen(pilot, app, "l", LearningRateDialog)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, LearningRateDialog), what="closed")
-        await pilot.press("q")
-        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+        await quit_app(pilot, app)
 
 
 async def test_help_log_scale_theme_and_palette(tmp_path):
@@ -127,8 +122,7 @@ async def test_help_log_scale_theme_and_palette(tmp_path):
     app = TuiGanApp(lambda: ScriptedEngine())
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state == "training", what="training")
-        await pilot.press("question_mark")
-        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        await open_screen(pilot, app, "question_mark", HelpScreen)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help closed")
         chart = app.query_one(LossChart)
@@ -142,8 +136,7 @@ async def test_help_log_scale_theme_and_palette(tmp_path):
         for expected in ("Pause / resume", "Snapshot: full checkpoint + sample PNG", "Export the samples as a PNG grid",
                          "Change the learning rates", "Pause at every epoch end (on/off)", "Save last.pt and quit"):
             assert expected in titles
-        await pilot.press("q")
-        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+        await quit_app(pilot, app)
 
 
 async def test_history_is_restored_in_the_chart(tmp_path):
@@ -153,8 +146,7 @@ async def test_history_is_restored_in_the_chart(tmp_path):
         chart = app.query_one(LossChart)
         assert len(chart.steps) == 120
         assert len(app.query_one("#gauge-d_x", Gauge).history) >= 120
-        await pilot.press("q")
-        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+        await quit_app(pilot, app)
 
 
 async def test_finished_run_stays_open_until_q(tmp_path):
@@ -205,6 +197,5 @@ async def test_sigterm_saves_and_exits_with_143(tmp_path):
 async def test_quit_while_loading_still_exits_cleanly(tmp_path):
     app = real_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("q")
-        await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
+        await quit_app(pilot, app)
     assert app.return_code == 0

@@ -86,8 +86,6 @@ class TuiGanApp(App[int]):
         # soon as the engine exists, so a stop requested while torch loads is not lost
         self._stop_requested = threading.Event()
         self._epochs = 0
-        self._steps_per_epoch = 0
-        self._last_samples: Any = None
 
     # ----------------------------------------------------------------- layout
 
@@ -169,7 +167,7 @@ class TuiGanApp(App[int]):
                 return
             if self._stop_requested.is_set():
                 engine.control.stop(self._quitting or "app closed")
-            self.post_message(EngineReady(engine.control, str(engine.run_dir)))
+            self.post_message(EngineReady(engine.control))
             try:
                 for event in engine.run():
                     self.post_message(EngineEvent(event))
@@ -228,7 +226,6 @@ class TuiGanApp(App[int]):
         status = self.query_one(StatusPanel)
         cfg = e.config
         self._epochs = cfg["epochs"]
-        self._steps_per_epoch = e.steps_per_epoch
         status.epochs, status.epoch, status.step = cfg["epochs"], e.epoch, e.step
         status.total_steps, status.device, status.run_dir = e.total_steps, e.device, e.run_dir
         status.lr_g, status.lr_d = e.lr_g, e.lr_d
@@ -262,7 +259,6 @@ class TuiGanApp(App[int]):
         status.redraw()
 
     def _on_Samples(self, e: ev.Samples) -> None:
-        self._last_samples = e
         view = self.query_one(SamplesView)
         view.set_images(e.images.numpy() if hasattr(e.images, "numpy") else e.images)
         view.border_subtitle = f"step {e.step}"
@@ -279,8 +275,9 @@ class TuiGanApp(App[int]):
         self.notify(e.path, title="Samples exported")
 
     def _on_LrPending(self, e: ev.LrPending) -> None:
-        self.query_one(StatusPanel).pending = (e.lr_g, e.lr_d)
-        self.query_one(StatusPanel).redraw()
+        status = self.query_one(StatusPanel)
+        status.pending = (e.lr_g, e.lr_d)
+        status.redraw()
         self.log_line(f"learning rates G {e.lr_g:g}, D {e.lr_d:g} will apply at the end of this epoch")
 
     def _on_LrApplied(self, e: ev.LrApplied) -> None:
@@ -331,8 +328,13 @@ class TuiGanApp(App[int]):
 
     # ----------------------------------------------------------------- actions
 
+    @property
+    def _engine_live(self) -> bool:
+        """The engine is training (or paused) and takes requests."""
+        return self.control is not None and self.state in ("training", "pausing…", "paused")
+
     def action_toggle_pause(self) -> None:
-        if self.control is None or self.state not in ("training", "pausing…", "paused"):
+        if not self._engine_live:
             self.bell()
             return
         if self.control.toggle_pause():
@@ -352,7 +354,7 @@ class TuiGanApp(App[int]):
             self.log_line("export requested…", "dim")
 
     def _require_engine(self, what: str) -> bool:
-        if self.control is None or self.state not in ("training", "pausing…", "paused"):
+        if not self._engine_live:
             self.notify(f"cannot {what} now: training is {self.state.rstrip('…')}", severity="warning")
             return False
         return True

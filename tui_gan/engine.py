@@ -474,8 +474,7 @@ class Engine:
         start = time.perf_counter()
         self.last_samples = to_uint8(generate(self.netG, self.fixed_noise)).cpu()
         self._last_samples = time.perf_counter()
-        if hasattr(self, "_last_progress"):  # drawing samples is not training: keep it out of img/s
-            self._last_progress += self._last_samples - start
+        self._last_progress += self._last_samples - start  # drawing samples is not training time
         return self.last_samples
 
     def _samples_event(self) -> ev.Samples:

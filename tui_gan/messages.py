@@ -32,10 +32,9 @@ class EngineEvent(Message):
 class EngineReady(Message):
     """The engine exists (torch imported, config resolved); its control surface is live."""
 
-    def __init__(self, control: Any, run_dir: str) -> None:
+    def __init__(self, control: Any) -> None:
         super().__init__()
         self.engine_control = control
-        self.run_dir = run_dir
 
 
 class EngineFailed(Message):
