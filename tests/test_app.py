@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import queue
 import signal
 from pathlib import Path
 
 import torch
 
+from tui_gan import events as ev
 from tui_gan.app import TuiGanApp
 from tui_gan.engine import Engine
 from tui_gan.errors import UserError
@@ -199,3 +201,68 @@ async def test_quit_while_loading_still_exits_cleanly(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await quit_app(pilot, app)
     assert app.return_code == 0
+
+
+class BurstEngine(ScriptedEngine):
+    """Sends a burst of progress events (each with a history row) whenever asked to."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.bursts: queue.Queue[int] = queue.Queue()
+
+    def run(self):
+        inner = super().run()
+        for event in inner:
+            yield event
+            if isinstance(event, ev.Progress):
+                break
+        while self.control.stop_reason is None:
+            try:
+                first = self.bursts.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            for i in range(10):
+                step = first + i
+                yield ev.Progress(
+                    step=step, epoch=0, epoch_step=step, steps_per_epoch=156, total_steps=1560,
+                    loss_d=0.5, loss_g=2.0, d_x=0.01 * i, d_g_z1=0.3, d_g_z2=0.2, images_per_sec=400.0,
+                    eta_s=10.0, elapsed_s=1.0, lr_g=2e-4, lr_d=2e-4,
+                    row=[float(step), 0, 0.5, 2.0, 0.7, 0.3, 0.2, 2e-4, 2e-4, 400.0, 1.0],
+                )
+        yield from inner
+
+
+async def test_progress_is_throttled_but_nothing_is_lost():
+    from tui_gan.app import PROGRESS_REDRAW_S
+
+    engine = BurstEngine()
+    app = TuiGanApp(lambda: engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "training", what="training")
+        chart, status = app.query_one(LossChart), app.query_one(StatusPanel)
+        rows_before = len(chart.steps)
+        await pilot.pause(PROGRESS_REDRAW_S)
+        engine.bursts.put(5000)
+        await wait_until(pilot, lambda: len(chart.steps) == rows_before + 10, what="every row in the chart")
+        # ten events arrived at once: at most one redraw now, and the newest one shown soon after
+        await wait_until(pilot, lambda: status.step == 5009, timeout=PROGRESS_REDRAW_S + 2, what="newest step")
+        assert app.query_one("#gauge-d_x", Gauge).value == 0.09
+        await quit_app(pilot, app)
+
+
+async def test_events_reach_the_main_screen_while_a_dialog_is_open():
+    from tui_gan.widgets.dialogs import LearningRateDialog
+
+    engine = BurstEngine()
+    app = TuiGanApp(lambda: engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "training", what="training")
+        chart, status = app.query_one(LossChart), app.query_one(StatusPanel)
+        rows_before = len(chart.steps)
+        await open_screen(pilot, app, "l", LearningRateDialog)
+        engine.bursts.put(7000)
+        await wait_until(pilot, lambda: status.step == 7009, what="progress drawn behind the dialog")
+        assert len(chart.steps) == rows_before + 10
+        assert isinstance(app.screen, LearningRateDialog)
+        await pilot.press("escape")
+        await quit_app(pilot, app)

@@ -78,3 +78,28 @@ def test_progress_bar_width_and_percentage():
     text = progress_bar(21, 42, 30)
     assert len(text.plain) == 30 and text.plain.endswith(" 50%")
     assert progress_bar(0, 0, 10).plain.endswith("  0%")
+
+
+async def test_loss_chart_draws_new_rows_at_most_every_interval():
+    from textual.app import App
+
+    from tui_gan.widgets.loss_chart import LossChart
+
+    class ChartApp(App):
+        def compose(self):
+            yield LossChart(redraw_interval=0.3)
+
+    app = ChartApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        chart = app.query_one(LossChart)
+        plots = []
+        original = chart.replot
+        chart.replot = lambda: (plots.append(len(chart.steps)), original())
+        row = {"step": 1.0, "loss_d": 1.0, "loss_g": 2.0}
+        chart.add_rows([row])  # the first rows are drawn at once
+        chart.add_rows([dict(row, step=2.0)])
+        chart.add_rows([dict(row, step=3.0)])
+        assert plots == [1]
+        await pilot.pause(0.6)
+        assert plots == [1, 3]  # one later redraw, with every row
+        assert chart.steps == [1.0, 2.0, 3.0]

@@ -19,13 +19,13 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header, RichLog
 from textual.worker import Worker, WorkerState
 
 from . import events as ev
 from .errors import UserError
+from .gcfreeze import freeze_long_lived_objects
 from .metrics import COLUMNS  # standard library only: no torch on the way to the first frame
 from .messages import EngineDone, EngineEvent, EngineFailed, EngineReady
 from .widgets.gauges import Gauge
@@ -34,6 +34,9 @@ from .widgets.samples import SamplesView
 from .widgets.status import StatusPanel
 
 GAUGES = (("d_x", "D(x)"), ("d_g_z1", "D(G(z1))"), ("d_g_z2", "D(G(z2))"))
+#: Seconds between redraws of the numbers (status, gauges). Every redraw holds the GIL that
+#: the training thread needs between its operations; see README, "Speed of the app".
+PROGRESS_REDRAW_S = 1.0
 STOP_SIGNALS = {signal.SIGTERM: "terminated (SIGTERM)"}
 if hasattr(signal, "SIGHUP"):
     STOP_SIGNALS[signal.SIGHUP] = "hung up (SIGHUP)"
@@ -86,6 +89,9 @@ class TuiGanApp(App[int]):
         # soon as the engine exists, so a stop requested while torch loads is not lost
         self._stop_requested = threading.Event()
         self._epochs = 0
+        self._progress: ev.Progress | None = None  # the newest progress not yet drawn
+        self._progress_drawn = 0.0  # time.monotonic() of the last progress redraw
+        self._progress_timer = False
 
     # ----------------------------------------------------------------- layout
 
@@ -109,6 +115,13 @@ class TuiGanApp(App[int]):
         self._loop = asyncio.get_running_loop()
 
     def on_mount(self) -> None:
+        # Held, not queried: a query on the app searches the active screen only, which is
+        # the help or learning-rate dialog while one is open.
+        self.status_panel = self.query_one(StatusPanel)
+        self.chart = self.query_one(LossChart)
+        self.samples_view = self.query_one(SamplesView)
+        self.event_log = self.query_one(RichLog)
+        self.gauges = {key: self.query_one(f"#gauge-{key}", Gauge) for key, _ in GAUGES}
         self.sub_title = self.run_name or "loading…"
         self.query_one("#chart").border_title = "Losses"
         self.query_one("#gauges").border_title = "Discriminator's verdicts"
@@ -189,7 +202,7 @@ class TuiGanApp(App[int]):
     @on(EngineReady)
     def engine_ready(self, message: EngineReady) -> None:
         self.control = message.engine_control
-        self.control.pause_at_epoch_end = self.query_one(StatusPanel).auto_pause
+        self.control.pause_at_epoch_end = self.status_panel.auto_pause
         if self._quitting:
             self.control.stop(self._quitting)
 
@@ -213,17 +226,15 @@ class TuiGanApp(App[int]):
         event = message.event
         handler = getattr(self, f"_on_{type(event).__name__}", None)
         if handler is not None and self.is_running and not self._exit:
-            try:
-                handler(event)
-            except NoMatches:  # the screen is being torn down while the engine finishes
-                pass
+            handler(event)
 
     def _on_Loading(self, e: ev.Loading) -> None:
         detail = e.message + (f" {e.done * 100 // e.total}%" if e.total else "")
         self.set_state("loading…", detail)
 
     def _on_Started(self, e: ev.Started) -> None:
-        status = self.query_one(StatusPanel)
+        freeze_long_lived_objects()
+        status = self.status_panel
         cfg = e.config
         self._epochs = cfg["epochs"]
         status.epochs, status.epoch, status.step = cfg["epochs"], e.epoch, e.step
@@ -232,9 +243,9 @@ class TuiGanApp(App[int]):
         self.sub_title = e.run_dir.rstrip("/").split("/")[-1]
         if e.history:
             rows = [dict(zip(e.history_columns, r)) for r in e.history]
-            self.query_one(LossChart).add_rows(rows)
+            self.chart.add_rows(rows)
             for key, _ in GAUGES:
-                self.query_one(f"#gauge-{key}", Gauge).extend_history([r[key] for r in rows])
+                self.gauges[key].extend_history([r[key] for r in rows])
         status.epoch_step, status.steps_per_epoch = e.step - e.epoch * e.steps_per_epoch, e.steps_per_epoch
         resumed = f", resumed from step {e.step}" if e.resumed_from else ""
         self.log_line(
@@ -246,20 +257,36 @@ class TuiGanApp(App[int]):
         self.set_state("pausing…" if self.control and self.control.paused else "training")
 
     def _on_Progress(self, e: ev.Progress) -> None:
-        status = self.query_one(StatusPanel)
+        """Rows go to the chart at once (every one counts); the numbers are redrawn at most
+        every PROGRESS_REDRAW_S, showing the newest."""
+        if e.row is not None:
+            self.chart.add_rows([dict(zip(COLUMNS, e.row))])
+        self._progress = e
+        wait = self._progress_drawn + PROGRESS_REDRAW_S - time.monotonic()
+        if wait <= 0:
+            self._draw_progress()
+        elif not self._progress_timer:
+            self._progress_timer = True
+            self.set_timer(wait, self._draw_progress)
+
+    def _draw_progress(self) -> None:
+        self._progress_timer = False
+        e, self._progress = self._progress, None
+        if e is None or not self.is_running:
+            return
+        self._progress_drawn = time.monotonic()
+        status = self.status_panel
         status.epoch, status.step, status.total_steps = e.epoch, e.step, e.total_steps
         if e.images_per_sec:
             status.images_per_sec = e.images_per_sec
         status.eta, status.lr_g, status.lr_d = e.eta_s, e.lr_g, e.lr_d
         status.epoch_step, status.steps_per_epoch = e.epoch_step, e.steps_per_epoch
         for key, _ in GAUGES:
-            self.query_one(f"#gauge-{key}", Gauge).update_value(getattr(e, key))
-        if e.row is not None:
-            self.query_one(LossChart).add_rows([dict(zip(COLUMNS, e.row))])
+            self.gauges[key].update_value(getattr(e, key))
         status.redraw()
 
     def _on_Samples(self, e: ev.Samples) -> None:
-        view = self.query_one(SamplesView)
+        view = self.samples_view
         view.set_images(e.images.numpy() if hasattr(e.images, "numpy") else e.images)
         view.border_subtitle = f"step {e.step}"
 
@@ -275,13 +302,13 @@ class TuiGanApp(App[int]):
         self.notify(e.path, title="Samples exported")
 
     def _on_LrPending(self, e: ev.LrPending) -> None:
-        status = self.query_one(StatusPanel)
+        status = self.status_panel
         status.pending = (e.lr_g, e.lr_d)
         status.redraw()
         self.log_line(f"learning rates G {e.lr_g:g}, D {e.lr_d:g} will apply at the end of this epoch")
 
     def _on_LrApplied(self, e: ev.LrApplied) -> None:
-        status = self.query_one(StatusPanel)
+        status = self.status_panel
         status.pending, status.lr_g, status.lr_d = None, e.lr_g, e.lr_d
         status.redraw()
         self.log_line(f"learning rates applied: G {e.lr_g:g}, D {e.lr_d:g}", "green")
@@ -317,14 +344,14 @@ class TuiGanApp(App[int]):
 
     def set_state(self, state: str, detail: str = "") -> None:
         self.state = state
-        status = self.query_one(StatusPanel)
+        status = self.status_panel
         status.state, status.detail = state, detail
         status.redraw()
 
     def log_line(self, text: str, style: str = "") -> None:
         from rich.text import Text
 
-        self.query_one(RichLog).write(Text(text, style=style))
+        self.event_log.write(Text(text, style=style))
 
     # ----------------------------------------------------------------- actions
 
@@ -362,7 +389,7 @@ class TuiGanApp(App[int]):
     def action_learning_rate(self) -> None:
         if not self._require_engine("change the learning rate"):
             return
-        status = self.query_one(StatusPanel)
+        status = self.status_panel
         current = status.pending or (status.lr_g, status.lr_d)
 
         from .widgets.dialogs import LearningRateDialog
@@ -375,7 +402,7 @@ class TuiGanApp(App[int]):
         self.push_screen(LearningRateDialog(current[0], current[1]), apply)
 
     def action_toggle_auto_pause(self) -> None:
-        status = self.query_one(StatusPanel)
+        status = self.status_panel
         status.auto_pause = not status.auto_pause
         if self.control is not None:
             self.control.pause_at_epoch_end = status.auto_pause
@@ -383,7 +410,7 @@ class TuiGanApp(App[int]):
         self.log_line(f"pause at every epoch end: {'on' if status.auto_pause else 'off'}")
 
     def action_toggle_log_scale(self) -> None:
-        chart = self.query_one(LossChart)
+        chart = self.chart
         chart.set_log_scale(not chart.log_scale)
 
     def action_toggle_theme(self) -> None:

@@ -8,6 +8,7 @@ import time
 from typing import Any, TextIO
 
 from . import events as ev
+from .gcfreeze import freeze_long_lived_objects
 from .metrics import format_duration
 
 SIGNAL_REASONS = {
@@ -53,6 +54,7 @@ class Printer:
                 self._loading = event.message
                 self.line(f"{event.message}…")
         elif isinstance(event, ev.Started):
+            freeze_long_lived_objects()
             cfg = event.config
             self._epochs = cfg["epochs"]
             self._last_log = time.monotonic()

@@ -1,11 +1,14 @@
 """The loss chart: loss_D and loss_G against step, smoothed (EMA) over the faint raw values.
 
 The whole history is kept; drawing downsamples it to about two points per column.
+New rows are drawn at most every ``redraw_interval`` seconds: one plotext build of this
+chart takes about 60 ms of the GIL on a laptop-class CPU, time the training thread waits.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 from textual_plotext import PlotextPlot
 
@@ -42,17 +45,30 @@ def downsample(xs: list[float], ys: list[float], points: int) -> tuple[list[floa
 
 
 class LossChart(PlotextPlot):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, redraw_interval: float = 5.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.steps: list[float] = []
         self.values: dict[str, list[float]] = {key: [] for _, key, _ in SERIES}
         self.log_scale = False
+        self.redraw_interval = redraw_interval
+        self._plotted = -math.inf  # time.monotonic() of the last replot
+        self._replot_timer = False
 
     def add_rows(self, rows: list[dict[str, float]]) -> None:
+        """Append rows to the history; they are drawn within ``redraw_interval`` seconds."""
         for row in rows:
             self.steps.append(row["step"])
             for _, key, _ in SERIES:
                 self.values[key].append(row[key])
+        wait = self._plotted + self.redraw_interval - time.monotonic()
+        if wait <= 0:
+            self.replot()
+        elif not self._replot_timer:
+            self._replot_timer = True
+            self.set_timer(wait, self._timed_replot)
+
+    def _timed_replot(self) -> None:
+        self._replot_timer = False
         self.replot()
 
     def set_log_scale(self, on: bool) -> None:
@@ -67,6 +83,8 @@ class LossChart(PlotextPlot):
         return [math.log10(v) if v > 0 else math.nan for v in raw]
 
     def replot(self) -> None:
+        if self.steps:  # the first rows (say, a resumed run's history) are drawn at once
+            self._plotted = time.monotonic()
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
