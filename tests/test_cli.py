@@ -45,6 +45,8 @@ def _one_line_error(capsys, code):
         (["--ngf", "1.5"], "--ngf"),
         (["--ndf", "-8"], "--ndf"),
         (["--image-size", "48"], "not supported"),
+        (["--channels", "2"], "--channels"),
+        (["--channels", "rgb"], "--channels"),
         (["--image-size", "512"], "not supported"),
         (["--max-steps", "0"], "--max-steps"),
         (["--beta1", "1.5"], "--beta1"),

@@ -63,8 +63,8 @@ def test_decode_resizes_centre_crops_and_skips_unreadable(tmp_path):
     _write_images(tmp_path, 3, size=(64, 32))
     (tmp_path / "broken.png").write_bytes(b"not really a png")
     files = scan_folder(tmp_path)
-    arr, skipped = decode_files(files, 16, 3)
-    assert arr.shape == (3, 3, 16, 16)
+    arr, skipped, channels = decode_files(files, 16, 3)
+    assert arr.shape == (3, 3, 16, 16) and channels == 3
     assert [p.endswith("broken.png") for p in skipped] == [True]
 
 
@@ -75,6 +75,72 @@ def test_load_image_modes(tmp_path):
     assert clear.shape == (3, 16, 16) and (clear == 255).all()  # composited onto white
     gray = load_image(tmp_path / "gray.png", 16, 1)
     assert gray.shape == (1, 16, 16) and (gray == 77).all()
+
+
+def _write_every_mode(folder) -> None:
+    """One 20x20 image per Pillow mode users meet, each a known grey or colour."""
+    import numpy as np
+
+    Image.new("RGB", (20, 20), (200, 100, 50)).save(folder / "rgb.jpg", quality=100)
+    Image.new("RGBA", (20, 20), (0, 0, 255, 255)).save(folder / "rgba.PNG")
+    Image.new("L", (20, 20), 77).save(folder / "gray.png")
+    Image.new("LA", (20, 20), (77, 0)).save(folder / "gray-alpha.png")  # fully transparent: white
+    Image.fromarray(np.full((20, 20), 32896, dtype=np.uint16)).save(folder / "gray16.png")  # ~50%
+    Image.fromarray(np.full((20, 20), 0.25, dtype=np.float32), "F").save(folder / "float.tiff")
+    Image.new("CMYK", (20, 20), (0, 255, 255, 0)).save(folder / "cmyk.jpg", quality=100)  # red
+    Image.new("1", (20, 20), 1).save(folder / "bilevel.bmp")
+    pal = Image.new("P", (20, 20), 1)
+    pal.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    pal.save(folder / "palette.gif")
+    Image.new("RGB", (20, 20), (10, 10, 10)).save(folder / "dark.webp", lossless=True)
+
+
+@pytest.mark.parametrize(
+    "name,channels,expected",
+    [
+        ("rgb.jpg", 3, (200, 100, 50)),
+        ("rgba.PNG", 3, (0, 0, 255)),
+        ("gray.png", 1, (77,)),
+        ("gray.png", 3, (77, 77, 77)),
+        ("gray-alpha.png", 1, (255,)),
+        ("gray16.png", 1, (128,)),
+        ("float.tiff", 1, (64,)),
+        ("cmyk.jpg", 3, (255, 0, 0)),
+        ("bilevel.bmp", 1, (255,)),
+        ("palette.gif", 3, (10, 200, 30)),
+        ("dark.webp", 3, (10, 10, 10)),
+    ],
+)
+def test_every_image_mode_converts_to_the_model_channels(tmp_path, name, channels, expected):
+    _write_every_mode(tmp_path)
+    arr = load_image(tmp_path / name, 16, channels)
+    assert arr.shape == (channels, 16, 16) and arr.dtype.name == "uint8"
+    for c, value in enumerate(expected):
+        assert abs(int(arr[c].mean()) - value) <= 2, (name, c, arr[c].mean())
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 20, 20))  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display turns it 90 degrees clockwise
+    img.save(tmp_path / "photo.jpg", exif=exif, quality=100)
+    arr = load_image(tmp_path / "photo.jpg", 16, 1)  # the upright image is 20x40: top half white
+    assert arr[0, :4].mean() > 200 and arr[0, -4:].mean() < 50
+
+
+def test_channels_default_to_1_only_when_every_image_is_grayscale(tmp_path):
+    gray, mixed = tmp_path / "gray", tmp_path / "mixed"
+    for folder in (gray, mixed):
+        folder.mkdir()
+        Image.new("L", (20, 20), 10).save(folder / "a.png")
+        Image.new("I;16", (20, 20)).save(folder / "b.png")
+        Image.new("1", (20, 20)).save(folder / "c.bmp")
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(mixed / "d.png")
+    assert decode_files(scan_folder(gray), 16, None)[0].shape == (3, 1, 16, 16)
+    arr, _, channels = decode_files(scan_folder(mixed), 16, None)
+    assert arr.shape == (4, 3, 16, 16) and channels == 3
+    assert decode_files(scan_folder(gray), 16, 3)[0].shape == (3, 3, 16, 16)  # asked for: RGB
 
 
 def test_folder_with_no_readable_image_is_a_user_error(tmp_path):

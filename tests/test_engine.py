@@ -209,3 +209,25 @@ def test_no_per_step_sync(make_engine, monkeypatch):
     short = _host_reads(make_engine("a", max_steps=10, **slow), monkeypatch)
     long = _host_reads(make_engine("b", max_steps=40, **slow), monkeypatch)
     assert long - short <= 2, (short, long)
+
+
+def test_grayscale_folder_trains_end_to_end_in_one_channel(tmp_path, make_engine):
+    from PIL import Image
+
+    from tui_gan import events as ev
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i in range(40):
+        Image.new("L", (24, 24), i * 6).save(folder / f"{i}.png")
+    engine = make_engine(data=str(folder), channels=None, max_images=None, max_steps=3)
+    events = list(engine.run())
+    assert engine.config.channels == 1
+    assert engine.netG.main[-2].out_channels == 1  # the last transposed conv, before Tanh
+    samples = [e for e in events if isinstance(e, ev.Samples)]
+    assert samples[-1].images.shape[1] == 1
+    finished = events[-1]
+    assert isinstance(finished, ev.Finished)
+    with Image.open(finished.sample_path) as grid:
+        assert grid.mode in ("L", "RGB")
+    assert "channels = 1" in (engine.run_dir / "config.toml").read_text()

@@ -61,6 +61,12 @@ def image_size(text: str) -> int:
     return value
 
 
+def channels(text: str) -> int:
+    if text not in ("1", "3"):
+        raise argparse.ArgumentTypeError(f"must be 1 (grayscale) or 3 (RGB), got {text!r}")
+    return int(text)
+
+
 def train_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="tui-gan",
@@ -70,6 +76,8 @@ def train_parser() -> ArgumentParser:
     )
     p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download) or a folder of images")
     p.add_argument("--image-size", type=image_size, metavar="N", help="16, 32, 64 (default), 128 or 256")
+    p.add_argument("--channels", type=channels, metavar="1|3",
+                   help="3 (RGB) or 1 (grayscale); default: 1 if every image is grayscale, else 3")
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="images per step (default 128)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="total epochs of the run (default 5)")
     p.add_argument("--max-steps", type=positive_int, metavar="N", help="stop at this global step (a total, also after --resume)")

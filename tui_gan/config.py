@@ -35,8 +35,9 @@ class TrainConfig:
     image_size: int = 64
     """Side of the square training images in pixels: a power of two from 16 to 256."""
 
-    channels: int = 3
-    """Image channels: 3 (RGB) or 1 (grayscale)."""
+    channels: int | None = None
+    """Image channels: 3 (RGB), 1 (grayscale), or not set: 1 when every image of the data is
+    grayscale, else 3 (the built-in data is RGB)."""
 
     batch_size: int = 128
     """Images per training step."""
@@ -122,8 +123,8 @@ class TrainConfig:
                 f"{source}: image size {self.image_size!r} is not supported; "
                 f"use one of {', '.join(map(str, SUPPORTED_SIZES))}"
             )
-        if self.channels not in (1, 3):
-            raise UserError(f"{source}: channels must be 1 or 3, got {self.channels!r}")
+        if self.channels is not None and (isinstance(self.channels, bool) or self.channels not in (1, 3)):
+            raise UserError(f"{source}: channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.data, str) or not self.data:
             raise UserError(f"{source}: data must be 'builtin' or a folder path")
         parse_device(self.device, source)
@@ -143,7 +144,7 @@ class TrainConfig:
     def describe(self) -> str:
         """One line for logs: size, widths, batch."""
         return (
-            f"{self.image_size}x{self.image_size}x{self.channels}, nz={self.nz}, "
+            f"{self.image_size}x{self.image_size}x{self.channels or 'auto'}, nz={self.nz}, "
             f"ngf={self.ngf}, ndf={self.ndf}, batch {self.batch_size}"
         )
 

@@ -25,6 +25,10 @@ class Dataset:
     name: str
     skipped: list[str]
 
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
     def __len__(self) -> int:
         return self.images.shape[0]
 
@@ -42,15 +46,16 @@ def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> to
 def load_dataset(config, device: torch.device, progress: ProgressFn | None = None) -> Dataset:
     """Build the dataset the config names; raise UserError if it cannot be used."""
     if config.data == "builtin":
-        n = config.max_images or builtin_count(config.image_size, config.channels)
-        arr = make_builtin(n, config.image_size, config.seed, config.channels, progress)
+        channels = config.channels or 3
+        n = config.max_images or builtin_count(config.image_size, channels)
+        arr = make_builtin(n, config.image_size, config.seed, channels, progress)
         name = f"builtin ({n} glyph images)"
         skipped: list[str] = []
     else:
         files = scan_folder(config.data)
         if config.max_images:
             files = files[: config.max_images]
-        arr, skipped = decode_files(files, config.image_size, config.channels, progress)
+        arr, skipped, _ = decode_files(files, config.image_size, config.channels, progress)
         if len(arr) == 0:
             raise UserError(
                 f"--data {config.data}: none of the {len(files)} image files could be read "

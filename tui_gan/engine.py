@@ -179,10 +179,15 @@ class Engine:
 
         # The data is generated or decoded in a helper thread while the models are built
         # here: the first optimizer pulls in torch's compiler stack, which takes seconds.
+        if cfg.channels is None and cfg.data == "builtin":
+            cfg.channels = 3
+        # Unless the channels depend on the images, the models are built while the data loads.
+        build_early = cfg.channels is not None
         with ThreadPoolExecutor(1, thread_name_prefix="tui-gan-data") as pool:
             future = pool.submit(load_dataset, cfg, self.device, report)
             yield ev.Loading(label)
-            self._build_models()
+            if build_early:
+                self._build_models()
             while not (future.done() and updates.empty()):
                 try:
                     done, total = updates.get(timeout=0.1)
@@ -190,6 +195,10 @@ class Engine:
                     continue
                 yield ev.Loading(label, done, total)
             self.data: Dataset = future.result()
+        if not build_early:
+            cfg.channels = self.data.channels
+            atomic_write_text(self.run_dir / "config.toml", cfg.to_toml())
+            self._build_models()
         if self.data.skipped:
             names = ", ".join(Path(p).name for p in self.data.skipped[:3])
             yield ev.EngineWarning(f"skipped {len(self.data.skipped)} unreadable file(s): {names}")

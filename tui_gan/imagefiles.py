@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import UserError
 
@@ -46,36 +46,71 @@ def scan_folder(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+def is_grayscale(img: Image.Image) -> bool:
+    """True for single-channel modes (bilevel, 8/16/32-bit grey, float) with or without alpha."""
+    return img.mode in GRAYSCALE_MODES
+
+
 def decode_files(
-    files: list[Path], size: int, channels: int, progress: ProgressFn | None = None
-) -> tuple[np.ndarray, list[str]]:
+    files: list[Path], size: int, channels: int | None, progress: ProgressFn | None = None
+) -> tuple[np.ndarray, list[str], int]:
     """Decode, resize (shorter side to ``size``) and centre-crop each file, as the tutorial's
-    ``Resize`` + ``CenterCrop``. Unreadable files are skipped and listed."""
-    out = np.empty((len(files), channels, size, size), dtype=np.uint8)
+    ``Resize`` + ``CenterCrop``. Unreadable files are skipped and listed.
+
+    ``channels`` None means: 1 if every readable image is grayscale, else 3. Returns the
+    uint8 (N, C, size, size) array, the skipped paths and the channels used."""
+    want = 3 if channels is None else channels
+    out = np.empty((len(files), want, size, size), dtype=np.uint8)
     skipped: list[str] = []
+    all_gray = True
     n = 0
     for i, path in enumerate(files):
         try:
-            arr = load_image(path, size, channels)
+            arr, gray = load_image(path, size, want, with_mode=True)
         except Exception:  # noqa: BLE001 - any undecodable file is skipped, never fatal
             skipped.append(str(path))
         else:
             out[n] = arr
+            all_gray = all_gray and gray
             n += 1
         if progress is not None and (i % 256 == 0 or i == len(files) - 1):
             progress(i + 1, len(files))
-    return out[:n], skipped
+    out = out[:n]
+    if channels is None and all_gray and n:
+        out = np.ascontiguousarray(out[:, :1])  # grey images decoded to RGB have R = G = B
+        want = 1
+    return out, skipped, want
 
 
-def load_image(path: str | os.PathLike, size: int, channels: int) -> np.ndarray:
-    """One image as uint8 (C, size, size)."""
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Any Pillow image as 8-bit "L" (channels 1) or "RGB" (channels 3).
+
+    Transparency is composited onto white; 16- and 32-bit grey and float images are scaled
+    to 8 bits (Pillow's own conversion clips them); CMYK and palettes are converted to RGB;
+    the EXIF orientation of photos is applied."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        arr = np.asarray(img).astype(np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or (img.mode == "I" and arr.max(initial=0) > 255) else 255.0
+        if img.mode == "F":
+            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def load_image(path: str | os.PathLike, size: int, channels: int, with_mode: bool = False):
+    """One image as uint8 (C, size, size); with ``with_mode``, also whether it was grayscale."""
     with Image.open(path) as img:
         img.load()
-        if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(background, rgba)
-        img = img.convert("L" if channels == 1 else "RGB")
+        gray = is_grayscale(img) or (img.mode == "P" and _grey_palette(img))
+        img = to_mode(img, channels)
     w, h = img.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
@@ -83,6 +118,10 @@ def load_image(path: str | os.PathLike, size: int, channels: int) -> np.ndarray:
     left, top = (new_w - size) // 2, (new_h - size) // 2
     img = img.crop((left, top, left + size, top + size))
     arr = np.asarray(img, dtype=np.uint8)
-    if channels == 1:
-        return arr[None, :, :]
-    return arr.transpose(2, 0, 1)
+    arr = arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1)
+    return (arr, gray) if with_mode else arr
+
+
+def _grey_palette(img: Image.Image) -> bool:
+    palette = img.getpalette() or []
+    return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))

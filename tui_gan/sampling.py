@@ -19,7 +19,7 @@ SAMPLE_BATCH = 64
 
 def generator_from_checkpoint(state: dict, device: torch.device) -> Generator:
     config = TrainConfig.from_dict(dict(state["config"]), source=f"checkpoint {state['path']}")
-    netG = Generator(config.nz, config.ngf, config.channels, config.image_size).to(device)
+    netG = Generator(config.nz, config.ngf, config.channels or 3, config.image_size).to(device)
     try:
         netG.load_state_dict(state["generator"])
     except RuntimeError as exc:
