@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from dataclasses import fields
@@ -16,10 +17,11 @@ from typing import Any, Sequence
 
 from . import __version__
 from .config import SUPPORTED_SIZES, TrainConfig
+from .datasets import DEFAULT_DATA_ROOT
 from .errors import UserError
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -74,7 +76,10 @@ def train_parser() -> ArgumentParser:
         "Other commands: 'tui-gan sample CHECKPOINT ...' (see 'tui-gan sample --help').",
         argument_default=argparse.SUPPRESS,  # absent flags stay absent: explicit flags win
     )
-    p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download) or a folder of images")
+    p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download), a folder of images, "
+                   "or a dataset: mnist, fashion-mnist, kmnist, cifar10, cifar100, stl10, celeba")
+    p.add_argument("--data-root", metavar="DIR", help=f"where datasets are kept (default {DEFAULT_DATA_ROOT})")
+    p.add_argument("--download", action="store_true", help="download the --data dataset if it is not there yet")
     p.add_argument("--image-size", type=image_size, metavar="N", help="16, 32, 64 (default), 128 or 256")
     p.add_argument("--channels", type=channels, metavar="1|3",
                    help="3 (RGB) or 1 (grayscale); default: 1 if every image is grayscale, else 3")
@@ -125,7 +130,7 @@ def build_config(args: dict[str, Any]) -> tuple[TrainConfig, set[str]]:
     explicit = set(values)
     config = TrainConfig.from_dict(values, source="--config" if "config" in args else "arguments")
     if "data" in flag_values or "data" in values:
-        config.data = _normalise_data(config.data)
+        config.data = _normalise_data(config.data, config.data_root, config.download)
     return config, explicit
 
 
@@ -138,11 +143,21 @@ def _flag_settings(args: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _normalise_data(spec: str) -> str:
-    if spec == "builtin":
-        return spec
+def _normalise_data(spec: str, root: str | None = None, download: bool = False) -> str:
+    """'builtin', a dataset name (checked for a local copy) or a folder's absolute path."""
+    from .datasets import check_available, describe, is_dataset_name
     from .imagefiles import scan_folder  # no torch: cheap, and catches bad paths early
 
+    if spec == "builtin":
+        return spec
+    if is_dataset_name(spec):
+        check_available(spec, root, download)
+        return spec.lower()
+    if not Path(spec).expanduser().exists() and os.sep not in spec and "." not in spec:
+        raise UserError(
+            f"--data {spec}: no such folder, and not a dataset name; use builtin, a folder of images, "
+            f"or one of {describe()}"
+        )
     scan_folder(spec)
     return str(Path(spec).expanduser().resolve())
 
@@ -184,14 +199,14 @@ def prepare_training(args: dict[str, Any]):
             what = "--config" if "config" in args else "--" + fixed[0].replace("_", "-")
             raise UserError(
                 f"{what} cannot change a resumed run (its settings come from the checkpoint); "
-                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device and --data may be given"
+                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root and --download may be given"
             )
         saved = dict(state["config"])
         saved["lr_g"], saved["lr_d"] = state.get("lr_g", saved["lr_g"]), state.get("lr_d", saved["lr_d"])
         saved.update(flag_values)
         config = TrainConfig.from_dict(saved, source=f"checkpoint {state['path']}")
-        if "data" in flag_values:
-            config.data = _normalise_data(config.data)
+        if {"data", "data_root", "download"} & set(flag_values):
+            config.data = _normalise_data(config.data, config.data_root, config.download)
         run_dir = Path(args["run_dir"]) if "run_dir" in args else run_dir_of(state["path"])
         check_writable(run_dir)
         return Engine(config, run_dir, explicit=set(flag_values), resume=state)

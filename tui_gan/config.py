@@ -30,7 +30,14 @@ CPU_PRESET = {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 64}
 @dataclass
 class TrainConfig:
     data: str = "builtin"
-    """What to train on: 'builtin' (generated, no download) or a folder of images."""
+    """What to train on: 'builtin' (generated, no download), a folder of images, or a
+    torchvision dataset by name (mnist, fashion-mnist, kmnist, cifar10, cifar100, stl10, celeba)."""
+
+    data_root: str | None = None
+    """Where torchvision datasets are kept (default ~/.cache/tui-gan/datasets)."""
+
+    download: bool = False
+    """Download a torchvision dataset that is not under data_root yet."""
 
     image_size: int = 64
     """Side of the square training images in pixels: a power of two from 16 to 256."""
@@ -126,7 +133,11 @@ class TrainConfig:
         if self.channels is not None and (isinstance(self.channels, bool) or self.channels not in (1, 3)):
             raise UserError(f"{source}: channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.data, str) or not self.data:
-            raise UserError(f"{source}: data must be 'builtin' or a folder path")
+            raise UserError(f"{source}: data must be 'builtin', a folder path or a dataset name")
+        if not isinstance(self.download, bool):
+            raise UserError(f"{source}: download must be true or false, got {self.download!r}")
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise UserError(f"{source}: data_root must be a folder path, got {self.data_root!r}")
         parse_device(self.device, source)
 
     def apply_preset(self, device_type: str, explicit: set[str]) -> None:

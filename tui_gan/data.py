@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .builtin import builtin_count, make_builtin
+from .datasets import is_dataset_name, load_torchvision
 from .errors import UserError
 from .imagefiles import ProgressFn, decode_files, scan_folder
 
@@ -51,6 +52,12 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
         arr = make_builtin(n, config.image_size, config.seed, channels, progress)
         name = f"builtin ({n} glyph images)"
         skipped: list[str] = []
+    elif is_dataset_name(config.data):
+        arr, skipped, _ = load_torchvision(
+            config.data, config.data_root, config.download, config.image_size, config.channels,
+            config.max_images, progress,
+        )
+        name = f"{config.data.lower()} ({len(arr)} images)"
     else:
         files = scan_folder(config.data)
         if config.max_images:

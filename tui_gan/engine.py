@@ -27,6 +27,7 @@ from . import events as ev
 from .atomic import atomic_write_text
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
+from .datasets import DATASETS, is_dataset_name
 from .data import Dataset, epoch_permutation, load_dataset
 from .devices import describe_device, resolve_device
 from .errors import UserError
@@ -168,6 +169,10 @@ class Engine:
         if self.resume_state is None:
             cfg.apply_preset(self.device.type, self.explicit)
         cfg.validate()
+        if cfg.channels is None and cfg.data == "builtin":
+            cfg.channels = 3
+        elif cfg.channels is None and is_dataset_name(cfg.data):
+            cfg.channels = DATASETS[cfg.data.lower()].channels
         self._make_run_dir()
         label = "generating the built-in dataset" if cfg.data == "builtin" else f"reading {cfg.data}"
         updates: queue.Queue[tuple[int, int]] = queue.Queue()
@@ -179,8 +184,6 @@ class Engine:
 
         # The data is generated or decoded in a helper thread while the models are built
         # here: the first optimizer pulls in torch's compiler stack, which takes seconds.
-        if cfg.channels is None and cfg.data == "builtin":
-            cfg.channels = 3
         # Unless the channels depend on the images, the models are built while the data loads.
         build_early = cfg.channels is not None
         with ThreadPoolExecutor(1, thread_name_prefix="tui-gan-data") as pool:

@@ -110,7 +110,13 @@ def load_image(path: str | os.PathLike, size: int, channels: int, with_mode: boo
     with Image.open(path) as img:
         img.load()
         gray = is_grayscale(img) or (img.mode == "P" and _grey_palette(img))
-        img = to_mode(img, channels)
+        arr = prepare_image(img, size, channels)
+    return (arr, gray) if with_mode else arr
+
+
+def prepare_image(img: Image.Image, size: int, channels: int) -> np.ndarray:
+    """A Pillow image converted, resized (shorter side) and centre-cropped: uint8 (C, size, size)."""
+    img = to_mode(img, channels)
     w, h = img.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
@@ -118,8 +124,7 @@ def load_image(path: str | os.PathLike, size: int, channels: int, with_mode: boo
     left, top = (new_w - size) // 2, (new_h - size) // 2
     img = img.crop((left, top, left + size, top + size))
     arr = np.asarray(img, dtype=np.uint8)
-    arr = arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1)
-    return (arr, gray) if with_mode else arr
+    return arr[None, :, :] if channels == 1 else arr.transpose(2, 0, 1)
 
 
 def _grey_palette(img: Image.Image) -> bool:
