@@ -94,3 +94,9 @@ def engine_thread():
     for t in threads:
         t.engine.control.stop("test teardown")
         t.thread.join(30)
+
+
+@pytest.fixture(autouse=True)
+def isolated_decode_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty decode cache, never the user's ~/.cache."""
+    monkeypatch.setenv("TUI_GAN_CACHE_DIR", str(tmp_path_factory.mktemp("decode-cache")))

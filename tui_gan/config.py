@@ -39,6 +39,9 @@ class TrainConfig:
     download: bool = False
     """Download a torchvision dataset that is not under data_root yet."""
 
+    cache: bool = True
+    """Keep decoded images in the decode cache (~/.cache/tui-gan/decoded) and reuse them."""
+
     image_size: int = 64
     """Side of the square training images in pixels: a power of two from 16 to 256."""
 
@@ -134,8 +137,9 @@ class TrainConfig:
             raise UserError(f"{source}: channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.data, str) or not self.data:
             raise UserError(f"{source}: data must be 'builtin', a folder path or a dataset name")
-        if not isinstance(self.download, bool):
-            raise UserError(f"{source}: download must be true or false, got {self.download!r}")
+        for name in ("download", "cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise UserError(f"{source}: data_root must be a folder path, got {self.data_root!r}")
         parse_device(self.device, source)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from .builtin import builtin_count, make_builtin
-from .datasets import is_dataset_name, load_torchvision
+from . import __version__
+from .cache import cache_key, cached, folder_fingerprint
+from .datasets import dataset_fingerprint, is_dataset_name, load_torchvision
 from .errors import UserError
 from .imagefiles import ProgressFn, decode_files, scan_folder
 
@@ -45,24 +47,34 @@ def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> to
 
 
 def load_dataset(config, device: torch.device, progress: ProgressFn | None = None) -> Dataset:
-    """Build the dataset the config names; raise UserError if it cannot be used."""
+    """Build the dataset the config names; raise UserError if it cannot be used.
+
+    Decoded images come from the decode cache when an entry matches (see cache.py)."""
+    size, channels, use_cache = config.image_size, config.channels, config.cache
     if config.data == "builtin":
-        channels = config.channels or 3
-        n = config.max_images or builtin_count(config.image_size, channels)
-        arr = make_builtin(n, config.image_size, config.seed, channels, progress)
+        channels = channels or 3
+        n = config.max_images or builtin_count(size, channels)
+        key = cache_key(kind="builtin", n=n, size=size, seed=config.seed, channels=channels, code=__version__)
+        (arr, skipped, _), _ = cached(key, lambda: (make_builtin(n, size, config.seed, channels, progress), [], channels), use_cache)
         name = f"builtin ({n} glyph images)"
-        skipped: list[str] = []
     elif is_dataset_name(config.data):
-        arr, skipped, _ = load_torchvision(
-            config.data, config.data_root, config.download, config.image_size, config.channels,
-            config.max_images, progress,
-        )
+        source = dataset_fingerprint(config.data, config.data_root)  # None until downloaded
+        key = cache_key(kind="torchvision", name=config.data.lower(), source=source, size=size,
+                        channels=channels, limit=config.max_images)
+
+        def build():
+            return load_torchvision(config.data, config.data_root, config.download, size, channels,
+                                    config.max_images, progress)
+
+        (arr, skipped, _), _ = cached(key, build, use_cache and source is not None)
         name = f"{config.data.lower()} ({len(arr)} images)"
     else:
         files = scan_folder(config.data)
         if config.max_images:
             files = files[: config.max_images]
-        arr, skipped, _ = decode_files(files, config.image_size, config.channels, progress)
+        key = cache_key(kind="folder", root=str(config.data), files=folder_fingerprint(config.data, files),
+                        size=size, channels=channels)
+        (arr, skipped, _), _ = cached(key, lambda: decode_files(files, size, channels, progress), use_cache)
         if len(arr) == 0:
             raise UserError(
                 f"--data {config.data}: none of the {len(files)} image files could be read "

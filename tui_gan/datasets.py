@@ -70,6 +70,19 @@ def check_available(name: str, root: str | None, download: bool) -> None:
     )
 
 
+def dataset_fingerprint(name: str, root: str | None) -> str | None:
+    """Size and modification time of the files that make up a local copy; None if absent."""
+    base = data_root(root)
+    parts = []
+    for rel in DATASETS[name.lower()].needs:
+        try:
+            st = (base / rel).stat()
+        except OSError:
+            return None
+        parts.append(f"{base / rel}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
 def load_torchvision(
     name: str, root: str | None, download: bool, size: int, channels: int | None,
     limit: int | None = None, progress: ProgressFn | None = None,

@@ -50,9 +50,14 @@ class Printer:
 
     def handle(self, event: Any) -> None:
         if isinstance(event, ev.Loading):
+            now = time.monotonic()
             if event.message != self._loading:
                 self._loading = event.message
+                self._last_log = now
                 self.line(f"{event.message}…")
+            elif event.total and now - self._last_log >= self.log_every:  # a long decode
+                self._last_log = now
+                self.line(f"{event.message}… {event.done * 100 // event.total}% ({event.done:,}/{event.total:,})")
         elif isinstance(event, ev.Started):
             freeze_long_lived_objects()
             cfg = event.config

@@ -54,35 +54,78 @@ def is_grayscale(img: Image.Image) -> bool:
     return img.mode in GRAYSCALE_MODES
 
 
+#: Folders with at least this many files are decoded by a pool of processes, one per core.
+PARALLEL_MIN_FILES = 512
+CHUNK = 128
+
+
 def decode_files(
-    files: list[Path], size: int, channels: int | None, progress: ProgressFn | None = None
+    files: list[Path], size: int, channels: int | None, progress: ProgressFn | None = None,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, list[str], int]:
     """Decode, resize (shorter side to ``size``) and centre-crop each file, as the tutorial's
     ``Resize`` + ``CenterCrop``. Unreadable files are skipped and listed.
 
-    ``channels`` None means: 1 if every readable image is grayscale, else 3. Returns the
-    uint8 (N, C, size, size) array, the skipped paths and the channels used."""
+    ``channels`` None means: 1 if every readable image is grayscale, else 3. Large folders
+    are decoded on every core (``workers``, default os.cpu_count()). Returns the uint8
+    (N, C, size, size) array, the skipped paths and the channels used."""
     want = 3 if channels is None else channels
     out = np.empty((len(files), want, size, size), dtype=np.uint8)
-    skipped: list[str] = []
-    all_gray = True
-    n = 0
-    for i, path in enumerate(files):
+    ok = np.zeros(len(files), dtype=bool)
+    gray = np.zeros(len(files), dtype=bool)
+    done = 0
+    workers = workers or os.cpu_count() or 1
+    chunks = [(start, files[start : start + CHUNK]) for start in range(0, len(files), CHUNK)]
+    if workers > 1 and len(files) >= PARALLEL_MIN_FILES:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
-            arr, gray = load_image(path, size, want, with_mode=True)
-        except Exception:  # noqa: BLE001 - any undecodable file is skipped, never fatal
-            skipped.append(str(path))
-        else:
-            out[n] = arr
-            all_gray = all_gray and gray
-            n += 1
-        if progress is not None and (i % 256 == 0 or i == len(files) - 1):
-            progress(i + 1, len(files))
-    out = out[:n]
-    if channels is None and all_gray and n:
+            # spawn: the parent may hold torch's threads, which a fork would copy half-locked
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_decode_chunk, chunk, size, want): (start, chunk) for start, chunk in chunks}
+                for future in as_completed(futures):
+                    start, chunk = futures[future]
+                    _place(out, ok, gray, start, future.result())
+                    chunks.remove((start, chunk))
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, len(files))
+        except (BrokenProcessPool, OSError):
+            pass  # no worker processes here (a sandbox, an odd __main__): decode the rest below
+    for start, chunk in chunks:
+        _place(out, ok, gray, start, _decode_chunk(chunk, size, want))
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(files))
+    skipped = [str(files[i]) for i in np.flatnonzero(~ok)]
+    out = out[ok] if not ok.all() else out
+    if channels is None and len(out) and gray[ok].all():
         out = np.ascontiguousarray(out[:, :1])  # grey images decoded to RGB have R = G = B
         want = 1
     return out, skipped, want
+
+
+def _decode_chunk(paths: list[Path], size: int, channels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, decoded ok, was grayscale) for a list of files; runs in a worker process."""
+    images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
+    ok = np.zeros(len(paths), dtype=bool)
+    gray = np.zeros(len(paths), dtype=bool)
+    for i, path in enumerate(paths):
+        try:
+            images[i], gray[i] = load_image(path, size, channels, with_mode=True)
+            ok[i] = True
+        except Exception:  # noqa: BLE001 - any undecodable file is skipped, never fatal
+            pass
+    return images, ok, gray
+
+
+def _place(out, ok, gray, start: int, result) -> None:
+    images, chunk_ok, chunk_gray = result
+    end = start + len(images)
+    out[start:end], ok[start:end], gray[start:end] = images, chunk_ok, chunk_gray
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:

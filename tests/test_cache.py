@@ -1,0 +1,136 @@
+"""The decode cache (hit, miss, invalidation) and decoding on every core."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tui_gan import data as data_module
+from tui_gan.cache import cache_dir
+from tui_gan.data import load_dataset
+from tui_gan.imagefiles import decode_files, scan_folder
+
+from .conftest import tiny_config
+
+
+def _folder(tmp_path, n=20):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(n):
+        Image.new("RGB", (24, 24), (i * 10, 0, 255 - i * 10)).save(folder / f"{i:03d}.png")
+    (folder / "broken.jpg").write_bytes(b"nope")
+    return folder
+
+
+def _count_decodes(monkeypatch):
+    calls = []
+    real = data_module.decode_files
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data_module, "decode_files", counting)
+    return calls
+
+
+def test_second_load_is_a_hit_and_identical(tmp_path, monkeypatch):
+    folder = _folder(tmp_path)
+    calls = _count_decodes(monkeypatch)
+    config = tiny_config(data=str(folder), max_images=None)
+    first = load_dataset(config, torch.device("cpu"))
+    second = load_dataset(config, torch.device("cpu"))
+    assert len(calls) == 1
+    assert torch.equal(first.images, second.images)
+    assert second.skipped == first.skipped and second.skipped[0].endswith("broken.jpg")
+    assert len(list(cache_dir().glob("*.npz"))) == 1
+
+
+def test_changed_added_or_removed_file_invalidates(tmp_path, monkeypatch):
+    folder = _folder(tmp_path)
+    calls = _count_decodes(monkeypatch)
+    config = tiny_config(data=str(folder), max_images=None)
+    load_dataset(config, torch.device("cpu"))
+    Image.new("RGB", (24, 24), (1, 2, 3)).save(folder / "005.png")  # same name, new content
+    st = (folder / "005.png").stat()
+    os.utime(folder / "005.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    changed = load_dataset(config, torch.device("cpu"))
+    assert len(calls) == 2
+    assert changed.images[5, :, 0, 0].tolist() == [1, 2, 3]
+    (folder / "new.png").write_bytes((folder / "001.png").read_bytes())
+    assert len(load_dataset(config, torch.device("cpu"))) == 21 and len(calls) == 3
+    (folder / "new.png").unlink()
+    load_dataset(config, torch.device("cpu"))  # back to the earlier contents: that entry again
+    assert len(calls) == 3
+
+
+def test_size_and_channels_are_part_of_the_key(tmp_path, monkeypatch):
+    folder = _folder(tmp_path)
+    calls = _count_decodes(monkeypatch)
+    load_dataset(tiny_config(data=str(folder), max_images=None), torch.device("cpu"))
+    assert load_dataset(tiny_config(data=str(folder), max_images=None, channels=1), torch.device("cpu")).channels == 1
+    assert load_dataset(tiny_config(data=str(folder), max_images=None, image_size=32), torch.device("cpu")).images.shape[-1] == 32
+    assert len(calls) == 3
+
+
+def test_no_cache_and_a_torn_entry(tmp_path, monkeypatch):
+    folder = _folder(tmp_path)
+    calls = _count_decodes(monkeypatch)
+    load_dataset(tiny_config(data=str(folder), max_images=None, cache=False), torch.device("cpu"))
+    assert not list(cache_dir().glob("*.npz"))
+    config = tiny_config(data=str(folder), max_images=None)
+    load_dataset(config, torch.device("cpu"))
+    entry = next(cache_dir().glob("*.npz"))
+    entry.write_bytes(entry.read_bytes()[:100])  # torn: decoded again, not an error
+    assert len(load_dataset(config, torch.device("cpu"))) == 20
+    assert len(calls) == 3
+
+
+def test_builtin_data_is_cached_too(monkeypatch):
+    calls = []
+    real = data_module.make_builtin
+    monkeypatch.setattr(data_module, "make_builtin", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    a = load_dataset(tiny_config(max_images=64), torch.device("cpu"))
+    b = load_dataset(tiny_config(max_images=64), torch.device("cpu"))
+    assert len(calls) == 1 and torch.equal(a.images, b.images)
+
+
+def test_parallel_decode_matches_serial_and_reports_progress(tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "zero.png").write_bytes(b"")
+    files = scan_folder(folder)
+    serial = decode_files(files, 16, None, workers=1)
+    seen = []
+    import tui_gan.imagefiles as imagefiles
+
+    old = imagefiles.PARALLEL_MIN_FILES
+    imagefiles.PARALLEL_MIN_FILES = 100
+    try:
+        parallel = decode_files(files, 16, None, progress=lambda d, t: seen.append((d, t)), workers=2)
+    finally:
+        imagefiles.PARALLEL_MIN_FILES = old
+    assert np.array_equal(serial[0], parallel[0]) and serial[1:] == parallel[1:]
+    assert parallel[0].shape == (300, 3, 16, 16) and parallel[1][0].endswith("zero.png")
+    assert seen[-1] == (301, 301) and len(seen) >= 3
+
+
+def test_headless_shows_decode_progress():
+    import io
+
+    from tui_gan import events as ev
+    from tui_gan.headless import Printer
+
+    out = io.StringIO()
+    printer = Printer(out, log_every=0.0)
+    for done in (0, 5000, 10000):
+        printer.handle(ev.Loading("reading /data/faces", done, 10000))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "reading /data/faces…"
+    assert lines[-1] == "reading /data/faces… 100% (10,000/10,000)"
