@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -168,3 +170,51 @@ def test_epoch_permutation_depends_on_seed_and_epoch_only():
     assert torch.equal(a, epoch_permutation(1, 0, 100, torch.device("cpu")))
     assert not torch.equal(a, epoch_permutation(1, 1, 100, torch.device("cpu")))
     assert sorted(a.tolist()) == list(range(100))
+
+
+def test_messy_folder(tmp_path):
+    """Nested folders, odd extension cases, junk files: the images train, the junk is named."""
+    import io
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    Image.new("RGB", (30, 20), (0, 200, 0)).save(tmp_path / "a" / "b" / "deep.JPEG")
+    Image.new("RGB", (20, 30), (200, 0, 0)).save(tmp_path / "top.Png")
+    Image.new("P", (20, 20)).save(tmp_path / "a" / "anim.GIF")
+    (tmp_path / "README.txt").write_text("not an image, ignored silently")
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tmp_path / "._top.Png").write_bytes(b"\0\5\26\7")  # macOS resource fork: hidden, ignored
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("I am not a PNG")
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(buf, "JPEG")
+    (tmp_path / "truncated.jpg").write_bytes(buf.getvalue()[:200])
+    files = scan_folder(tmp_path)
+    assert sorted(p.name for p in files) == sorted(
+        ["deep.JPEG", "top.Png", "anim.GIF", "empty.jpg", "text.png", "truncated.jpg"]
+    )
+    arr, skipped, channels = decode_files(files, 16, None)
+    assert arr.shape == (3, 3, 16, 16) and channels == 3
+    assert sorted(Path(p).name for p in skipped) == ["empty.jpg", "text.png", "truncated.jpg"]
+
+
+def test_skipped_files_are_one_warning_with_count_and_names(tmp_path, make_engine):
+    from tui_gan import events as ev
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(20):
+        Image.new("RGB", (20, 20), (i, 0, 0)).save(folder / f"{i}.png")
+    for i in range(5):
+        (folder / f"bad{i}.jpg").write_bytes(b"")
+    engine = make_engine(data=str(folder), max_images=None, max_steps=1)
+    warnings = [e.message for e in engine.run() if isinstance(e, ev.EngineWarning)]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("skipped 5 unreadable file(s): bad0.jpg, bad1.jpg, bad2.jpg")
+
+
+def test_dataset_that_crowds_out_the_gpu_is_a_user_error():
+    from tui_gan.data import check_fits
+
+    check_fits(2 * 2**30, 10 * 2**30, "cuda:0")
+    with pytest.raises(UserError, match=r"takes 8.0 GiB as uint8 but cuda:0 has 10.0 GiB free; use a smaller"):
+        check_fits(8 * 2**30, 10 * 2**30, "cuda:0")

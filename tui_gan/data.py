@@ -40,6 +40,19 @@ class Dataset:
         return self.images.index_select(0, indices).float().div_(127.5).sub_(1.0)
 
 
+#: The share of a GPU's free memory the dataset may take; the rest is for the models.
+DEVICE_DATA_SHARE = 0.6
+
+
+def check_fits(nbytes: int, free: int, device: str) -> None:
+    """Raise UserError if a dataset of ``nbytes`` (uint8) would crowd out training on ``device``."""
+    if nbytes > DEVICE_DATA_SHARE * free:
+        raise UserError(
+            f"the dataset takes {nbytes / 2**30:.1f} GiB as uint8 but {device} has {free / 2**30:.1f} GiB free; "
+            "use a smaller --image-size or --max-images N"
+        )
+
+
 def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
     """The order of epoch ``epoch``: a function of (seed, epoch) alone, hence exactly resumable."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -86,5 +99,7 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
             f"--batch-size {config.batch_size} is larger than the dataset ({len(arr)} images); "
             f"use --batch-size {len(arr)} or less"
         )
+    if device.type == "cuda":
+        check_fits(arr.nbytes, torch.cuda.mem_get_info(device)[0], str(device))
     images = torch.from_numpy(arr).to(device)
     return Dataset(images=images, name=name, skipped=skipped)
