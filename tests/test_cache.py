@@ -134,3 +134,26 @@ def test_headless_shows_decode_progress():
     lines = out.getvalue().splitlines()
     assert lines[0] == "reading /data/faces…"
     assert lines[-1] == "reading /data/faces… 100% (10,000/10,000)"
+
+
+def test_a_stop_during_a_parallel_decode_drops_the_rest(tmp_path, monkeypatch):
+    import pytest
+
+    import tui_gan.imagefiles as imagefiles
+
+    folder = tmp_path / "stop"
+    folder.mkdir()
+    for i in range(40):
+        Image.new("RGB", (20, 20)).save(folder / f"{i}.png")
+    decoded = []
+    real = imagefiles._decode_chunk
+    monkeypatch.setattr(imagefiles, "_decode_chunk", lambda c, s, w: (decoded.append(len(c)), real(c, s, w))[1])
+    monkeypatch.setattr(imagefiles, "PARALLEL_MIN_FILES", 10)
+    monkeypatch.setattr(imagefiles, "CHUNK", 2)
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        decode_files(scan_folder(folder), 16, 3, progress=stop, workers=2)
+    assert sum(decoded) < 40

@@ -54,7 +54,7 @@ def is_grayscale(img: Image.Image) -> bool:
     return img.mode in GRAYSCALE_MODES
 
 
-#: Folders with at least this many files are decoded by a pool of processes, one per core.
+#: Folders with at least this many files are decoded by a pool of threads, one per core.
 PARALLEL_MIN_FILES = 512
 CHUNK = 128
 
@@ -77,24 +77,23 @@ def decode_files(
     workers = workers or os.cpu_count() or 1
     chunks = [(start, files[start : start + CHUNK]) for start in range(0, len(files), CHUNK)]
     if workers > 1 and len(files) >= PARALLEL_MIN_FILES:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        from concurrent.futures.process import BrokenProcessPool
-
+        # Threads, not processes: Pillow releases the GIL while it decodes and resizes
+        # (2 threads: 2.4 s for 3,000 JPEGs where 2 spawned processes took 2.75 s and one
+        # thread 4-5 s), and nothing has to be spawned from inside the app.
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="tui-gan-decode")
         try:
-            # spawn: the parent may hold torch's threads, which a fork would copy half-locked
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_decode_chunk, chunk, size, want): (start, chunk) for start, chunk in chunks}
-                for future in as_completed(futures):
-                    start, chunk = futures[future]
-                    _place(out, ok, gray, start, future.result())
-                    chunks.remove((start, chunk))
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, len(files))
-        except (BrokenProcessPool, OSError):
-            pass  # no worker processes here (a sandbox, an odd __main__): decode the rest below
+            futures = {pool.submit(_decode_chunk, chunk, size, want): (start, chunk) for start, chunk in chunks}
+            for future in as_completed(futures):
+                start, chunk = futures[future]
+                _place(out, ok, gray, start, future.result())
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, len(files))  # may raise to stop: the queued chunks are dropped
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        chunks = []
     for start, chunk in chunks:
         _place(out, ok, gray, start, _decode_chunk(chunk, size, want))
         done += len(chunk)
@@ -109,7 +108,7 @@ def decode_files(
 
 
 def _decode_chunk(paths: list[Path], size: int, channels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images, decoded ok, was grayscale) for a list of files; runs in a worker process."""
+    """(images, decoded ok, was grayscale) for a list of files; runs in a decode thread."""
     images = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
     ok = np.zeros(len(paths), dtype=bool)
     gray = np.zeros(len(paths), dtype=bool)
