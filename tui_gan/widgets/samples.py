@@ -77,30 +77,32 @@ def compose_canvas(
 
 
 @lru_cache(maxsize=65536)
-def _style(upper: tuple[int, int, int], lower: tuple[int, int, int]) -> Style:
-    return Style(color=Color.from_rgb(*upper), bgcolor=Color.from_rgb(*lower))
+def _style(key: int) -> Style:
+    """The style of a cell whose upper and lower pixels are packed as 0xRRGGBB_RRGGBB."""
+    upper, lower = key >> 24, key & 0xFFFFFF
+    return Style(
+        color=Color.from_rgb(upper >> 16, (upper >> 8) & 255, upper & 255),
+        bgcolor=Color.from_rgb(lower >> 16, (lower >> 8) & 255, lower & 255),
+    )
 
 
 def canvas_to_strips(canvas: np.ndarray) -> list[Strip]:
-    """One Strip per cell row; runs of equal cells are merged into one Segment."""
+    """One Strip per cell row; runs of equal cells are merged into one Segment.
+
+    The cells are packed into integers and split into runs with numpy, so a panel of
+    samples costs a few thousand Segments and no per-pixel Python."""
+    import numpy as np
+
+    rgb = canvas.astype(np.int64)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # (2 * height, width)
+    cells = (packed[0::2] << 24) | packed[1::2]  # upper pixel, lower pixel
+    width = canvas.shape[1]
     strips = []
-    height = canvas.shape[0] // 2
-    for y in range(height):
-        upper = canvas[2 * y].tolist()
-        lower = canvas[2 * y + 1].tolist()
-        segments = []
-        run_style, run_len = None, 0
-        for u, lo in zip(upper, lower):
-            style = _style(tuple(u), tuple(lo))
-            if style is run_style:
-                run_len += 1
-            else:
-                if run_style is not None:
-                    segments.append(Segment(UPPER_HALF * run_len, run_style))
-                run_style, run_len = style, 1
-        if run_style is not None:
-            segments.append(Segment(UPPER_HALF * run_len, run_style))
-        strips.append(Strip(segments, canvas.shape[1]))
+    for row in cells:
+        starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+        lengths = np.diff(np.r_[starts, width])
+        segments = [Segment(UPPER_HALF * int(n), _style(int(key))) for key, n in zip(row[starts].tolist(), lengths.tolist())]
+        strips.append(Strip(segments, width))
     return strips
 
 
