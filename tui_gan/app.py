@@ -32,6 +32,7 @@ from .widgets.gauges import Gauge
 from .widgets.loss_chart import LossChart
 from .widgets.samples import SamplesView
 from .widgets.status import StatusPanel
+from .widgets.throttle import Throttle
 
 GAUGES = (("d_x", "D(x)"), ("d_g_z1", "D(G(z1))"), ("d_g_z2", "D(G(z2))"))
 #: Seconds between redraws of the numbers (status, gauges). Every redraw holds the GIL that
@@ -90,8 +91,7 @@ class TuiGanApp(App[int]):
         self._stop_requested = threading.Event()
         self._epochs = 0
         self._progress: ev.Progress | None = None  # the newest progress not yet drawn
-        self._progress_drawn = 0.0  # time.monotonic() of the last progress redraw
-        self._progress_timer = False
+        self._progress_redraws = Throttle(self, PROGRESS_REDRAW_S, self._draw_progress)
 
     # ----------------------------------------------------------------- layout
 
@@ -262,19 +262,12 @@ class TuiGanApp(App[int]):
         if e.row is not None:
             self.chart.add_rows([dict(zip(COLUMNS, e.row))])
         self._progress = e
-        wait = self._progress_drawn + PROGRESS_REDRAW_S - time.monotonic()
-        if wait <= 0:
-            self._draw_progress()
-        elif not self._progress_timer:
-            self._progress_timer = True
-            self.set_timer(wait, self._draw_progress)
+        self._progress_redraws.request()
 
     def _draw_progress(self) -> None:
-        self._progress_timer = False
         e, self._progress = self._progress, None
         if e is None or not self.is_running:
             return
-        self._progress_drawn = time.monotonic()
         status = self.status_panel
         status.epoch, status.step, status.total_steps = e.epoch, e.step, e.total_steps
         if e.images_per_sec:

@@ -12,6 +12,8 @@ import time
 
 from textual_plotext import PlotextPlot
 
+from .throttle import Throttle
+
 EMA_ALPHA = 0.1
 SERIES = (("loss_D", "loss_d", (255, 110, 90)), ("loss_G", "loss_g", (90, 200, 255)))
 FAINT = (110, 110, 110)
@@ -50,9 +52,7 @@ class LossChart(PlotextPlot):
         self.steps: list[float] = []
         self.values: dict[str, list[float]] = {key: [] for _, key, _ in SERIES}
         self.log_scale = False
-        self.redraw_interval = redraw_interval
-        self._plotted = -math.inf  # time.monotonic() of the last replot
-        self._replot_timer = False
+        self._redraws = Throttle(self, redraw_interval, lambda: self.replot())  # late-bound
 
     def add_rows(self, rows: list[dict[str, float]]) -> None:
         """Append rows to the history; they are drawn within ``redraw_interval`` seconds."""
@@ -60,16 +60,7 @@ class LossChart(PlotextPlot):
             self.steps.append(row["step"])
             for _, key, _ in SERIES:
                 self.values[key].append(row[key])
-        wait = self._plotted + self.redraw_interval - time.monotonic()
-        if wait <= 0:
-            self.replot()
-        elif not self._replot_timer:
-            self._replot_timer = True
-            self.set_timer(wait, self._timed_replot)
-
-    def _timed_replot(self) -> None:
-        self._replot_timer = False
-        self.replot()
+        self._redraws.request()
 
     def set_log_scale(self, on: bool) -> None:
         self.log_scale = on
@@ -83,8 +74,8 @@ class LossChart(PlotextPlot):
         return [math.log10(v) if v > 0 else math.nan for v in raw]
 
     def replot(self) -> None:
-        if self.steps:  # the first rows (say, a resumed run's history) are drawn at once
-            self._plotted = time.monotonic()
+        if self.steps:  # so the first rows (say, a resumed run's history) are drawn at once
+            self._redraws.last = time.monotonic()
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
