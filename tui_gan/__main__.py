@@ -2,5 +2,5 @@ import sys
 
 from .cli import main
 
-if __name__ == "__main__":  # not when a worker process of the decode pool imports it
+if __name__ == "__main__":  # importable (multiprocessing, tools) without starting a run
     sys.exit(main())

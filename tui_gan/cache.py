@@ -50,14 +50,13 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def cached(key: str, build: Callable[[], Decoded], enabled: bool = True) -> tuple[Decoded, bool]:
-    """The entry for ``key``, or ``build()`` stored under it. Returns (value, was it a hit)."""
+def cached(key: str, build: Callable[[], Decoded], enabled: bool = True) -> Decoded:
+    """The entry for ``key``, or ``build()`` stored under it."""
     path = cache_dir() / f"{key}.npz"
     if enabled and path.exists():
         try:
             with np.load(path, allow_pickle=False) as entry:
-                value = (entry["images"], [str(s) for s in entry["skipped"]], int(entry["channels"]))
-            return value, True
+                return entry["images"], [str(s) for s in entry["skipped"]], int(entry["channels"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass  # torn or foreign: decode again and overwrite it
     value = build()
@@ -69,4 +68,4 @@ def cached(key: str, build: Callable[[], Decoded], enabled: bool = True) -> tupl
             ))
         except OSError:
             pass  # a read-only or full disk: training goes on, decoding next time again
-    return value, False
+    return value

@@ -15,7 +15,7 @@ import torch
 from .builtin import builtin_count, make_builtin
 from . import __version__
 from .cache import cache_key, cached, folder_fingerprint
-from .datasets import dataset_fingerprint, is_dataset_name, load_torchvision
+from .datasets import DATASETS, dataset_fingerprint, is_dataset_name, load_torchvision
 from .errors import UserError
 from .imagefiles import ProgressFn, decode_files, scan_folder
 
@@ -59,16 +59,26 @@ def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> to
     return torch.randperm(n, generator=g).to(device)
 
 
+def channels_known_in_advance(data: str) -> int | None:
+    """The channels of ``data`` before any image is read: 3 for the built-in glyphs, a named
+    dataset's own; None for a folder, whose images decide (see decode_files)."""
+    if data == "builtin":
+        return 3
+    if is_dataset_name(data):
+        return DATASETS[data.lower()].channels
+    return None
+
+
 def load_dataset(config, device: torch.device, progress: ProgressFn | None = None) -> Dataset:
     """Build the dataset the config names; raise UserError if it cannot be used.
 
     Decoded images come from the decode cache when an entry matches (see cache.py)."""
     size, channels, use_cache = config.image_size, config.channels, config.cache
     if config.data == "builtin":
-        channels = channels or 3
+        channels = channels or channels_known_in_advance("builtin")
         n = config.max_images or builtin_count(size, channels)
         key = cache_key(kind="builtin", n=n, size=size, seed=config.seed, channels=channels, code=__version__)
-        (arr, skipped, _), _ = cached(key, lambda: (make_builtin(n, size, config.seed, channels, progress), [], channels), use_cache)
+        arr, skipped, _ = cached(key, lambda: (make_builtin(n, size, config.seed, channels, progress), [], channels), use_cache)
         name = f"builtin ({n} glyph images)"
     elif is_dataset_name(config.data):
         source = dataset_fingerprint(config.data, config.data_root)  # None until downloaded
@@ -79,7 +89,7 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
             return load_torchvision(config.data, config.data_root, config.download, size, channels,
                                     config.max_images, progress)
 
-        (arr, skipped, _), _ = cached(key, build, use_cache and source is not None)
+        arr, skipped, _ = cached(key, build, use_cache and source is not None)
         name = f"{config.data.lower()} ({len(arr)} images)"
     else:
         files = scan_folder(config.data)
@@ -87,7 +97,7 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
             files = files[: config.max_images]
         key = cache_key(kind="folder", root=str(config.data), files=folder_fingerprint(config.data, files),
                         size=size, channels=channels)
-        (arr, skipped, _), _ = cached(key, lambda: decode_files(files, size, channels, progress), use_cache)
+        arr, skipped, _ = cached(key, lambda: decode_files(files, size, channels, progress), use_cache)
         if len(arr) == 0:
             raise UserError(
                 f"--data {config.data}: none of the {len(files)} image files could be read "

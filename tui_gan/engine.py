@@ -27,8 +27,7 @@ from . import events as ev
 from .atomic import atomic_write_text
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
-from .datasets import DATASETS, is_dataset_name
-from .data import Dataset, epoch_permutation, load_dataset
+from .data import Dataset, channels_known_in_advance, epoch_permutation, load_dataset
 from .devices import describe_device, resolve_device
 from .errors import UserError
 from .images import save_grid, to_uint8
@@ -169,10 +168,8 @@ class Engine:
         if self.resume_state is None:
             cfg.apply_preset(self.device.type, self.explicit)
         cfg.validate()
-        if cfg.channels is None and cfg.data == "builtin":
-            cfg.channels = 3
-        elif cfg.channels is None and is_dataset_name(cfg.data):
-            cfg.channels = DATASETS[cfg.data.lower()].channels
+        if cfg.channels is None:
+            cfg.channels = channels_known_in_advance(cfg.data)
         self._make_run_dir()
         label = "generating the built-in dataset" if cfg.data == "builtin" else f"reading {cfg.data}"
         updates: queue.Queue[tuple[int, int]] = queue.Queue()
