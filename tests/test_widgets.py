@@ -85,9 +85,15 @@ async def test_loss_chart_draws_new_rows_at_most_every_interval():
 
     from tui_gan.widgets.loss_chart import LossChart
 
+    timed = []
+
+    class Recording(LossChart):
+        def note_build_time(self, seconds):  # the interval stays as asked (checked below)
+            timed.append(seconds)
+
     class ChartApp(App):
         def compose(self):
-            yield LossChart(redraw_interval=0.3)
+            yield Recording(redraw_interval=0.3)
 
     app = ChartApp()
     async with app.run_test(size=(80, 20)) as pilot:
@@ -103,3 +109,47 @@ async def test_loss_chart_draws_new_rows_at_most_every_interval():
         await pilot.pause(0.6)
         assert plots == [1, 3]  # one later redraw, with every row
         assert chart.steps == [1.0, 2.0, 3.0]
+
+        # slow builds space the redraws out to keep within CPU_SHARE of a core; fast ones
+        # never bring the interval under the one asked for
+        from tui_gan.widgets.loss_chart import CPU_SHARE
+
+        assert len(timed) >= 2 and min(timed) > 0  # every build is timed
+        LossChart.note_build_time(chart, 0.05)
+        assert chart._redraws.interval == 0.05 / CPU_SHARE
+        LossChart.note_build_time(chart, 0.0001)
+        assert chart._redraws.interval == 0.3
+
+
+async def test_text_lines_keep_styles_truncate_and_rebuild_only_changed_lines():
+    from rich.text import Text
+    from textual.app import App
+
+    from tui_gan.widgets.textlines import TextLines
+
+    class Two(TextLines):
+        DEFAULT_CSS = "Two { height: 2; width: 12; }"
+        first = "short"
+
+        def lines(self, width, height):
+            return [Text(self.first, style="bold"), Text().append("dim", style="dim").append(" plain")]
+
+    class Host(App):
+        def compose(self):
+            yield Two()
+
+    app = Host()
+    async with app.run_test(size=(20, 4)):
+        widget = app.query_one(Two)
+        first, second = widget.render_line(0), widget.render_line(1)
+        assert first.cell_length == second.cell_length == 12  # padded to the widget's width
+        assert next(iter(first)).style.bold  # the Text's own style survives
+        segments = list(second)
+        assert segments[0].text == "dim" and segments[0].style.dim and not segments[1].style.dim
+        assert widget.render_line(5).cell_length == 12  # past the last line: blank
+
+        widget.first = "a line far too long to fit"
+        widget.refresh()
+        changed = widget.render_line(0)
+        assert changed.text.endswith("…") and changed.cell_length == 12
+        assert widget.render_line(1) is second  # the unchanged line's Strip is reused

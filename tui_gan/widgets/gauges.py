@@ -7,7 +7,8 @@ import math
 from collections import deque
 
 from rich.text import Text
-from textual.widget import Widget
+
+from .textlines import TextLines
 
 SPARKS = "▁▂▃▄▅▆▇█"
 LABEL_WIDTH = 9  # "D(G(z2))" + a space
@@ -45,7 +46,7 @@ def bar(value: float, width: int) -> Text:
     return text
 
 
-class Gauge(Widget):
+class Gauge(TextLines):
     """One labelled gauge, e.g. ``D(x)``."""
 
     DEFAULT_CSS = """
@@ -70,8 +71,7 @@ class Gauge(Widget):
             self.value = values[-1]
         self.refresh()
 
-    def render(self) -> Text:
-        width = self.size.width
+    def lines(self, width: int, height: int) -> list[Text]:
         value = "  –  " if not math.isfinite(self.value) else f"{self.value:5.3f}"
         rest = width - LABEL_WIDTH - len(value) - 2
         bar_width = max(10, rest * 3 // 5) if rest >= 20 else max(0, rest)
@@ -81,4 +81,4 @@ class Gauge(Widget):
         text.append(f" {value} ")
         if spark_width > 0:
             text.append(" " + sparkline(list(self.history), spark_width - 1), style="bright_cyan")
-        return text
+        return [text]

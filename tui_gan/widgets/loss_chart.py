@@ -1,8 +1,10 @@
 """The loss chart: loss_D and loss_G against step, smoothed (EMA) over the faint raw values.
 
-The whole history is kept; drawing downsamples it to about two points per column.
-New rows are drawn at most every ``redraw_interval`` seconds: one plotext build of this
-chart takes about 60 ms of the GIL on a laptop-class CPU, time the training thread waits.
+The whole history is kept; drawing downsamples it to about two points per column for the
+smoothed lines and one for the faint raw values. New rows are drawn at most every
+``redraw_interval`` seconds, and less often where drawing is slow: one plotext build of this
+chart takes 20-60 ms of the GIL on a 2-core CPU, time the training thread waits. The chart
+times its own builds and keeps them under CPU_SHARE of one core.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from .throttle import Throttle
 EMA_ALPHA = 0.1
 SERIES = (("loss_D", "loss_d", (255, 110, 90)), ("loss_G", "loss_g", (90, 200, 255)))
 FAINT = (110, 110, 110)
+#: The most of one core the chart's builds may take: the redraw interval grows to keep to it.
+CPU_SHARE = 0.004
 
 
 def ema(values: list[float], alpha: float = EMA_ALPHA) -> list[float]:
@@ -52,7 +56,19 @@ class LossChart(PlotextPlot):
         self.steps: list[float] = []
         self.values: dict[str, list[float]] = {key: [] for _, key, _ in SERIES}
         self.log_scale = False
+        self.redraw_interval = redraw_interval
         self._redraws = Throttle(self, redraw_interval, lambda: self.replot())  # late-bound
+
+    def render(self):
+        started = time.perf_counter()
+        try:
+            return super().render()
+        finally:
+            self.note_build_time(time.perf_counter() - started)
+
+    def note_build_time(self, seconds: float) -> None:
+        """Space the redraws so that builds of ``seconds`` stay within CPU_SHARE."""
+        self._redraws.interval = max(self.redraw_interval, seconds / CPU_SHARE)
 
     def add_rows(self, rows: list[dict[str, float]]) -> None:
         """Append rows to the history; they are drawn within ``redraw_interval`` seconds."""
@@ -85,7 +101,7 @@ class LossChart(PlotextPlot):
         if self.steps:
             series = {key: self._series(key) for _, key, _ in SERIES}
             for _, key, _ in SERIES:  # raw values first, faint, behind the smoothed lines
-                plt.plot(*downsample(self.steps, series[key], points), color=FAINT, marker="braille")
+                plt.plot(*downsample(self.steps, series[key], points // 2), color=FAINT, marker="braille")
             for label, key, colour in SERIES:
                 plt.plot(*downsample(self.steps, ema(series[key]), points), color=colour, marker="braille", label=label)
             if self.log_scale:

@@ -15,6 +15,7 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Size
+from textual.filter import ANSIToTruecolor
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -137,6 +138,11 @@ class SamplesView(Widget):
 
     def _background(self) -> tuple[int, int, int]:
         return self.styles.background.rgb if self.styles.background.a else (0, 0, 0)
+
+    def get_line_filters(self):
+        """The app's filters less the ANSI-to-truecolor one: every cell here is already
+        truecolor, and that filter would rebuild each of the panel's Segments per redraw."""
+        return [f for f in super().get_line_filters() if not isinstance(f, ANSIToTruecolor)]
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size.width, self.size.height

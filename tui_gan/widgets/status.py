@@ -6,11 +6,10 @@ only, never the layout of the whole screen (which would redraw the samples and c
 
 from __future__ import annotations
 
-from rich.console import Group
 from rich.text import Text
-from textual.widget import Widget
 
 from ..metrics import format_duration
+from .textlines import TextLines
 
 STATE_STYLES = {
     "loading…": "yellow",
@@ -39,7 +38,7 @@ def progress_bar(done: int, total: int, width: int) -> Text:
     return text
 
 
-class StatusPanel(Widget):
+class StatusPanel(TextLines):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.state = "loading…"
@@ -62,12 +61,11 @@ class StatusPanel(Widget):
     def redraw(self) -> None:
         self.refresh()  # never layout=True: see the module docstring
 
-    def render(self) -> Group:
-        width = max(10, self.size.width)
+    def lines(self, width: int, height: int) -> list[Text]:
+        width = max(10, width)
         state = Text(self.state, style=STATE_STYLES.get(self.state, "bold"))
         if self.detail:
             state.append(f"  {self.detail}", style="dim")
-        state.truncate(width, overflow="ellipsis")
         epoch = f"epoch {min(self.epoch + 1, self.epochs) if self.epochs else '–'}/{self.epochs or '–'} "
         bar = Text(epoch).append_text(progress_bar(self.epoch_step, self.steps_per_epoch, width - len(epoch)))
         step = f"{self.step:,}/{self.total_steps:,}" if self.total_steps else f"{self.step:,}"
@@ -79,18 +77,13 @@ class StatusPanel(Widget):
             pending = Text(f"→ G {self.pending[0]:.2g}  D {self.pending[1]:.2g} at epoch end", style="yellow")
         pause = "at every epoch end" if self.auto_pause else "off"
 
-        if self.size.height < FULL_HEIGHT:  # 80x24 and other short terminals
-            line = Text(f"{step} · {speed} · ETA {eta}", no_wrap=True, overflow="ellipsis")
-            lr_line = Text(f"lr {lr} ", no_wrap=True, overflow="ellipsis").append_text(pending)
-            info = Text(f"{self.device} · auto-pause {pause}", style="dim")
-            return Group(state, bar, line, lr_line, info, Text(self.run_dir or "–", style="dim", overflow="ellipsis"))
+        if height < FULL_HEIGHT:  # 80x24 and other short terminals
+            return [state, bar, Text(f"{step} · {speed} · ETA {eta}"), Text(f"lr {lr} ").append_text(pending),
+                    Text(f"{self.device} · auto-pause {pause}", style="dim"), Text(self.run_dir or "–", style="dim")]
 
-        rows = Text(no_wrap=True, overflow="ellipsis")
+        rows = [state, bar]
         for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("device", self.device),
                              ("lr", Text(lr + "  ").append_text(pending)), ("pause", pause),
                              ("run", self.run_dir or "–")):
-            rows.append(f"{label:<7}", style="dim")
-            rows.append_text(value if isinstance(value, Text) else Text(value))
-            rows.append("\n")
-        rows.rstrip()
-        return Group(state, bar, rows)
+            rows.append(Text().append(f"{label:<7}", style="dim").append_text(value if isinstance(value, Text) else Text(value)))
+        return rows
