@@ -30,8 +30,8 @@ class TextLines(Widget):
         self._lines = None
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
-    def _strip(self, text: Text, width: int) -> Strip:
-        key = (width, text.plain, tuple(text.spans), text.style, self.rich_style)
+    def _strip(self, text: Text, width: int, widget_style: Style) -> Strip:
+        key = (width, text.plain, tuple(text.spans), text.style, widget_style)
         strip = self._strips.get(key)
         if strip is None:
             if len(self._strips) > 256:  # old lines: a few per redraw, never needed again
@@ -41,14 +41,15 @@ class TextLines(Widget):
             console = self.app.console
             base = console.get_style(text.style, default=Style.null())  # Text.render leaves it out
             strip = Strip(list(text.render(console))).apply_style(base)
-            strip = strip.crop_extend(0, width, None).apply_style(self.rich_style)
+            strip = strip.crop_extend(0, width, None).apply_style(widget_style)
             self._strips[key] = strip
         return strip
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
         if self._lines is None:
-            self._lines = [self._strip(text, width) for text in self.lines(width, height)]
+            widget_style = self.rich_style  # not cheap: it walks the ancestors' backgrounds
+            self._lines = [self._strip(text, width, widget_style) for text in self.lines(width, height)]
         if y < len(self._lines):
             return self._lines[y]
         return Strip.blank(width, self.rich_style)
