@@ -46,7 +46,8 @@ def test_second_load_is_a_hit_and_identical(tmp_path, monkeypatch):
     assert len(calls) == 1
     assert torch.equal(first.images, second.images)
     assert second.skipped == first.skipped and second.skipped[0].endswith("broken.jpg")
-    assert len(list(cache_dir().glob("*.npz"))) == 1
+    (entry,) = [p for p in cache_dir().iterdir()]  # one entry, no temporary folder left
+    assert sorted(f.name for f in entry.iterdir()) == ["images.npy", "meta.json"]
 
 
 def test_changed_added_or_removed_file_invalidates(tmp_path, monkeypatch):
@@ -80,13 +81,59 @@ def test_no_cache_and_a_torn_entry(tmp_path, monkeypatch):
     folder = _folder(tmp_path)
     calls = _count_decodes(monkeypatch)
     load_dataset(tiny_config(data=str(folder), max_images=None, cache=False), torch.device("cpu"))
-    assert not list(cache_dir().glob("*.npz"))
+    assert not cache_dir().exists() or not list(cache_dir().iterdir())
     config = tiny_config(data=str(folder), max_images=None)
     load_dataset(config, torch.device("cpu"))
-    entry = next(cache_dir().glob("*.npz"))
-    entry.write_bytes(entry.read_bytes()[:100])  # torn: decoded again, not an error
+    images = next(cache_dir().glob("*/images.npy"))
+    images.write_bytes(images.read_bytes()[:100])  # torn: decoded again, not an error
     assert len(load_dataset(config, torch.device("cpu"))) == 20
     assert len(calls) == 3
+    (images.parent / "meta.json").write_text("{")  # so is a torn meta.json
+    assert len(load_dataset(config, torch.device("cpu"))) == 20
+    assert len(calls) == 4
+
+
+def test_an_unwritable_cache_decodes_into_memory(tmp_path, monkeypatch):
+    folder = _folder(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("TUI_GAN_CACHE_DIR", str(blocker / "cache"))  # cannot be created
+    data = load_dataset(tiny_config(data=str(folder), max_images=None), torch.device("cpu"))
+    assert len(data) == 20
+
+
+def test_entries_are_memory_mapped_and_decoding_writes_to_disk(tmp_path):
+    from tui_gan.cache import Scratch, cached
+
+    folder = _folder(tmp_path)
+    (folder / "grey.png").unlink(missing_ok=True)
+    files = scan_folder(folder)
+    in_memory = decode_files(files, 16, None)
+    scratch_dir = tmp_path / "scratch"
+    scratch_dir.mkdir()
+    on_disk = decode_files(files, 16, None, scratch=Scratch(scratch_dir))
+    assert isinstance(on_disk[0], np.memmap)  # compacted (a file was skipped) into a second file
+    assert np.array_equal(in_memory[0], on_disk[0]) and in_memory[1:] == on_disk[1:]
+    built = []
+    images, skipped, channels = cached("k", lambda scratch: (built.append(1), decode_files(files, 16, None, scratch=scratch))[1])
+    assert isinstance(images, np.memmap) and np.array_equal(images, in_memory[0])
+    images2, _, _ = cached("k", lambda scratch: built.append(2))
+    assert built == [1] and np.array_equal(images2, in_memory[0])
+    assert not list(cache_dir().glob("*.tmp-*"))  # the build folder was renamed into place
+
+
+def test_grayscale_folder_is_compacted_to_one_channel_on_disk(tmp_path):
+    from tui_gan.cache import Scratch
+
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    for i in range(5):
+        Image.new("L", (20, 20), i * 40).save(folder / f"{i}.png")
+    scratch_dir = tmp_path / "scratch"
+    scratch_dir.mkdir()
+    images, skipped, channels = decode_files(scan_folder(folder), 16, None, scratch=Scratch(scratch_dir))
+    assert channels == 1 and images.shape == (5, 1, 16, 16) and not skipped
+    assert [int(images[i, 0, 0, 0]) for i in range(5)] == [0, 40, 80, 120, 160]
 
 
 def test_builtin_data_is_cached_too(monkeypatch):

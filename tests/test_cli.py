@@ -115,10 +115,12 @@ def test_headless_end_to_end_resume_and_sample(tmp_path):
     assert last.startswith("finished (completed): 14 steps") and "last.pt" in last
     assert (run / "checkpoints" / "last.pt").is_file()
 
-    # resume with a longer run: settings from the checkpoint, a new total
-    result = run_cli(["--resume", str(run), "--epochs", "2", "--headless", "--log-every", "60"])
+    # resume with a longer run: settings from the checkpoint, a new total; the data may
+    # be streamed this time
+    result = run_cli(["--resume", str(run), "--epochs", "2", "--headless", "--log-every", "60", "--stream"])
     assert result.returncode == 0, result.stderr
     assert "resumed from" in result.stdout and "at step 14" in result.stdout
+    assert "streamed from the decode cache by" in result.stdout
     assert "finished (completed): 28 steps" in result.stdout
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 28 and state["epoch"] == 2

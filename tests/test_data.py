@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tui_gan import events as ev
 from tui_gan.builtin import builtin_count, make_builtin
 from tui_gan.data import epoch_permutation, load_dataset
 from tui_gan.errors import UserError
@@ -198,8 +199,6 @@ def test_messy_folder(tmp_path):
 
 
 def test_skipped_files_are_one_warning_with_count_and_names(tmp_path, make_engine):
-    from tui_gan import events as ev
-
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(20):
@@ -212,9 +211,85 @@ def test_skipped_files_are_one_warning_with_count_and_names(tmp_path, make_engin
     assert warnings[0].startswith("skipped 5 unreadable file(s): bad0.jpg, bad1.jpg, bad2.jpg")
 
 
-def test_dataset_that_crowds_out_the_gpu_is_a_user_error():
-    from tui_gan.data import check_fits
+def test_what_fits_in_memory(monkeypatch):
+    from tui_gan import data as data_module
 
-    check_fits(2 * 2**30, 10 * 2**30, "cuda:0")
-    with pytest.raises(UserError, match=r"takes 8.0 GiB as uint8 but cuda:0 has 10.0 GiB free; use a smaller"):
-        check_fits(8 * 2**30, 10 * 2**30, "cuda:0")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**30, 80 * 2**30))
+    assert data_module.fits_in_memory(5 * 2**30, torch.device("cuda:0"))[0]
+    fits, limit = data_module.fits_in_memory(7 * 2**30, torch.device("cuda:0"))
+    assert not fits and limit == "60% of cuda:0's free memory (10.0 GiB)"
+    monkeypatch.setattr(data_module, "host_available_memory", lambda: 4 * 2**30)
+    assert data_module.fits_in_memory(2 * 2**30, torch.device("cpu"))[0]
+    assert not data_module.fits_in_memory(3 * 2**30, torch.device("cpu"))[0]
+    monkeypatch.setattr(data_module, "host_available_memory", lambda: None)  # unknown: in memory
+    assert data_module.fits_in_memory(3 * 2**40, torch.device("cpu"))[0]
+
+
+def test_host_available_memory_is_read():
+    from tui_gan.data import host_available_memory
+
+    available = host_available_memory()
+    assert available is None or available > 2**20
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_streamed_batches_equal_the_in_memory_ones(workers):
+    from tui_gan.data import StreamedDataset, load_dataset
+
+    config = tiny_config(max_images=100)
+    memory = load_dataset(config, torch.device("cpu"))
+    notes = []
+    streamed = load_dataset(tiny_config(max_images=100, stream=True), torch.device("cpu"), notes=notes)
+    assert isinstance(streamed, StreamedDataset) and isinstance(streamed.array, np.memmap)
+    assert not notes and streamed.name.endswith("streamed from the decode cache by 1 worker(s)")
+    streamed.workers = workers
+    for epoch, start in ((0, 0), (3, 4)):  # a whole epoch, and the rest of one after a resume
+        a = list(memory.epoch_batches(7, epoch, start, 16))
+        b = list(streamed.epoch_batches(7, epoch, start, 16))
+        assert len(a) == len(b) == 6 - start
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert b[0].dtype == torch.float32 and b[0].min() >= -1 and b[0].max() <= 1
+
+
+def test_streaming_without_the_cache_streams_from_memory():
+    from tui_gan.data import StreamedDataset, load_dataset
+
+    notes = []
+    data = load_dataset(tiny_config(max_images=64, stream=True, cache=False), torch.device("cpu"), notes=notes)
+    assert isinstance(data, StreamedDataset) and "from memory (--no-cache)" in data.name
+    data.workers = 1
+    assert len(list(data.epoch_batches(0, 0, 0, 16))) == 4
+
+
+def test_a_dataset_too_large_for_memory_streams_and_trains_as_in_memory(make_engine, monkeypatch):
+    from tui_gan import data as data_module
+
+    memory = make_engine("memory", max_steps=8)
+    list(memory.run())
+    monkeypatch.setattr(data_module, "host_available_memory", lambda: 100_000)  # 224 images: 172 KB
+    monkeypatch.setattr(data_module, "stream_workers", lambda: 1)
+    streamed = make_engine("streamed", max_steps=8)
+    warnings = [e.message for e in streamed.run() if isinstance(e, ev.EngineWarning)]
+    assert len(warnings) == 1 and "exceed 50% of the host's available memory" in warnings[0]
+    assert "streaming it from the decode cache, which is slower" in warnings[0]
+    assert streamed.data.streamed and streamed.step == 8
+    for a, b in zip(memory.netG.state_dict().values(), streamed.netG.state_dict().values()):
+        assert torch.equal(a, b)  # the same batches in the same order
+
+
+def test_streamed_resume_is_exact(make_engine):
+    from tui_gan.checkpoint import load_checkpoint
+    from tui_gan.engine import Engine
+
+    from .conftest import EXPLICIT
+
+    straight = make_engine("straight", max_steps=20, stream=True)
+    list(straight.run())
+    first = make_engine("split", max_steps=10, stream=True)
+    list(first.run())
+    second = Engine(tiny_config(max_steps=20, stream=True), first.run_dir, explicit=EXPLICIT,
+                    resume=load_checkpoint(first.run_dir))
+    list(second.run())
+    assert second.step == 20 and second.epoch == 1  # crossed an epoch boundary mid-stream
+    for a, b in zip(straight.netD.state_dict().values(), second.netD.state_dict().values()):
+        assert torch.equal(a, b)

@@ -21,7 +21,7 @@ from .datasets import DEFAULT_DATA_ROOT
 from .errors import UserError
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -82,6 +82,9 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--download", action="store_true", help="download the --data dataset if it is not there yet")
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="decode the images again instead of using the decode cache (and do not store them)")
+    p.add_argument("--stream", action="store_true",
+                   help="stream batches from disk through DataLoader workers even if the dataset fits in memory "
+                        "(datasets that do not fit always stream)")
     p.add_argument("--image-size", type=image_size, metavar="N", help="16, 32, 64 (default), 128 or 256")
     p.add_argument("--channels", type=channels, metavar="1|3",
                    help="3 (RGB) or 1 (grayscale); default: 1 if every image is grayscale, else 3")
@@ -201,7 +204,7 @@ def prepare_training(args: dict[str, Any]):
             what = "--config" if "config" in args else "--" + fixed[0].replace("_", "-")
             raise UserError(
                 f"{what} cannot change a resumed run (its settings come from the checkpoint); "
-                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download and --no-cache may be given"
+                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download, --no-cache and --stream may be given"
             )
         saved = dict(state["config"])
         saved["lr_g"], saved["lr_d"] = state.get("lr_g", saved["lr_g"]), state.get("lr_d", saved["lr_d"])

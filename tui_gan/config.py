@@ -42,6 +42,10 @@ class TrainConfig:
     cache: bool = True
     """Keep decoded images in the decode cache (~/.cache/tui-gan/decoded) and reuse them."""
 
+    stream: bool = False
+    """Stream batches from the decode cache through DataLoader workers even when the dataset
+    would fit in memory (it streams anyway when it does not)."""
+
     image_size: int = 64
     """Side of the square training images in pixels: a power of two from 16 to 256."""
 
@@ -137,7 +141,7 @@ class TrainConfig:
             raise UserError(f"{source}: channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.data, str) or not self.data:
             raise UserError(f"{source}: data must be 'builtin', a folder path or a dataset name")
-        for name in ("download", "cache"):
+        for name in ("download", "cache", "stream"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):

@@ -1,15 +1,24 @@
-"""Training data: the built-in glyph dataset and image folders, held in memory as uint8.
+"""Training data: the built-in glyph dataset, named datasets and image folders, as uint8.
 
-Images are stored once as a uint8 tensor (N, C, H, W) on the training device and batches
-are sliced there and scaled to [-1, 1]: no DataLoader and no host-to-device copy per step.
-The order of each epoch is a permutation drawn from (seed, epoch), so a resumed run sees
-exactly the batches it would have seen.
+When it fits, a dataset is stored once as a uint8 tensor (N, C, H, W) on the training
+device and batches are sliced there and scaled to [-1, 1]: no DataLoader and no
+host-to-device copy per step. A dataset too large for that (over DEVICE_DATA_SHARE of a
+GPU's free memory, or HOST_DATA_SHARE of the host's available memory), or any with
+``--stream``, streams from its memory-mapped decode-cache entry through a DataLoader with
+worker processes and pinned memory.
+
+Either way the order of each epoch is a permutation drawn from (seed, epoch), so a resumed
+run sees exactly the batches it would have seen, and streaming sees the same batches as
+memory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
 
+import numpy as np
 import torch
 
 from .builtin import builtin_count, make_builtin
@@ -35,22 +44,109 @@ class Dataset:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    streamed = False
+
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
         """A float batch in [-1, 1] on the images' device."""
         return self.images.index_select(0, indices).float().div_(127.5).sub_(1.0)
 
+    def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int) -> Iterator[torch.Tensor]:
+        """The batches of ``epoch`` from batch number ``start`` on."""
+        perm = epoch_permutation(seed, epoch, len(self), self.images.device)
+        for b in range(start, len(self) // batch_size):
+            yield self.batch(perm[b * batch_size : (b + 1) * batch_size])
+
+
+class _Rows(torch.utils.data.Dataset):
+    """What a DataLoader worker reads: one whole batch of uint8 rows per item.
+
+    It holds the cache entry's path, not the mapping, so it pickles cheaply where workers
+    are spawned (macOS) rather than forked; each worker maps the file once."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        path = getattr(images, "filename", None)
+        self.path = str(path) if path else None
+        self.images = None if self.path else images  # in memory (the cache is off)
+
+    def __len__(self) -> int:
+        return 0  # unused: items are the batch sampler's index lists
+
+    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor:
+        if self.images is None:
+            self.images = np.load(self.path, mmap_mode="r")
+        return torch.from_numpy(self.images[indices.numpy()])  # fancy indexing copies
+
+
+@dataclass
+class StreamedDataset:
+    """Images as uint8 (N, C, H, W) on disk (memory-mapped), streamed batch by batch."""
+
+    array: np.ndarray
+    name: str
+    skipped: list[str]
+    device: torch.device
+    workers: int = field(default_factory=lambda: stream_workers())
+
+    streamed = True
+
+    @property
+    def channels(self) -> int:
+        return self.array.shape[1]
+
+    def __len__(self) -> int:
+        return self.array.shape[0]
+
+    def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int) -> Iterator[torch.Tensor]:
+        """The batches of ``epoch`` from batch number ``start`` on: the same as in memory.
+
+        Workers gather the rows of the coming batches while the device trains; batches
+        are copied from pinned memory without blocking. Closing the generator stops them."""
+        perm = epoch_permutation(seed, epoch, len(self), torch.device("cpu"))
+        order = [perm[b * batch_size : (b + 1) * batch_size] for b in range(start, len(self) // batch_size)]
+        loader = torch.utils.data.DataLoader(
+            _Rows(self.array), batch_size=None, sampler=order, num_workers=self.workers,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
+        )
+        for batch in loader:
+            yield batch.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+
+
+def stream_workers() -> int:
+    """DataLoader workers for streaming: half the cores (the rest drive the device), 1-8."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
 
 #: The share of a GPU's free memory the dataset may take; the rest is for the models.
 DEVICE_DATA_SHARE = 0.6
+#: The share of the host's available memory a dataset may take when training on the CPU.
+HOST_DATA_SHARE = 0.5
 
 
-def check_fits(nbytes: int, free: int, device: str) -> None:
-    """Raise UserError if a dataset of ``nbytes`` (uint8) would crowd out training on ``device``."""
-    if nbytes > DEVICE_DATA_SHARE * free:
-        raise UserError(
-            f"the dataset takes {nbytes / 2**30:.1f} GiB as uint8 but {device} has {free / 2**30:.1f} GiB free; "
-            "use a smaller --image-size or --max-images N"
-        )
+def host_available_memory() -> int | None:
+    """Bytes of memory the host can give without swapping (Linux MemAvailable, else pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def fits_in_memory(nbytes: int, device: torch.device) -> tuple[bool, str]:
+    """Whether a uint8 dataset of ``nbytes`` may be held on ``device``, and what it was
+    measured against (for the message that says why it streams)."""
+    if device.type == "cuda":
+        free, share, where = torch.cuda.mem_get_info(device)[0], DEVICE_DATA_SHARE, f"{device}'s free memory"
+    else:
+        free, share, where = host_available_memory(), HOST_DATA_SHARE, "the host's available memory"
+        if free is None:
+            return True, where
+    return nbytes <= share * free, f"{share:.0%} of {where} ({free / 2**30:.1f} GiB)"
 
 
 def epoch_permutation(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
@@ -69,25 +165,28 @@ def channels_known_in_advance(data: str) -> int | None:
     return None
 
 
-def load_dataset(config, device: torch.device, progress: ProgressFn | None = None) -> Dataset:
+def load_dataset(config, device: torch.device, progress: ProgressFn | None = None,
+                 notes: list[str] | None = None) -> Dataset | StreamedDataset:
     """Build the dataset the config names; raise UserError if it cannot be used.
 
-    Decoded images come from the decode cache when an entry matches (see cache.py)."""
+    Decoded images come from the decode cache when an entry matches (see cache.py). The
+    dataset streams from disk with ``config.stream`` or when it does not fit (see
+    fits_in_memory); in the latter case a note for the user is appended to ``notes``."""
     size, channels, use_cache = config.image_size, config.channels, config.cache
     if config.data == "builtin":
         channels = channels or channels_known_in_advance("builtin")
         n = config.max_images or builtin_count(size, channels)
         key = cache_key(kind="builtin", n=n, size=size, seed=config.seed, channels=channels, code=__version__)
-        arr, skipped, _ = cached(key, lambda: (make_builtin(n, size, config.seed, channels, progress), [], channels), use_cache)
+        arr, skipped, _ = cached(key, lambda scratch: (make_builtin(n, size, config.seed, channels, progress), [], channels), use_cache)
         name = f"builtin ({n} glyph images)"
     elif is_dataset_name(config.data):
         source = dataset_fingerprint(config.data, config.data_root)  # None until downloaded
         key = cache_key(kind="torchvision", name=config.data.lower(), source=source, size=size,
                         channels=channels, limit=config.max_images)
 
-        def build():
+        def build(scratch):
             return load_torchvision(config.data, config.data_root, config.download, size, channels,
-                                    config.max_images, progress)
+                                    config.max_images, progress, scratch)
 
         arr, skipped, _ = cached(key, build, use_cache and source is not None)
         name = f"{config.data.lower()} ({len(arr)} images)"
@@ -97,7 +196,7 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
             files = files[: config.max_images]
         key = cache_key(kind="folder", root=str(config.data), files=folder_fingerprint(config.data, files),
                         size=size, channels=channels)
-        arr, skipped, _ = cached(key, lambda: decode_files(files, size, channels, progress), use_cache)
+        arr, skipped, _ = cached(key, lambda scratch: decode_files(files, size, channels, progress, scratch=scratch), use_cache)
         if len(arr) == 0:
             raise UserError(
                 f"--data {config.data}: none of the {len(files)} image files could be read "
@@ -109,7 +208,24 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
             f"--batch-size {config.batch_size} is larger than the dataset ({len(arr)} images); "
             f"use --batch-size {len(arr)} or less"
         )
-    if device.type == "cuda":
-        check_fits(arr.nbytes, torch.cuda.mem_get_info(device)[0], str(device))
-    images = torch.from_numpy(arr).to(device)
-    return Dataset(images=images, name=name, skipped=skipped)
+    fits, limit = fits_in_memory(arr.nbytes, device)
+    if config.stream or not fits:
+        source = "the decode cache" if isinstance(arr, np.memmap) else "memory (--no-cache)"
+        name = f"{name}, streamed from {source} by {stream_workers()} worker(s)"
+        if not fits and not config.stream and notes is not None:
+            notes.append(f"the dataset's {arr.nbytes / 2**30:.1f} GiB exceed {limit}: streaming it from {source}, "
+                         "which is slower; a smaller --image-size or --max-images N keeps it in memory")
+        return StreamedDataset(arr, name, skipped, device)
+    return Dataset(images=_to_device(arr, device), name=name, skipped=skipped)
+
+
+def _to_device(arr: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The array as a tensor on ``device``, read from a memory map a slice at a time (no
+    second host copy of the whole dataset on the way to a GPU)."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.array(arr) if isinstance(arr, np.memmap) else arr)
+    out = torch.empty(arr.shape, dtype=torch.uint8, device=device)
+    rows = max(1, (64 << 20) // max(1, arr[0].nbytes))  # 64 MiB at a time
+    for start in range(0, len(arr), rows):
+        out[start : start + rows] = torch.from_numpy(np.ascontiguousarray(arr[start : start + rows])).to(device)
+    return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache import Scratch
 from .errors import UserError
 from .imagefiles import ProgressFn, decode_files, prepare_image
 
@@ -85,7 +86,7 @@ def dataset_fingerprint(name: str, root: str | None) -> str | None:
 
 def load_torchvision(
     name: str, root: str | None, download: bool, size: int, channels: int | None,
-    limit: int | None = None, progress: ProgressFn | None = None,
+    limit: int | None = None, progress: ProgressFn | None = None, scratch: Scratch | None = None,
 ) -> tuple[np.ndarray, list[str], int]:
     """The dataset's training images as uint8 (N, C, size, size), the skipped files, the channels."""
     import torchvision.datasets as tvd
@@ -105,9 +106,9 @@ def load_torchvision(
     want = channels or spec.channels
     if spec.cls == "CelebA":  # files on disk: decoded like an image folder
         folder = base / "celeba" / "img_align_celeba"
-        return decode_files([folder / f for f in dataset.filename[:limit]], size, want, progress)
+        return decode_files([folder / f for f in dataset.filename[:limit]], size, want, progress, scratch=scratch)
     images = _as_nhwc(dataset.data)[:limit]
-    out = np.empty((len(images), want, size, size), dtype=np.uint8)
+    out = (scratch or Scratch()).empty((len(images), want, size, size))
     from PIL import Image
 
     for i, img in enumerate(images):

@@ -27,7 +27,7 @@ from . import events as ev
 from .atomic import atomic_write_text
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
-from .data import Dataset, channels_known_in_advance, epoch_permutation, load_dataset
+from .data import Dataset, StreamedDataset, channels_known_in_advance, load_dataset
 from .devices import describe_device, resolve_device
 from .errors import UserError
 from .images import save_grid, to_uint8
@@ -184,7 +184,8 @@ class Engine:
         # Unless the channels depend on the images, the models are built while the data loads.
         build_early = cfg.channels is not None
         with ThreadPoolExecutor(1, thread_name_prefix="tui-gan-data") as pool:
-            future = pool.submit(load_dataset, cfg, self.device, report)
+            notes: list[str] = []
+            future = pool.submit(load_dataset, cfg, self.device, report, notes)
             yield ev.Loading(label)
             if build_early:
                 self._build_models()
@@ -194,7 +195,9 @@ class Engine:
                 except queue.Empty:
                     continue
                 yield ev.Loading(label, done, total)
-            self.data: Dataset = future.result()
+            self.data: Dataset | StreamedDataset = future.result()
+        for note in notes:
+            yield ev.EngineWarning(note)
         if not build_early:
             cfg.channels = self.data.channels
             atomic_write_text(self.run_dir / "config.toml", cfg.to_toml())
@@ -364,7 +367,15 @@ class Engine:
         self._session_time = 0.0
         self._train_time = self.elapsed_base
         self._restart_clocks()
-        perm: torch.Tensor | None = None
+        self._batches: Iterator[torch.Tensor] | None = None
+        try:
+            yield from self._steps()
+        finally:
+            if self._batches is not None:
+                self._batches.close()  # stops a streaming DataLoader's workers
+
+    def _steps(self) -> Iterator[Any]:
+        cfg = self.config
         yield self._samples_event()
         while True:
             yield from self._serve_requests()
@@ -377,22 +388,25 @@ class Engine:
             if self.epoch >= cfg.epochs:
                 reason = "completed"
                 break
-            if perm is None:
-                perm = epoch_permutation(cfg.seed, self.epoch, len(self.data), self.device)
-            start = self.batch_in_epoch * cfg.batch_size
-            real = self.data.batch(perm[start : start + cfg.batch_size])
+            if self._batches is None:
+                self._batches = self.data.epoch_batches(cfg.seed, self.epoch, self.batch_in_epoch, cfg.batch_size)
+            real = next(self._batches)
             self._acc += self._train_step(real)
             self._acc_steps += 1
             self.step += 1
             self.batch_in_epoch += 1
             if self.batch_in_epoch >= self.steps_per_epoch:
-                perm = None
+                self._batches.close()
+                self._batches = None
                 yield from self._end_epoch()
             now = time.perf_counter()
             if now - self._last_progress >= cfg.progress_interval:
                 yield self._progress(now)
             if now - self._last_samples >= cfg.sample_interval:
                 yield self._samples_event()
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
         yield from self._finish(reason)
 
     def _restart_clocks(self) -> None:

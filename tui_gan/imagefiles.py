@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
+from .cache import Scratch
 from .errors import UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -62,16 +63,20 @@ CHUNK = 128
 
 def decode_files(
     files: list[Path], size: int, channels: int | None, progress: ProgressFn | None = None,
-    workers: int | None = None,
+    workers: int | None = None, scratch: Scratch | None = None,
 ) -> tuple[np.ndarray, list[str], int]:
     """Decode, resize (shorter side to ``size``) and centre-crop each file, as the tutorial's
     ``Resize`` + ``CenterCrop``. Unreadable files are skipped and listed.
 
     ``channels`` None means: 1 if every readable image is grayscale, else 3. Large folders
     are decoded on every core (``workers``, default os.cpu_count()). Returns the uint8
-    (N, C, size, size) array, the skipped paths and the channels used."""
+    (N, C, size, size) array, the skipped paths and the channels used.
+
+    The arrays come from ``scratch`` (memory-mapped files when it has a folder), and at
+    most a few chunks of images are in memory at once: a folder larger than memory decodes."""
+    scratch = scratch or Scratch()
     want = 3 if channels is None else channels
-    out = np.empty((len(files), want, size, size), dtype=np.uint8)
+    out = scratch.empty((len(files), want, size, size))
     ok = np.zeros(len(files), dtype=bool)
     gray = np.zeros(len(files), dtype=bool)
     done = 0
@@ -84,11 +89,20 @@ def decode_files(
             if progress is not None:
                 progress(done, len(files))  # may raise to stop: the queued chunks are dropped
     skipped = [str(files[i]) for i in np.flatnonzero(~ok)]
-    out = out[ok] if not ok.all() else out
-    if channels is None and len(out) and gray[ok].all():
-        out = np.ascontiguousarray(out[:, :1])  # grey images decoded to RGB have R = G = B
-        want = 1
-    return out, skipped, want
+    keep = want
+    if channels is None and ok.any() and gray[ok].all():
+        keep = 1  # grey images decoded to RGB have R = G = B
+    if keep != want or not ok.all():
+        out = _compact(out, np.flatnonzero(ok), keep, scratch)
+    return out, skipped, keep
+
+
+def _compact(images: np.ndarray, rows: np.ndarray, channels: int, scratch: Scratch) -> np.ndarray:
+    """``images[rows, :channels]`` into a new scratch array, copied a chunk at a time."""
+    out = scratch.empty((len(rows), channels) + images.shape[2:])
+    for start in range(0, len(rows), 1024):
+        out[start : start + 1024] = images[rows[start : start + 1024], :channels]
+    return out
 
 
 def _decode_chunks(chunks: list[tuple[int, list[Path]]], size: int, channels: int, workers: int):
