@@ -23,6 +23,7 @@ def tiny_config(**overrides) -> TrainConfig:
         progress_interval=0.001,
         log_interval=0.001,
         sample_interval=3600.0,
+        quality_images=0,  # the quality tests turn it on
     )
     values.update(overrides)
     return TrainConfig(**values)

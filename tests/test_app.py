@@ -141,6 +141,23 @@ async def test_help_log_scale_theme_and_palette(tmp_path):
         await quit_app(pilot, app)
 
 
+async def test_quality_is_measured_on_m_and_charted_on_c(tmp_path):
+    app = real_app(tmp_path, quality_images=64)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "quality at step 0" in log_text(app), what="the first measurement")
+        chart = app.query_one(LossChart)
+        await pilot.press("m")
+        await wait_until(pilot, lambda: log_text(app).count("quality at step") >= 2, what="measured on request")
+        assert len(chart.quality_steps) >= 2 and all(v > 0 for v in chart.quality["swd"])
+        await pilot.press("c")
+        assert chart.show_quality and chart.border_title == "Quality"
+        await pilot.pause(0.1)
+        assert "SWD" in chart.plt.build()  # the quality plot, with its legend
+        await pilot.press("c")
+        assert not chart.show_quality and chart.border_title == "Losses"
+        await quit_app(pilot, app)
+
+
 async def test_history_is_restored_in_the_chart(tmp_path):
     app = TuiGanApp(lambda: ScriptedEngine())
     async with app.run_test(size=SIZE) as pilot:

@@ -8,6 +8,7 @@ worker, never on the way to the first frame.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import threading
@@ -50,6 +51,8 @@ KEYS = (
     ("l", "learning_rate", "Change the learning rates"),
     ("a", "toggle_auto_pause", "Pause at every epoch end (on/off)"),
     ("y", "toggle_log_scale", "Loss chart: log scale (on/off)"),
+    ("c", "toggle_chart", "Chart: losses / quality (SWD, diversity)"),
+    ("m", "measure", "Measure the quality now (it is measured at every epoch end)"),
     ("t", "toggle_theme", "Dark / light theme"),
     ("?", "help", "This help"),
     ("q", "quit_safely", "Save last.pt and quit"),
@@ -68,6 +71,8 @@ class TuiGanApp(App[int]):
         Binding("l", "learning_rate", "LR"),
         Binding("a", "toggle_auto_pause", "Auto-pause"),
         Binding("y", "toggle_log_scale", "Log", show=False),
+        Binding("c", "toggle_chart", "Chart", show=False),
+        Binding("m", "measure", "Measure", show=False),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_safely", "Quit"),
@@ -245,7 +250,7 @@ class TuiGanApp(App[int]):
             rows = [dict(zip(e.history_columns, r)) for r in e.history]
             self.chart.add_rows(rows)
             for key, _ in GAUGES:
-                self.gauges[key].extend_history([r[key] for r in rows])
+                self.gauges[key].extend_history([r[key] for r in rows if math.isfinite(r[key])])
         status.epoch_step, status.steps_per_epoch = e.step - e.epoch * e.steps_per_epoch, e.steps_per_epoch
         resumed = f", resumed from step {e.step}" if e.resumed_from else ""
         self.log_line(
@@ -309,8 +314,9 @@ class TuiGanApp(App[int]):
     def _on_Paused(self, e: ev.Paused) -> None:
         if self.state in ("stopping…",):
             return
-        self.set_state("paused", "at the end of the epoch" if e.reason == "epoch end" else "")
-        self.log_line(f"paused at step {e.step}" + (" (epoch end)" if e.reason == "epoch end" else ""))
+        detail = {"epoch end": "at the end of the epoch", "diverged": "diverged: lower the learning rates (l)"}
+        self.set_state("paused", detail.get(e.reason, ""))
+        self.log_line(f"paused at step {e.step}" + (f" ({e.reason})" if e.reason in detail else ""))
 
     def _on_Resumed(self, e: ev.Resumed) -> None:
         if self.state != "stopping…":
@@ -405,6 +411,22 @@ class TuiGanApp(App[int]):
     def action_toggle_log_scale(self) -> None:
         chart = self.chart
         chart.set_log_scale(not chart.log_scale)
+
+    def action_toggle_chart(self) -> None:
+        chart = self.chart
+        chart.set_show_quality(not chart.show_quality)
+        chart.border_title = "Quality" if chart.show_quality else "Losses"
+
+    def action_measure(self) -> None:
+        if self._require_engine("measure the quality"):
+            self.control.measure()
+            self.log_line("quality measurement requested…", "dim")
+
+    def _on_Quality(self, e: ev.Quality) -> None:
+        self.chart.add_rows([{"step": e.step, "swd": e.swd, "diversity": e.diversity,
+                              **{key: math.nan for key in ("loss_d", "loss_g")}}])
+        self.log_line(f"quality at step {e.step}: SWD {e.swd:.1f}, diversity {e.diversity:.2f} "
+                      f"({e.images} images, {e.seconds:.1f}s)")
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"

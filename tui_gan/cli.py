@@ -21,7 +21,7 @@ from .datasets import DEFAULT_DATA_ROOT
 from .errors import UserError
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -100,6 +100,8 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--ndf", type=positive_int, metavar="N", help="discriminator width (default 64)")
     p.add_argument("--seed", type=non_negative_int, metavar="N", help="random seed (default 999)")
     p.add_argument("--max-images", type=positive_int, metavar="N", help="use at most N images (built-in: generate N)")
+    p.add_argument("--quality-images", type=non_negative_int, metavar="N",
+                   help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")
     p.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--run-dir", metavar="DIR", help="where outputs go (default runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a run from its last.pt or a snapshot")

@@ -98,6 +98,10 @@ class TrainConfig:
     sample_interval: float = 5.0
     """Seconds between refreshes of the fixed-noise samples."""
 
+    quality_images: int = 512
+    """Generated and real images compared by the quality metric (SWD, diversity) at every
+    epoch's end; 0 turns it off."""
+
     preset: str = "tutorial"
     """Which defaults the run started from: 'tutorial' or 'cpu' (smaller, for CPUs)."""
 
@@ -144,6 +148,8 @@ class TrainConfig:
         for name in ("download", "cache", "stream"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
+        if isinstance(self.quality_images, bool) or not isinstance(self.quality_images, int) or self.quality_images < 0:
+            raise UserError(f"{source}: quality_images must be 0 (off) or a positive integer, got {self.quality_images!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise UserError(f"{source}: data_root must be a folder path, got {self.data_root!r}")
         parse_device(self.device, source)

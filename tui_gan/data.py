@@ -50,6 +50,10 @@ class Dataset:
         """A float batch in [-1, 1] on the images' device."""
         return self.images.index_select(0, indices).float().div_(127.5).sub_(1.0)
 
+    def subset(self, n: int, seed: int) -> torch.Tensor:
+        """``n`` images (uint8, on the device) chosen by ``seed``: the quality metric's real set."""
+        return self.images.index_select(0, _subset_indices(len(self), n, seed).to(self.images.device))
+
     def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int) -> Iterator[torch.Tensor]:
         """The batches of ``epoch`` from batch number ``start`` on."""
         perm = epoch_permutation(seed, epoch, len(self), self.images.device)
@@ -96,6 +100,11 @@ class StreamedDataset:
     def __len__(self) -> int:
         return self.array.shape[0]
 
+    def subset(self, n: int, seed: int) -> torch.Tensor:
+        """As Dataset.subset: the same images."""
+        indices = _subset_indices(len(self), n, seed)
+        return torch.from_numpy(np.asarray(self.array[np.sort(indices.numpy())])).to(self.device)
+
     def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int) -> Iterator[torch.Tensor]:
         """The batches of ``epoch`` from batch number ``start`` on: the same as in memory.
 
@@ -109,6 +118,12 @@ class StreamedDataset:
         )
         for batch in loader:
             yield batch.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+
+
+def _subset_indices(size: int, n: int, seed: int) -> torch.Tensor:
+    """``n`` of ``range(size)`` chosen by ``seed``, sorted (cheap to read from disk)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + 999_983)
+    return torch.randperm(size, generator=g)[:n].sort().values
 
 
 def stream_workers() -> int:

@@ -30,9 +30,11 @@ from .config import TrainConfig
 from .data import Dataset, StreamedDataset, channels_known_in_advance, load_dataset
 from .devices import describe_device, resolve_device
 from .errors import UserError
+from .guard import GoodState, Rollbacks, SaturationWatch, all_finite
 from .images import save_grid, to_uint8
-from .metrics import COLUMNS, MetricsCsv, RowAggregator, Throughput
+from .metrics import COLUMNS, MetricsCsv, RowAggregator, Throughput, quality_row
 from .models import build_models, generate
+from .quality import COLLAPSE_RATIO, RealReference
 
 REAL_LABEL = 1.0
 FAKE_LABEL = 0.0
@@ -54,6 +56,7 @@ class Control:
         self._stop_reason: str | None = None
         self._snapshot = False
         self._export = False
+        self._measure = False
         self._lr: tuple[float | None, float | None, bool] | None = None
         self.pause_at_epoch_end = False
 
@@ -90,6 +93,15 @@ class Control:
 
     def export(self) -> None:
         self._set(_export=True)
+
+    def measure(self) -> None:
+        """Measure the sample quality (SWD, diversity) now rather than at the epoch's end."""
+        self._set(_measure=True)
+
+    def take_measure(self) -> bool:
+        with self._lock:
+            out, self._measure = self._measure, False
+        return out
 
     def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None:
         """New learning rates: applied at the next epoch boundary, or at the next step if ``now``."""
@@ -137,6 +149,9 @@ class Engine:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.history: list[list[float]] = []
+        self._good, self._rollbacks, self._saturation = GoodState(), Rollbacks(), SaturationWatch()
+        self._quality: tuple[RealReference, torch.Tensor] | None = None
+        self._collapse_warned = False
         self.pending_lr: tuple[float, float] | None = None
         self.last_samples: torch.Tensor | None = None
         self._saved: tuple[int, Path] | None = None  # (step, path) of the newest checkpoint written
@@ -368,6 +383,7 @@ class Engine:
         self._train_time = self.elapsed_base
         self._restart_clocks()
         self._batches: Iterator[torch.Tensor] | None = None
+        self._last_means: list[float] | None = None
         try:
             yield from self._steps()
         finally:
@@ -377,6 +393,8 @@ class Engine:
     def _steps(self) -> Iterator[Any]:
         cfg = self.config
         yield self._samples_event()
+        if self.step == 0:  # where the untrained generator starts, for comparison
+            yield from self._measure_quality()
         while True:
             yield from self._serve_requests()
             if self.control.stop_reason is not None:
@@ -402,12 +420,75 @@ class Engine:
             now = time.perf_counter()
             if now - self._last_progress >= cfg.progress_interval:
                 yield self._progress(now)
+                yield from self._guard()
             if now - self._last_samples >= cfg.sample_interval:
                 yield self._samples_event()
         if self._batches is not None:
             self._batches.close()
             self._batches = None
         yield from self._finish(reason)
+
+    def _measure_quality(self) -> Iterator[Any]:
+        """SWD and diversity of generated against a fixed real subset (see quality.py): a
+        history row of its own, an event, and a warning when the samples collapse."""
+        cfg = self.config
+        n = min(cfg.quality_images, len(self.data))
+        if n < 2 or not hasattr(self, "netG"):
+            return
+        started = time.perf_counter()
+        if self._quality is None:
+            real = self.data.subset(n, cfg.seed)
+            noise = torch.randn(n, cfg.nz, 1, 1, generator=torch.Generator().manual_seed(cfg.seed + 1))
+            self._quality = (RealReference(real, seed=cfg.seed), noise.to(self.device))
+        reference, noise = self._quality
+        with torch.no_grad():
+            fake = torch.cat([generate(self.netG, z) for z in noise.split(cfg.batch_size)])
+            q = reference.compare(fake)
+        seconds = time.perf_counter() - started
+        self._last_progress += seconds  # measuring is not training: keep it out of img/s
+        index = COLUMNS.index("diversity")
+        best = max((r[index] for r in self.history if math.isfinite(r[index])), default=0.0)
+        row = quality_row(self.step, self.epoch, self.lr_g, self.lr_d, self._train_time, q.swd, q.diversity)
+        self.history.append(row)
+        self.metrics_csv.append(row)
+        yield ev.Quality(self.step, self.epoch, q.swd, q.diversity, q.swd_levels, n, seconds)
+        # a collapse is a fall from variety: an untrained generator's outputs are all alike, and
+        # early in a run they often are for an epoch or two before they spread out
+        collapsed = q.diversity < COLLAPSE_RATIO <= best
+        warn, self._collapse_warned = collapsed and not self._collapse_warned, collapsed
+        if warn:
+            yield ev.EngineWarning(
+                f"the samples are {q.diversity:.2f}× as varied as the data: the generator may be collapsing "
+                "onto a few outputs (mode collapse); a lower learning rate or a restart from a snapshot can help")
+
+    def _modules(self) -> dict[str, Any]:
+        return {"generator": self.netG, "discriminator": self.netD, "optimizer_g": self.optG, "optimizer_d": self.optD}
+
+    def _guard(self) -> Iterator[Any]:
+        """After a progress read: roll back from non-finite losses, warn about saturation, and
+        now and then keep the current state as the last good one (see guard.py)."""
+        means = self._last_means
+        if means is None:
+            return
+        if not all(math.isfinite(v) for v in means):
+            yield from self._roll_back(means)
+            return
+        warning = self._saturation.update(self.step, means[1], means[2], means[3])
+        if warning:
+            yield ev.EngineWarning(warning)
+        if self._good.due():
+            self._good.keep(self.step, self._modules())
+
+    def _roll_back(self, means: list[float]) -> Iterator[Any]:
+        count = self._rollbacks.record((self.lr_g, self.lr_d))
+        restored = self._good.restore(self._modules())
+        what = ", ".join(f"{name} {v:g}" for name, v in zip(("loss_D", "loss_G"), means[:2]))
+        where = (f"restored the state of step {restored}" if restored is not None
+                 else "no good state was kept yet to restore")
+        yield ev.EngineWarning(
+            f"training diverged before step {self.step} ({what}): {where} and paused; "
+            f"lower the learning rates (l) before resuming (rollback {count} of {self._rollbacks.limit})")
+        self.control.pause("diverged")
 
     def _restart_clocks(self) -> None:
         now = time.perf_counter()
@@ -421,14 +502,25 @@ class Engine:
         if ctl.paused and ctl.stop_reason is None:
             yield self._progress(time.perf_counter(), force_row=True)
             yield ev.Paused(self.step, ctl.pause_reason)
-            while ctl.paused and ctl.stop_reason is None:
-                ctl.wake.wait(0.2)
-                yield from self._serve_one_shots()
+            while True:
+                while ctl.paused and ctl.stop_reason is None:
+                    ctl.wake.wait(0.2)
+                    yield from self._serve_one_shots()
+                if ctl.stop_reason is None and self._rollbacks.blocked((self.lr_g, self.lr_d)):
+                    ctl.pause("diverged")  # it would only diverge again
+                    yield ev.EngineWarning(
+                        f"training diverged {self._rollbacks.count} times at learning rates G {self.lr_g:g} "
+                        f"D {self.lr_d:g}: set lower ones (l, apply now) before resuming")
+                    yield ev.Paused(self.step, "diverged")
+                    continue
+                break
             if ctl.stop_reason is None:
                 yield ev.Resumed(self.step)
             self._restart_clocks()
 
     def _serve_one_shots(self) -> Iterator[Any]:
+        if self.control.take_measure():
+            yield from self._measure_quality()
         snapshot, export, lr = self.control.take_requests()
         if lr is not None:
             lr_g, lr_d, now = lr
@@ -455,12 +547,15 @@ class Engine:
         dt = now - self._last_progress
         self._last_progress = now
         steps = self._acc_steps
+        self._last_means = None
         if steps:
             means = (self._acc / steps).tolist()
             self._acc.zero_()
             self._acc_steps = 0
+            self._last_means = means
         else:
-            means = self.history[-1][2:7] if self.history else [math.nan] * 5
+            losses = [row for row in self.history if math.isfinite(row[2])]  # not the quality rows
+            means = losses[-1][2:7] if losses else [math.nan] * 5
         images = steps * cfg.batch_size
         self._train_time += dt
         self._session_time += dt
@@ -512,6 +607,7 @@ class Engine:
             self._set_lrs(lr_g, lr_d)
             yield ev.LrApplied(lr_g, lr_d)
         yield self._progress(time.perf_counter(), force_row=True)
+        yield from self._measure_quality()
         samples = self._refresh_samples()
         sample_path = save_grid(samples, self.run_dir / "samples" / f"epoch-{self.epoch:04d}.png")
         yield ev.Samples(self.step, self.epoch, samples)
@@ -581,6 +677,10 @@ class Engine:
         """Write a checkpoint unless this exact file already holds the current step."""
         if self._saved == (self.step, path.resolve()) and path.exists():
             return path
+        weights = [*self.netG.state_dict().values(), *self.netD.state_dict().values()]
+        if not all_finite(weights):  # never write a checkpoint that cannot be trained from
+            if self._good.restore(self._modules()) is None:
+                raise RuntimeError("the weights are not finite and no good state is kept; nothing was saved")
         save_checkpoint(path, self.state_dict())
         self._saved = (self.step, path.resolve())
         return path

@@ -63,6 +63,21 @@ class Progress:
 
 
 @dataclass
+class Quality:
+    """A quality measurement of the generator (see quality.py)."""
+
+    step: int
+    epoch: int
+    swd: float
+    """Sliced Wasserstein distance ×1000 to the fixed real subset, mean over pyramid levels."""
+    diversity: float
+    """Mean pairwise distance of generated images over that of real ones (≈1 healthy)."""
+    swd_levels: list[float]
+    images: int
+    seconds: float
+
+
+@dataclass
 class Samples:
     """The fixed-noise batch as uint8 (N, C, H, W) on the CPU (a torch tensor)."""
 

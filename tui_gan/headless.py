@@ -19,6 +19,12 @@ if hasattr(signal, "SIGHUP"):
     SIGNAL_REASONS[signal.SIGHUP] = "hung up (SIGHUP)"
 
 
+def format_quality(q: ev.Quality) -> str:
+    levels = " / ".join(f"{v:.1f}" for v in q.swd_levels)
+    return (f"quality at step {q.step}: SWD {q.swd:.2f} (levels {levels}) · diversity {q.diversity:.2f} "
+            f"· {q.images} images, {q.seconds:.1f}s")
+
+
 def format_progress(p: ev.Progress, epochs: int) -> str:
     return (
         f"epoch {p.epoch + 1}/{epochs} step {p.step}/{p.total_steps} | "
@@ -94,6 +100,8 @@ class Printer:
             self.line(f"resumed at step {event.step}")
         elif isinstance(event, ev.EngineWarning):
             self.line(f"warning: {event.message}")
+        elif isinstance(event, ev.Quality):
+            self.line(format_quality(event))
         elif isinstance(event, ev.Finished):
             if event.checkpoint_path is None:
                 self.line(f"stopped before training started: {event.reason}")
@@ -110,8 +118,8 @@ class Printer:
 
 def run_headless(engine, out: TextIO | None = None, log_every: float = 5.0) -> int:
     """Drive ``engine`` to the end, printing log lines. Signals stop it cleanly (last.pt is
-    written first). Returns the process exit code: 0 finished, 1 training failed,
-    128+N stopped by signal N."""
+    written first). Returns the process exit code: 0 finished, 1 training failed or
+    diverged (the last good state is saved), 128+N stopped by signal N."""
     printer = Printer(out or sys.stdout, log_every)
     received: list[int] = []
 
@@ -128,6 +136,10 @@ def run_headless(engine, out: TextIO | None = None, log_every: float = 5.0) -> i
         for event in engine.run():
             printer.handle(event)
             if isinstance(event, ev.Error):
+                code = 1
+            elif isinstance(event, ev.Paused) and event.reason == "diverged":
+                # nobody is there to lower the learning rate: keep the restored state and stop
+                engine.control.stop("diverged")
                 code = 1
     finally:
         for sig, handler in previous.items():

@@ -11,7 +11,10 @@ import math
 from pathlib import Path
 
 STATS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2")
-COLUMNS = ("step", "epoch", *STATS, "lr_g", "lr_d", "images_per_sec", "elapsed_s")
+QUALITY = ("swd", "diversity")
+COLUMNS = ("step", "epoch", *STATS, "lr_g", "lr_d", "images_per_sec", "elapsed_s", *QUALITY)
+"""A history row holds either the training statistics of an interval (quality columns
+NaN) or a quality measurement (training statistics NaN); see quality_row."""
 
 
 class RowAggregator:
@@ -43,11 +46,17 @@ class RowAggregator:
         """Close the current row and start a new one."""
         means = [s / self._steps for s in self._sums]
         ips = self._images / self._seconds if self._seconds > 0 else 0.0
-        row = [float(step), float(epoch), *means, lr_g, lr_d, ips, elapsed]
+        row = [float(step), float(epoch), *means, lr_g, lr_d, ips, elapsed, math.nan, math.nan]
         self._sums = [0.0] * len(STATS)
         self._steps = self._images = 0
         self._seconds = self._since = 0.0
         return row
+
+
+def quality_row(step: int, epoch: int, lr_g: float, lr_d: float, elapsed: float, swd: float,
+                diversity: float) -> list[float]:
+    """A history row for one quality measurement (see quality.py)."""
+    return [float(step), float(epoch), *[math.nan] * len(STATS), lr_g, lr_d, math.nan, elapsed, swd, diversity]
 
 
 class Throughput:
@@ -101,6 +110,8 @@ def format_row(row: list[float]) -> list[str]:
             out.append(f"{value:.6g}")
         elif name in ("images_per_sec", "elapsed_s"):
             out.append(f"{value:.1f}")
+        elif name == "swd":
+            out.append(f"{value:.2f}")
         else:
             out.append(f"{value:.5f}")
     return out

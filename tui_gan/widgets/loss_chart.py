@@ -1,4 +1,5 @@
-"""The loss chart: loss_D and loss_G against step, smoothed (EMA) over the faint raw values.
+"""The loss chart: loss_D and loss_G against step, smoothed (EMA) over the faint raw values;
+or, toggled, the quality measurements: SWD (left axis) and diversity (right axis).
 
 The whole history is kept; drawing downsamples it to about two points per column for the
 smoothed lines and one for the faint raw values. New rows are drawn at most every
@@ -19,6 +20,7 @@ from .throttle import Throttle
 EMA_ALPHA = 0.1
 SERIES = (("loss_D", "loss_d", (255, 110, 90)), ("loss_G", "loss_g", (90, 200, 255)))
 FAINT = (110, 110, 110)
+QUALITY_COLOURS = ((255, 200, 80), (150, 230, 120))
 #: The most of one core the chart's builds may take: the redraw interval grows to keep to it.
 CPU_SHARE = 0.004
 
@@ -56,6 +58,9 @@ class LossChart(PlotextPlot):
         self.steps: list[float] = []
         self.values: dict[str, list[float]] = {key: [] for _, key, _ in SERIES}
         self.log_scale = False
+        self.show_quality = False
+        self.quality_steps: list[float] = []
+        self.quality: dict[str, list[float]] = {"swd": [], "diversity": []}
         self.redraw_interval = redraw_interval
         self._redraws = Throttle(self, redraw_interval, lambda: self.replot())  # late-bound
 
@@ -71,12 +76,22 @@ class LossChart(PlotextPlot):
         self._redraws.interval = max(self.redraw_interval, seconds / CPU_SHARE)
 
     def add_rows(self, rows: list[dict[str, float]]) -> None:
-        """Append rows to the history; they are drawn within ``redraw_interval`` seconds."""
+        """Append history rows; they are drawn within ``redraw_interval`` seconds. A row holds
+        training statistics or a quality measurement (see metrics.COLUMNS)."""
         for row in rows:
-            self.steps.append(row["step"])
-            for _, key, _ in SERIES:
-                self.values[key].append(row[key])
+            if math.isfinite(row.get("swd", math.nan)):
+                self.quality_steps.append(row["step"])
+                self.quality["swd"].append(row["swd"])
+                self.quality["diversity"].append(row.get("diversity", math.nan))
+            if any(math.isfinite(row[key]) for _, key, _ in SERIES) or "swd" not in row:
+                self.steps.append(row["step"])
+                for _, key, _ in SERIES:
+                    self.values[key].append(row[key])
         self._redraws.request()
+
+    def set_show_quality(self, on: bool) -> None:
+        self.show_quality = on
+        self.replot()
 
     def set_log_scale(self, on: bool) -> None:
         self.log_scale = on
@@ -95,6 +110,10 @@ class LossChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
+        if self.show_quality:
+            self._plot_quality(plt)
+            self.refresh()
+            return
         plt.title("losses (log scale)" if self.log_scale else "losses")
         plt.xlabel("step")
         points = max(10, self.size.width * 2 if self.size.width else 200)
@@ -107,6 +126,19 @@ class LossChart(PlotextPlot):
             if self.log_scale:
                 self._log_ticks(plt, [v for s in series.values() for v in s if math.isfinite(v)])
         self.refresh()
+
+    def _plot_quality(self, plt) -> None:
+        wide = self.size.width >= 72
+        plt.title("quality: SWD (lower is better) · diversity (about 1 is healthy)" if wide
+                  else "SWD (lower: better) · diversity")
+        plt.xlabel("step")
+        if not self.quality_steps:
+            plt.title("quality: measured at every epoch's end (m: now)")
+            return
+        marker = "braille"
+        plt.plot(self.quality_steps, self.quality["swd"], color=QUALITY_COLOURS[0], marker=marker, label="SWD")
+        plt.plot(self.quality_steps, self.quality["diversity"], color=QUALITY_COLOURS[1], marker=marker,
+                 label="diversity", yside="right")
 
     @staticmethod
     def _log_ticks(plt, values: list[float]) -> None:

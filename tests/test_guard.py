@@ -1,0 +1,135 @@
+"""The divergence guard: rollback on non-finite losses, no endless loop, no non-finite
+checkpoint, and the saturated-discriminator warning."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import torch
+
+from tui_gan import events as ev
+from tui_gan.guard import GoodState, Rollbacks, SaturationWatch
+
+from .conftest import EngineThread
+
+
+def _blow_up_at(engine, monkeypatch, steps: set[int]):
+    """From the given steps on (counted from 1), a step ruins the weights and its losses."""
+    real_step = engine._train_step
+
+    def step(real):
+        out = real_step(real)
+        if engine.step + 1 in steps:
+            with torch.no_grad():
+                for p in engine.netG.parameters():
+                    p.fill_(math.nan)
+            return torch.full_like(out, math.nan)
+        return out
+
+    monkeypatch.setattr(engine, "_train_step", step)
+
+
+def _finite(module) -> bool:
+    return all(torch.isfinite(t).all() for t in module.state_dict().values() if t.is_floating_point())
+
+
+def test_non_finite_losses_roll_back_pause_and_tell(make_engine, engine_thread, monkeypatch):
+    engine = make_engine(epochs=50)
+    _blow_up_at(engine, monkeypatch, {6})
+    t: EngineThread = engine_thread(engine)
+    warning = t.wait_for(ev.EngineWarning, predicate=lambda e: "diverged" in e.message)
+    assert "before step 6" in warning.message and "restored the state of step" in warning.message
+    assert "lower the learning rates" in warning.message
+    paused = t.wait_for(ev.Paused)
+    assert paused.reason == "diverged" and engine.step == 6
+    assert _finite(engine.netG) and _finite(engine.netD)  # the kept state is back
+    for p in engine.optG.state_dict()["state"].values():
+        assert torch.isfinite(p["exp_avg"]).all()
+
+    engine.control.resume()  # a single rollback: resuming is allowed
+    t.wait_for(ev.Resumed)
+    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 8)
+    engine.control.stop("test")
+    finished = [e for e in t.drain() if isinstance(e, ev.Finished)][0]
+    state = torch.load(finished.checkpoint_path, weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
+
+
+def test_repeated_divergence_stays_paused_until_the_learning_rate_changes(make_engine, engine_thread, monkeypatch):
+    engine = make_engine(epochs=50)
+    _blow_up_at(engine, monkeypatch, {4, 6, 8})
+    t: EngineThread = engine_thread(engine)
+    for _ in range(3):
+        t.wait_for(ev.Paused, predicate=lambda e: e.reason == "diverged")
+        engine.control.resume()
+    refused = t.wait_for(ev.EngineWarning, predicate=lambda e: "before resuming" in e.message)
+    assert "diverged 3 times" in refused.message
+    t.wait_for(ev.Paused, predicate=lambda e: e.reason == "diverged")
+    step = engine.step
+    engine.control.set_lr(1e-5, 1e-5, now=True)
+    t.wait_for(ev.LrApplied)
+    engine.control.resume()
+    t.wait_for(ev.Resumed)
+    t.wait_for(ev.Progress, predicate=lambda e: e.step > step + 2)
+    assert engine.lr_g == 1e-5
+
+
+def test_headless_stops_with_the_good_state_saved(make_engine, monkeypatch):
+    from tui_gan.headless import run_headless
+
+    engine = make_engine(epochs=50)
+    _blow_up_at(engine, monkeypatch, {5})
+    out = io.StringIO()
+    assert run_headless(engine, out, log_every=60) == 1
+    text = out.getvalue()
+    assert "warning: training diverged before step 5" in text and "finished (diverged)" in text
+    state = torch.load(engine.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
+
+
+def test_a_non_finite_checkpoint_is_never_written(make_engine):
+    engine = make_engine(max_steps=3)
+    list(engine.run())
+    with torch.no_grad():
+        next(engine.netG.parameters()).fill_(math.inf)
+    engine._saved = None
+    path = engine._save(engine.run_dir / "checkpoints" / "again.pt")
+    state = torch.load(path, weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
+    kept = engine._good.state["generator"]
+    assert all(torch.equal(state["generator"][k], kept[k]) for k in kept)  # the last good weights
+
+
+def test_good_state_refuses_non_finite_weights_and_restores():
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters())
+    keeper = GoodState(interval=0.0)
+    assert keeper.restore({"m": model}) is None
+    assert keeper.keep(7, {"m": model, "o": opt})
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.fill_(math.nan)
+    assert not keeper.keep(8, {"m": model, "o": opt})  # a poisoned state is not kept
+    assert keeper.restore({"m": model, "o": opt}) == 7
+    assert torch.equal(model.weight, before)
+
+
+def test_rollbacks_block_only_at_the_same_learning_rates():
+    r = Rollbacks(limit=2)
+    assert r.record((1e-3, 1e-3)) == 1 and not r.blocked((1e-3, 1e-3))
+    assert r.record((1e-3, 1e-3)) == 2 and r.blocked((1e-3, 1e-3))
+    assert not r.blocked((1e-4, 1e-3))
+    assert r.record((1e-4, 1e-3)) == 1  # new rates: counted afresh
+
+
+def test_saturation_warns_once_per_stretch():
+    watch = SaturationWatch(steps=100)
+    assert watch.update(0, 5.0, 0.995, 0.005) is None
+    assert watch.update(50, 5.0, 0.995, 0.005) is None
+    message = watch.update(100, 6.0, 0.999, 0.002)
+    assert message and "saturated since step 0" in message and "lower learning rate for D" in message
+    assert watch.update(150, 6.0, 0.999, 0.002) is None  # once
+    assert watch.update(160, 1.0, 0.7, 0.3) is None  # recovered
+    assert watch.update(170, 60.0, 0.9, 0.1) is None  # loss_G near BCE's clamp alone counts
+    assert watch.update(270, 60.0, 0.9, 0.1)

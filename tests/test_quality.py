@@ -1,0 +1,105 @@
+"""The quality metric (SWD on Laplacian-pyramid patches, diversity) and its place in a run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import torch
+
+from tui_gan import events as ev
+from tui_gan.builtin import make_builtin
+from tui_gan.quality import RealReference, _binomial, _up, laplacian_pyramid, mean_pairwise_distance
+
+from .conftest import EngineThread
+
+
+def _glyphs(n: int, seed: int, size: int = 32) -> torch.Tensor:
+    return torch.from_numpy(make_builtin(n, size, seed, 3))
+
+
+def test_the_laplacian_pyramid_reconstructs_the_image():
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    levels = laplacian_pyramid(images)
+    assert [lv.shape[-1] for lv in levels] == [64, 32, 16]
+    kernel = _binomial(3, images.device)
+    current = levels[-1]
+    for lap in reversed(levels[:-1]):
+        current = _up(current, kernel) + lap
+    assert torch.allclose(current, images, atol=1e-5)
+
+
+def test_swd_is_about_zero_for_real_against_real_and_large_for_noise():
+    reference = RealReference(_glyphs(256, seed=1))
+    same = reference.compare(_glyphs(256, seed=2))  # other images of the same distribution
+    noise = reference.compare(torch.rand(256, 3, 32, 32) * 2 - 1)
+    flat = reference.compare(torch.zeros(256, 3, 32, 32).uniform_(-0.1, 0.1))
+    assert len(same.swd_levels) == 2  # 32 and 16
+    assert same.swd < 0.15 * noise.swd and same.swd < 0.15 * flat.swd
+    assert 0.8 < same.diversity < 1.25
+
+
+def test_diversity_falls_to_zero_for_a_collapsed_generator():
+    real = _glyphs(128, seed=3)
+    one = real[:1].expand(128, -1, -1, -1)
+    reference = RealReference(real)
+    assert reference.compare(one).diversity < 0.01
+    assert math.isnan(mean_pairwise_distance(real[:1]))
+
+
+def test_quality_is_measured_each_epoch_falls_with_training_and_is_logged(make_engine):
+    from tui_gan.headless import run_headless
+
+    # small enough for a test, large enough to learn the glyphs' shapes within seconds
+    engine = make_engine(image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024, epochs=3,
+                         lr_g=5e-4, lr_d=5e-4, quality_images=256)
+    out = io.StringIO()
+    events = []
+    original = engine.run
+
+    def recording():
+        for e in original():
+            events.append(e)
+            yield e
+
+    engine.run = recording
+    assert run_headless(engine, out, log_every=60) == 0
+    quality = [e for e in events if isinstance(e, ev.Quality)]
+    assert [(q.step, q.epoch) for q in quality] == [(0, 0), (64, 1), (128, 2), (192, 3)]  # start, epochs
+    assert quality[-1].swd < 0.8 * quality[0].swd, [round(q.swd, 1) for q in quality]
+    assert quality[-1].diversity > quality[0].diversity  # the untrained generator's outputs are all alike
+    assert "quality at step 64: SWD" in out.getvalue()
+    with open(engine.run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    measured = [r for r in rows if r["swd"] != "nan"]
+    assert len(measured) == 4 and float(measured[0]["swd"]) > 0 and measured[0]["loss_d"] == "nan"
+    assert all(r["swd"] == "nan" for r in rows if r["loss_d"] != "nan")
+
+
+def test_measure_on_request(make_engine, engine_thread):
+    engine = make_engine(epochs=50, quality_images=64)
+    t: EngineThread = engine_thread(engine)
+    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 2)
+    engine.control.measure()
+    q = t.wait_for(ev.Quality)
+    assert q.images == 64 and q.swd > 0 and q.seconds > 0 and q.epoch == 0
+
+
+def test_collapse_warns_once_per_fall_from_variety(make_engine, monkeypatch):
+    from tui_gan import engine as engine_module
+    from tui_gan.quality import Quality
+
+    diversities = iter([0.05, 0.1, 0.9, 0.2, 0.1, 0.8, 0.3])  # step 0, then epochs 1-6
+    monkeypatch.setattr(engine_module.RealReference, "compare",
+                        lambda self, fake: Quality(swd=10.0, swd_levels=[10.0], diversity=next(diversities)))
+    engine = make_engine(epochs=6, quality_images=32)
+    warnings = [(e.message, engine.step) for e in engine.run() if isinstance(e, ev.EngineWarning)]
+    # not at the start nor at epoch 1 (never varied yet); epochs 3 and 6: each fall from variety
+    assert [step for _, step in warnings] == [42, 84]
+    assert "0.20× as varied as the data" in warnings[0][0] and "mode collapse" in warnings[0][0]
+
+
+def test_quality_off(make_engine):
+    engine = make_engine(max_steps=20, quality_images=0)  # crosses an epoch end
+    assert not [e for e in engine.run() if isinstance(e, ev.Quality)]

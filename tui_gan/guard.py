@@ -1,0 +1,116 @@
+"""The divergence guard: roll back from non-finite losses, warn about a saturated discriminator.
+
+The engine reads its loss averages once per progress interval (its one device sync); the
+guard looks at those. A non-finite average means a step blew up: the engine stops
+stepping, puts back the last good state kept here (models and optimizers, copied at most
+every GOOD_STATE_INTERVAL seconds after a check that found the losses and the weights
+finite), pauses and tells the user. After MAX_ROLLBACKS rollbacks at the same learning
+rates it refuses to resume until they are changed, so it never loops.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+import torch
+
+GOOD_STATE_INTERVAL = 30.0
+MAX_ROLLBACKS = 3
+#: A discriminator this sure of itself for SATURATION_STEPS steps gives the generator no gradient.
+SATURATED_D_X = 0.99
+SATURATED_D_G_Z = 0.01
+SATURATED_LOSS_G = 20.0  # BCE clamps log() at -100, so loss_G tops out at 100
+SATURATION_STEPS = 200
+
+
+def all_finite(tensors) -> bool:
+    """One device sync for any number of tensors."""
+    flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return copy.deepcopy(value)
+
+
+class GoodState:
+    """Copies (on the training device) of the models' and optimizers' state dicts."""
+
+    def __init__(self, interval: float = GOOD_STATE_INTERVAL) -> None:
+        self.interval = interval
+        self.state: dict[str, Any] | None = None
+        self.step: int | None = None
+        self._taken = -math.inf
+
+    def due(self) -> bool:
+        return time.monotonic() - self._taken >= self.interval
+
+    def keep(self, step: int, modules: dict[str, Any]) -> bool:
+        """Copy ``modules`` (name -> model or optimizer) if every weight is finite."""
+        params = [t for name, m in modules.items() if isinstance(m, torch.nn.Module) for t in m.state_dict().values()]
+        if not all_finite(params):
+            return False
+        self.state = {name: _clone(m.state_dict()) for name, m in modules.items()}
+        self.step = step
+        self._taken = time.monotonic()
+        return True
+
+    def restore(self, modules: dict[str, Any]) -> int | None:
+        """Load the kept state into ``modules``; the step it was taken at, or None if none is kept."""
+        if self.state is None:
+            return None
+        for name, m in modules.items():
+            m.load_state_dict(_clone(self.state[name]))
+        return self.step
+
+
+class Rollbacks:
+    """Counts rollbacks at the current learning rates."""
+
+    def __init__(self, limit: int = MAX_ROLLBACKS) -> None:
+        self.limit = limit
+        self.count = 0
+        self._lrs: tuple[float, float] | None = None
+
+    def record(self, lrs: tuple[float, float]) -> int:
+        if lrs != self._lrs:
+            self.count, self._lrs = 0, lrs
+        self.count += 1
+        return self.count
+
+    def blocked(self, lrs: tuple[float, float]) -> bool:
+        """Whether resuming at ``lrs`` would only diverge again."""
+        return self.count >= self.limit and lrs == self._lrs
+
+
+class SaturationWatch:
+    """Warns once when the discriminator stays saturated for SATURATION_STEPS steps, and
+    again only after it recovered in between."""
+
+    def __init__(self, steps: int = SATURATION_STEPS) -> None:
+        self.steps = steps
+        self._since: int | None = None
+        self._warned = False
+
+    def update(self, step: int, loss_g: float, d_x: float, d_g_z: float) -> str | None:
+        saturated = (d_x > SATURATED_D_X and d_g_z < SATURATED_D_G_Z) or loss_g > SATURATED_LOSS_G
+        if not saturated:
+            self._since, self._warned = None, False
+            return None
+        if self._since is None:
+            self._since = step
+        if not self._warned and step - self._since >= self.steps:
+            self._warned = True
+            return (f"the discriminator is saturated since step {self._since} (D(x) {d_x:.3f}, "
+                    f"D(G(z)) {d_g_z:.3f}, loss_G {loss_g:.1f}): the generator gets almost no gradient; "
+                    "try a lower learning rate for D")
+        return None
