@@ -158,6 +158,28 @@ async def test_quality_is_measured_on_m_and_charted_on_c(tmp_path):
         await quit_app(pilot, app)
 
 
+async def test_browse_epoch_samples_and_write_the_gif(tmp_path):
+    from tui_gan.widgets.samples import SamplesView
+
+    app = real_app(tmp_path, epochs=3)  # 14 steps an epoch
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state == "finished", what="finished", timeout=60)
+        view = app.query_one(SamplesView)
+        assert view.border_subtitle.startswith("step 42")
+        await pilot.press("left_square_bracket")
+        assert view.border_subtitle.startswith("epoch 3 · 3/3")
+        await pilot.press("left_square_bracket", "left_square_bracket", "left_square_bracket")
+        assert view.border_subtitle.startswith("epoch 1 · 1/3")  # stops at the first
+        await pilot.press("right_square_bracket")
+        assert view.border_subtitle.startswith("epoch 2 · 2/3")
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert view.border_subtitle.startswith("step 42")  # past the newest: live again
+        await pilot.press("g")
+        await wait_until(pilot, lambda: "progression GIF (3 epochs)" in log_text(app), what="gif")
+        assert (tmp_path / "run" / "samples" / "progression.gif").is_file()
+        await quit_app(pilot, app)
+
+
 async def test_history_is_restored_in_the_chart(tmp_path):
     app = TuiGanApp(lambda: ScriptedEngine())
     async with app.run_test(size=SIZE) as pilot:

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -52,11 +53,19 @@ KEYS = (
     ("a", "toggle_auto_pause", "Pause at every epoch end (on/off)"),
     ("y", "toggle_log_scale", "Loss chart: log scale (on/off)"),
     ("c", "toggle_chart", "Chart: losses / quality (SWD, diversity)"),
+    ("[", "browse(-1)", "Samples: the previous epoch's end"),
+    ("]", "browse(1)", "Samples: the next epoch's end, then live"),
+    ("g", "gif", "Write the progression GIF of the epoch-end samples"),
+    ("i", "interpolate", "Latent walks: interpolation between fixed latent vectors"),
     ("m", "measure", "Measure the quality now (it is measured at every epoch end)"),
     ("t", "toggle_theme", "Dark / light theme"),
     ("?", "help", "This help"),
     ("q", "quit_safely", "Save last.pt and quit"),
 )
+
+
+def _as_array(images: Any):
+    return images.numpy() if hasattr(images, "numpy") else images
 
 
 class TuiGanApp(App[int]):
@@ -73,6 +82,10 @@ class TuiGanApp(App[int]):
         Binding("y", "toggle_log_scale", "Log", show=False),
         Binding("c", "toggle_chart", "Chart", show=False),
         Binding("m", "measure", "Measure", show=False),
+        Binding("left_square_bracket", "browse(-1)", "Earlier", show=False),
+        Binding("right_square_bracket", "browse(1)", "Later", show=False),
+        Binding("g", "gif", "GIF", show=False),
+        Binding("i", "interpolate", "Walks", show=False),
         Binding("t", "toggle_theme", "Theme", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_safely", "Quit"),
@@ -97,6 +110,10 @@ class TuiGanApp(App[int]):
         self._epochs = 0
         self._progress: ev.Progress | None = None  # the newest progress not yet drawn
         self._progress_redraws = Throttle(self, PROGRESS_REDRAW_S, self._draw_progress)
+        self._run_dir = ""
+        self._live_samples: tuple[int, Any] | None = None
+        self._epoch_samples: list[tuple[int, Any]] = []  # (epoch, uint8 images) of each epoch's end
+        self._browsing: int | None = None  # index into _epoch_samples, None: live
 
     # ----------------------------------------------------------------- layout
 
@@ -244,6 +261,7 @@ class TuiGanApp(App[int]):
         self._epochs = cfg["epochs"]
         status.epochs, status.epoch, status.step = cfg["epochs"], e.epoch, e.step
         status.total_steps, status.device, status.run_dir = e.total_steps, e.device, e.run_dir
+        self._run_dir = e.run_dir
         status.lr_g, status.lr_d = e.lr_g, e.lr_d
         self.sub_title = e.run_dir.rstrip("/").split("/")[-1]
         if e.history:
@@ -284,12 +302,72 @@ class TuiGanApp(App[int]):
         status.redraw()
 
     def _on_Samples(self, e: ev.Samples) -> None:
-        view = self.samples_view
-        view.set_images(e.images.numpy() if hasattr(e.images, "numpy") else e.images)
-        view.border_subtitle = f"step {e.step}"
+        self._live_samples = (e.step, _as_array(e.images))
+        if self._browsing is None:
+            self._show_live()
+
+    def _show_live(self) -> None:
+        if self._live_samples is None:
+            return
+        step, images = self._live_samples
+        self.samples_view.set_images(images)
+        self.samples_view.border_subtitle = f"step {step}"
 
     def _on_EpochEnd(self, e: ev.EpochEnd) -> None:
         self.log_line(f"epoch {e.epoch}/{self._epochs} done at step {e.step}; samples {e.sample_path}")
+        if e.images is not None:
+            self._epoch_samples.append((e.epoch, _as_array(e.images)))
+
+    def action_browse(self, delta: int) -> None:
+        """``[`` (delta -1) and ``]`` (+1): step through the epoch-end samples; past the
+        newest, back to the live samples."""
+        history = self._epoch_samples
+        if not history:
+            self.notify("no epoch has ended yet: the samples of each epoch's end are kept here", severity="warning")
+            return
+        if self._browsing is None:
+            if delta > 0:
+                return  # already live
+            index = len(history) - 1
+        else:
+            index = self._browsing + delta
+        if index >= len(history):
+            self._browsing = None
+            self._show_live()
+            return
+        self._browsing = max(0, index)
+        epoch, images = history[self._browsing]
+        self.samples_view.set_images(images)
+        self.samples_view.border_subtitle = f"epoch {epoch} · {self._browsing + 1}/{len(history)} · ] live"
+
+    def action_interpolate(self) -> None:
+        if self._require_engine("render the latent walks"):
+            self.control.interpolate()
+            self.log_line("latent walks requested…", "dim")
+
+    def _on_Interpolation(self, e: ev.Interpolation) -> None:
+        from .widgets.interpolation import InterpolationScreen
+
+        if isinstance(self.screen, InterpolationScreen):
+            self.screen.dismiss(None)
+        self.push_screen(InterpolationScreen(_as_array(e.frames), e.step, self._run_dir))
+
+    def action_gif(self) -> None:
+        if not self._run_dir:
+            self.notify("no run directory yet", severity="warning")
+            return
+        self.log_line("writing the progression GIF…", "dim")
+        self._write_gif(self._run_dir)
+
+    @work(thread=True, exclusive=True, group="gif", exit_on_error=False)
+    def _write_gif(self, run_dir: str) -> None:
+        from .progression import epoch_grids, make_gif
+
+        try:
+            path = make_gif(run_dir)
+            self.call_from_thread(self.log_line, f"progression GIF ({len(epoch_grids(run_dir))} epochs): {path}", "green")
+        except UserError as exc:
+            self.call_from_thread(self.log_line, f"no GIF: {exc}", "yellow")
 
     def _on_SnapshotSaved(self, e: ev.SnapshotSaved) -> None:
         self.log_line(f"snapshot saved: {e.checkpoint_path} (samples {e.sample_path})", "green")
@@ -466,4 +544,6 @@ class TuiGanApp(App[int]):
         for key, action, description in KEYS:
             if action == "help":
                 continue
-            yield SystemCommand(description, f"key: {key}", getattr(self, f"action_{action}"))
+            name, _, arg = action.partition("(")
+            args = [int(arg.rstrip(")"))] if arg else []
+            yield SystemCommand(description, f"key: {key}", partial(getattr(self, f"action_{name}"), *args))

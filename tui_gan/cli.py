@@ -73,7 +73,7 @@ def train_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="tui-gan",
         description="Train a DCGAN in your terminal and watch it learn. "
-        "Other commands: 'tui-gan sample CHECKPOINT ...' (see 'tui-gan sample --help').",
+        "Other commands: 'tui-gan sample CHECKPOINT ...' and 'tui-gan gif RUN_DIR' (see their --help).",
         argument_default=argparse.SUPPRESS,  # absent flags stay absent: explicit flags win
     )
     p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download), a folder of images, "
@@ -264,7 +264,24 @@ def run_sample(argv: Sequence[str]) -> int:
     return sample_command(args.checkpoint, args.n, args.seed, args.device, args.out, args.out_dir)
 
 
-COMMANDS = {"sample": run_sample}
+def gif_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="tui-gan gif", description="Animate a run's epoch-end sample grids as a GIF.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (its samples/epoch-*.png)")
+    p.add_argument("--out", metavar="FILE.gif", help="where to write it (default RUN_DIR/samples/progression.gif)")
+    p.add_argument("--frame-ms", type=positive_int, default=500, metavar="MS", help="milliseconds per epoch (default 500)")
+    return p
+
+
+def run_gif(argv: Sequence[str]) -> int:
+    args = gif_parser().parse_args(argv)
+    from .progression import epoch_grids, make_gif
+
+    path = make_gif(args.run_dir, args.out, args.frame_ms)
+    print(f"{path} ({len(epoch_grids(args.run_dir))} epochs)")
+    return 0
+
+
+COMMANDS = {"sample": run_sample, "gif": run_gif}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from .devices import describe_device, resolve_device
 from .errors import UserError
 from .guard import GoodState, Rollbacks, SaturationWatch, all_finite
 from .images import save_grid, to_uint8
+from .interpolation import latent_walk, render_walk
 from .metrics import COLUMNS, MetricsCsv, RowAggregator, Throughput, quality_row
 from .models import build_models, generate
 from .quality import COLLAPSE_RATIO, RealReference
@@ -57,6 +58,7 @@ class Control:
         self._snapshot = False
         self._export = False
         self._measure = False
+        self._interpolate = False
         self._lr: tuple[float | None, float | None, bool] | None = None
         self.pause_at_epoch_end = False
 
@@ -99,8 +101,20 @@ class Control:
         self._set(_measure=True)
 
     def take_measure(self) -> bool:
+        return self._take("_measure")
+
+    def interpolate(self) -> None:
+        """Render the latent walks (see interpolation.py) with the current generator."""
+        self._set(_interpolate=True)
+
+    def take_interpolate(self) -> bool:
+        return self._take("_interpolate")
+
+    def _take(self, flag: str) -> bool:
+        """Read and clear a one-shot request flag."""
         with self._lock:
-            out, self._measure = self._measure, False
+            out = getattr(self, flag)
+            setattr(self, flag, False)
         return out
 
     def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None:
@@ -521,6 +535,12 @@ class Engine:
     def _serve_one_shots(self) -> Iterator[Any]:
         if self.control.take_measure():
             yield from self._measure_quality()
+        if self.control.take_interpolate():
+            started = time.perf_counter()
+            walk = latent_walk(self.config.nz, self.config.seed + 2)
+            frames = render_walk(self.netG, walk, self.device)
+            self._last_progress += time.perf_counter() - started  # not training time
+            yield ev.Interpolation(self.step, self.epoch, frames)
         snapshot, export, lr = self.control.take_requests()
         if lr is not None:
             lr_g, lr_d, now = lr
@@ -612,7 +632,7 @@ class Engine:
         sample_path = save_grid(samples, self.run_dir / "samples" / f"epoch-{self.epoch:04d}.png")
         yield ev.Samples(self.step, self.epoch, samples)
         ckpt = self._save(self.run_dir / "checkpoints" / "last.pt")
-        yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt))
+        yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt), samples)
         if self.control.pause_at_epoch_end and self.epoch < self.config.epochs:
             self.control.pause("epoch end")
         self._last_progress = time.perf_counter()  # saving is not training: keep it out of img/s

@@ -78,6 +78,15 @@ class Quality:
 
 
 @dataclass
+class Interpolation:
+    """Latent walks rendered at ``step``: uint8 (frames, walks, C, H, W) on the CPU."""
+
+    step: int
+    epoch: int
+    frames: Any
+
+
+@dataclass
 class Samples:
     """The fixed-noise batch as uint8 (N, C, H, W) on the CPU (a torch tensor)."""
 
@@ -92,6 +101,8 @@ class EpochEnd:
     step: int
     sample_path: str
     checkpoint_path: str
+    images: Any = None
+    """The epoch's fixed-noise samples, uint8 (N, C, H, W) on the CPU: the progression."""
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""The progression of a run: its epoch-end sample grids as one animated GIF (and the GIF of
+a latent walk, see interpolation.py).
+
+The engine writes the fixed-noise grid of every epoch's end to ``samples/epoch-NNNN.png``
+(the same noise every time, so a GIF of them shows the GAN learning, as the PyTorch
+tutorial's closing animation does). Pillow only, no torch: ``tui-gan gif`` starts at once.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from .atomic import atomic_write
+from .errors import UserError
+
+EPOCH_GRID = re.compile(r"epoch-(\d+)\.png$")
+
+
+def epoch_grids(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of each epoch-end grid of the run, in epoch order."""
+    samples = Path(run_dir) / "samples"
+    found = []
+    for path in samples.glob("epoch-*.png"):
+        match = EPOCH_GRID.search(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def _labelled(image: Image.Image, text: str) -> Image.Image:
+    """The frame with a caption strip below it."""
+    strip = 14
+    out = Image.new("RGB", (image.width, image.height + strip), (0, 0, 0))
+    out.paste(image.convert("RGB"), (0, 0))
+    ImageDraw.Draw(out).text((4, image.height + 2), text, fill=(230, 230, 230))
+    return out
+
+
+def make_gif(run_dir: str | Path, out: str | Path | None = None, frame_ms: int = 500, hold_ms: int = 2000) -> Path:
+    """Write the run's epoch grids as an animated GIF (default ``samples/progression.gif``),
+    each frame captioned with its epoch, the last held longer. Raises UserError when the
+    run has no epoch grid yet."""
+    run = Path(run_dir).expanduser()
+    if not run.is_dir():
+        raise UserError(f"{run_dir}: no such run directory; pass a folder under runs/")
+    grids = epoch_grids(run)
+    if not grids:
+        raise UserError(f"{run_dir}: no epoch grids yet (samples/epoch-*.png are written at each epoch's end)")
+    frames = []
+    for epoch, path in grids:
+        try:
+            with Image.open(path) as img:
+                frames.append(_labelled(img, f"epoch {epoch}"))
+        except OSError as exc:
+            raise UserError(f"{path}: not a readable PNG ({exc})") from None
+    target = Path(out).expanduser() if out else run / "samples" / "progression.gif"
+    durations = [frame_ms] * (len(frames) - 1) + [hold_ms]
+    try:
+        return atomic_write(target, lambda f: frames[0].save(
+            f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
+        ))
+    except OSError as exc:
+        raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def frames_gif(frames, path: str | Path, frame_ms: int = 80, caption: str = "") -> Path:
+    """uint8 frames (F, N, C, H, W) as a looping GIF, each frame the grid of its N images."""
+    from .images import grid, to_pil  # torch is loaded by whoever has frames
+
+    images = [to_pil(grid(frame)) for frame in frames]
+    if caption:
+        images = [_labelled(img, caption) for img in images]
+    try:
+        return atomic_write(Path(path), lambda f: images[0].save(
+            f, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0,
+        ))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,86 @@
+"""The latent-interpolation view: the engine's latent walks, animated in half blocks.
+
+Each frame is one point on every walk; the view loops through the frames. ``g`` writes
+them as a GIF next to the run's samples. Frames are drawn at FPS while the view is open;
+each costs one samples redraw, which the training thread feels on a small CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label
+
+from ..errors import UserError
+from .samples import SamplesView
+
+FPS = 8
+
+
+class InterpolationScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q,i", "close", "Close"),
+        Binding("g", "gif", "Save as GIF"),
+        Binding("space", "toggle_play", "Play / pause"),
+    ]
+
+    def __init__(self, frames: Any, step: int, run_dir: str) -> None:
+        super().__init__()
+        self.frames = frames  # uint8 (frames, walks, C, H, W), numpy
+        self.step = step
+        self.run_dir = run_dir
+        self.frame = 0
+        self.playing = True
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="walk-dialog"):
+            yield Label(self._title(), id="walk-title")
+            yield SamplesView(id="walk-view")
+            yield Label("space: play/pause · g: save as GIF · escape: close", id="walk-help")
+
+    def _title(self) -> str:
+        n, walks = self.frames.shape[0], self.frames.shape[1]
+        state = "" if self.playing else " (paused)"
+        return f"latent walks at step {self.step}: {walks} walks, frame {self.frame + 1}/{n}{state}"
+
+    def on_mount(self) -> None:
+        self._show()
+        self.set_interval(1 / FPS, self._advance)
+
+    def _show(self) -> None:
+        self.query_one(SamplesView).set_images(self.frames[self.frame])
+        self.query_one("#walk-title", Label).update(self._title())
+
+    def _advance(self) -> None:
+        if self.playing:
+            self.frame = (self.frame + 1) % self.frames.shape[0]
+            self._show()
+
+    def action_toggle_play(self) -> None:
+        self.playing = not self.playing
+        self._show()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_gif(self) -> None:
+        self.notify("writing the GIF…")
+        self._write_gif()
+
+    @work(thread=True, exclusive=True, group="walk-gif", exit_on_error=False)
+    def _write_gif(self) -> None:
+        from ..progression import frames_gif
+
+        path = Path(self.run_dir) / "samples" / f"interpolation-step{self.step}.gif"
+        try:
+            frames_gif(self.frames, path, frame_ms=1000 // FPS, caption=f"step {self.step}")
+            self.app.call_from_thread(self.app.log_line, f"latent walk GIF: {path}", "green")
+            self.app.call_from_thread(self.notify, str(path), title="GIF saved")
+        except UserError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
