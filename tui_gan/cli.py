@@ -73,7 +73,7 @@ def train_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="tui-gan",
         description="Train a DCGAN in your terminal and watch it learn. "
-        "Other commands: 'tui-gan sample CHECKPOINT ...' and 'tui-gan gif RUN_DIR' (see their --help).",
+        "Other commands: 'tui-gan sample CHECKPOINT ...', 'tui-gan gif RUN_DIR' and 'tui-gan bench' (see their --help).",
         argument_default=argparse.SUPPRESS,  # absent flags stay absent: explicit flags win
     )
     p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download), a folder of images, "
@@ -281,7 +281,13 @@ def run_gif(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"sample": run_sample, "gif": run_gif}
+def run_bench(argv: Sequence[str]) -> int:
+    from .bench import run_bench as bench
+
+    return bench(list(argv))
+
+
+COMMANDS = {"sample": run_sample, "gif": run_gif, "bench": run_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,209 @@
+"""``tui-gan bench``: the PyTorch DCGAN tutorial's training loop against tui-gan's engine.
+
+The tutorial loop is written out here as the tutorial has it: its Generator and
+Discriminator (64×64; other sizes use tui-gan's models, which at 64×64 are the same layer
+for layer), BCELoss, two Adam optimizers, batches from a DataLoader moved to the device
+one at a time, and the three ``.item()`` calls per step that sync the device. Both run on
+the same data, device and settings, one after the other, each after a few warm-up steps;
+the result is images per second and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn, optim
+
+from . import events as ev
+from .config import TrainConfig
+from .devices import resolve_device
+from .engine import Engine
+from .errors import UserError
+from .models import build_models, weights_init
+
+
+class TutorialGenerator(nn.Module):
+    def __init__(self, nz=100, ngf=64, nc=3):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+
+    def forward(self, input):
+        return self.main(input)
+
+
+class TutorialDiscriminator(nn.Module):
+    def __init__(self, ndf=64, nc=3):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, input):
+        return self.main(input)
+
+
+def tutorial_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
+    if config.image_size == 64:
+        netG = TutorialGenerator(config.nz, config.ngf, config.channels)
+        netD = TutorialDiscriminator(config.ndf, config.channels)
+        netG.apply(weights_init)
+        netD.apply(weights_init)
+        return netG, netD
+    return build_models(config)
+
+
+def tutorial_loop(config: TrainConfig, images: torch.Tensor, device: torch.device, steps: int, warmup: int) -> float:
+    """The tutorial's loop over ``images`` (uint8, CPU) for ``warmup`` + ``steps`` steps;
+    images per second over the timed steps."""
+    torch.manual_seed(config.seed)
+    netG, netD = (m.to(device) for m in tutorial_models(config))
+    criterion = nn.BCELoss()
+    real_label, fake_label = 1.0, 0.0
+    optimizerD = optim.Adam(netD.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
+    optimizerG = optim.Adam(netG.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
+    # the tutorial's ImageFolder yields normalised float tensors; here they are made once
+    dataset = torch.utils.data.TensorDataset(images.float().div(127.5).sub(1.0))
+    dataloader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True)
+    nz = config.nz
+    done, started = 0, None
+    while done < warmup + steps:
+        for data in dataloader:
+            if done == warmup:
+                _sync(device)
+                started = time.perf_counter()
+            if done >= warmup + steps:
+                break
+            netD.zero_grad()
+            real_cpu = data[0].to(device)
+            b_size = real_cpu.size(0)
+            label = torch.full((b_size,), real_label, dtype=torch.float, device=device)
+            output = netD(real_cpu).view(-1)
+            errD_real = criterion(output, label)
+            errD_real.backward()
+            D_x = output.mean().item()  # noqa: F841 - the tutorial's per-step syncs
+            noise = torch.randn(b_size, nz, 1, 1, device=device)
+            fake = netG(noise)
+            label.fill_(fake_label)
+            output = netD(fake.detach()).view(-1)
+            errD_fake = criterion(output, label)
+            errD_fake.backward()
+            D_G_z1 = output.mean().item()  # noqa: F841
+            errD = errD_real + errD_fake  # noqa: F841
+            optimizerD.step()
+            netG.zero_grad()
+            label.fill_(real_label)
+            output = netD(fake).view(-1)
+            errG = criterion(output, label)
+            errG.backward()
+            D_G_z2 = output.mean().item()  # noqa: F841
+            optimizerG.step()
+            done += 1
+    _sync(device)
+    return steps * config.batch_size / (time.perf_counter() - started)
+
+
+def engine_loop(config: TrainConfig, steps: int, warmup: int, explicit: set[str]) -> float:
+    """tui-gan's engine on the same settings; images per second after the warm-up steps."""
+    marks: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="tui-gan-bench-") as run_dir:
+        cfg = TrainConfig(**{**config.to_dict(), "max_steps": warmup + steps, "quality_images": 0,
+                             "progress_interval": 1.0, "log_interval": 3600.0, "sample_interval": 3600.0})
+        engine = Engine(cfg, Path(run_dir) / "run", explicit=explicit)
+        real_step = engine._train_step
+
+        def timed_step(real):  # marks the clock when the warm-up is over (one sync there only)
+            if engine.step == warmup:
+                _sync(engine.device)
+                marks["start"] = time.perf_counter()
+            return real_step(real)
+
+        engine._train_step = timed_step
+        for event in engine.run():
+            if isinstance(event, ev.Error):
+                raise UserError(f"the engine failed: {event.message}")
+            if isinstance(event, ev.Progress) and event.step >= warmup + steps and "end" not in marks:
+                marks["end"] = time.perf_counter()  # the progress read synced the device
+    return steps * config.batch_size / (marks["end"] - marks["start"])
+
+
+@dataclass
+class BenchResult:
+    tutorial: float
+    engine: float
+
+    @property
+    def ratio(self) -> float:
+        return self.engine / self.tutorial
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def run_bench(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="tui-gan bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--image-size", type=int, default=64, choices=(16, 32, 64, 128, 256))
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--ndf", type=int, default=64)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per loop (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--images", type=int, default=2048, help="built-in images to train on (default 2048)")
+    args = p.parse_args(argv)
+    if min(args.batch_size, args.steps, args.ngf, args.ndf, args.images) <= 0 or args.warmup < 0:
+        raise UserError("--batch-size, --steps, --ngf, --ndf and --images must be positive, --warmup 0 or more")
+    if args.images < args.batch_size:
+        raise UserError(f"--images {args.images} is fewer than one batch of {args.batch_size}")
+    config = TrainConfig(image_size=args.image_size, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
+                         device=args.device, max_images=args.images, channels=3)
+    config.validate("bench")
+    device = resolve_device(config.device)
+    from .builtin import make_builtin
+
+    images = torch.from_numpy(make_builtin(args.images, args.image_size, config.seed, 3))
+    explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
+    print(f"tui-gan bench · {device} · {args.image_size}x{args.image_size} · batch {args.batch_size} · "
+          f"ngf {args.ngf} ndf {args.ndf} · {args.steps} timed steps after {args.warmup} warm-up", flush=True)
+    tutorial = tutorial_loop(config, images, device, args.steps, args.warmup)
+    print(f"  tutorial loop  {tutorial:9,.0f} img/s", flush=True)
+    engine = engine_loop(config, args.steps, args.warmup, explicit)
+    result = BenchResult(tutorial, engine)
+    print(f"  tui-gan engine {engine:9,.0f} img/s", flush=True)
+    print(f"  ratio          {result.ratio:9.2f}x")
+    return 0
