@@ -56,3 +56,19 @@ def test_gif_command(tmp_path, capsys):
     assert main(["gif", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tui-gan: error: ") and "no such run directory" in err[0]
+
+
+def test_a_resumed_run_brings_back_its_epoch_samples(make_engine):
+    from tui_gan import events as ev
+    from tui_gan.checkpoint import load_checkpoint
+    from tui_gan.engine import Engine
+
+    from .conftest import EXPLICIT, tiny_config
+
+    first = make_engine(epochs=2)
+    ends = [e for e in first.run() if isinstance(e, ev.EpochEnd)]
+    resumed = Engine(tiny_config(epochs=3), first.run_dir, explicit=EXPLICIT, resume=load_checkpoint(first.run_dir))
+    started = next(e for e in resumed.run() if isinstance(e, ev.Started))
+    assert [epoch for epoch, _ in started.progression] == [1, 2]
+    for (_, images), end in zip(started.progression, ends):
+        assert np.array_equal(images, end.images.numpy())  # PNG is lossless: the same samples

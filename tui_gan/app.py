@@ -262,6 +262,7 @@ class TuiGanApp(App[int]):
         status.epochs, status.epoch, status.step = cfg["epochs"], e.epoch, e.step
         status.total_steps, status.device, status.run_dir = e.total_steps, e.device, e.run_dir
         self._run_dir = e.run_dir
+        self._epoch_samples = list(e.progression)  # a resumed run's earlier epochs
         status.lr_g, status.lr_d = e.lr_g, e.lr_d
         self.sub_title = e.run_dir.rstrip("/").split("/")[-1]
         if e.history:

@@ -35,6 +35,7 @@ from .images import save_grid, to_uint8
 from .interpolation import latent_walk, render_walk
 from .metrics import COLUMNS, MetricsCsv, RowAggregator, Throughput, quality_row
 from .models import build_models, generate
+from .progression import epoch_samples
 from .quality import COLLAPSE_RATIO, RealReference
 
 REAL_LABEL = 1.0
@@ -321,6 +322,8 @@ class Engine:
             lr_g=self.lr_g,
             lr_d=self.lr_d,
             skipped=list(self.data.skipped),
+            progression=(epoch_samples(self.run_dir, len(self.fixed_noise), cfg.image_size, cfg.channels)
+                         if self.resume_state else []),
         )
 
     # ================================================================== properties

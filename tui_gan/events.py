@@ -36,6 +36,8 @@ class Started:
     lr_g: float
     lr_d: float
     skipped: list[str] = field(default_factory=list)
+    progression: list[tuple[int, Any]] = field(default_factory=list)
+    """A resumed run's earlier epoch-end samples: (epoch, uint8 (N, C, H, W) numpy)."""
 
 
 @dataclass

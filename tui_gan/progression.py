@@ -8,9 +8,11 @@ tutorial's closing animation does). Pillow only, no torch: ``tui-gan gif`` start
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from .atomic import atomic_write
@@ -28,6 +30,37 @@ def epoch_grids(run_dir: str | Path) -> list[tuple[int, Path]]:
         if match:
             found.append((int(match.group(1)), path))
     return sorted(found)
+
+
+def split_grid(image: np.ndarray, n: int, size: int, padding: int = 2) -> np.ndarray:
+    """The inverse of images.grid: (H', W', C) mosaic of ``n`` tiles -> uint8 (n, C, size, size)."""
+    nrow = max(1, math.ceil(math.sqrt(n)))
+    tiles = []
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y, x = padding + r * (size + padding), padding + col * (size + padding)
+        tiles.append(image[y : y + size, x : x + size].transpose(2, 0, 1))
+    return np.stack(tiles)
+
+
+def epoch_samples(run_dir: str | Path, n: int, size: int, channels: int) -> list[tuple[int, np.ndarray]]:
+    """The run's epoch-end grids split back into their ``n`` samples (for a resumed app's
+    history); grids that do not match (another size, unreadable) are left out."""
+    nrow = max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / nrow)
+    expected = (2 + rows * (size + 2), 2 + nrow * (size + 2))
+    out = []
+    for epoch, path in epoch_grids(run_dir):
+        try:
+            with Image.open(path) as img:
+                arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+        except OSError:
+            continue
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.shape[:2] == expected:
+            out.append((epoch, split_grid(arr, n, size)))
+    return out
 
 
 def _labelled(image: Image.Image, text: str) -> Image.Image:
