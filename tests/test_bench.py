@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tui_gan.cli import main
 
 
-def test_bench_runs_both_loops_and_prints_the_ratio(capsys):
+@pytest.mark.parametrize("extra", [[], ["--amp"]])
+def test_bench_runs_both_loops_and_prints_the_ratio(capsys, extra):
     code = main(["bench", "--image-size", "16", "--batch-size", "8", "--ngf", "8", "--ndf", "8",
-                 "--steps", "2", "--warmup", "1", "--images", "64", "--device", "cpu"])
+                 "--steps", "2", "--warmup", "1", "--images", "64", "--device", "cpu", *extra])
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.strip().splitlines()
     assert lines[0].startswith("tui-gan bench · cpu · 16x16 · batch 8")
+    assert lines[0].endswith("engine with --amp") == bool(extra)
     assert "tutorial loop" in lines[1] and "img/s" in lines[1]
     assert "tui-gan engine" in lines[2] and lines[3].split()[0] == "ratio" and lines[3].endswith("x")
 

@@ -231,3 +231,38 @@ def test_grayscale_folder_trains_end_to_end_in_one_channel(tmp_path, make_engine
     with Image.open(finished.sample_path) as grid:
         assert grid.mode in ("L", "RGB")
     assert "channels = 1" in (engine.run_dir / "config.toml").read_text()
+
+
+def test_amp_trains_on_logits_and_keeps_checkpoints_compatible(make_engine):
+    from tui_gan.checkpoint import load_checkpoint
+    from tui_gan.engine import Engine
+
+    from .conftest import EXPLICIT, tiny_config
+
+    engine = make_engine(max_steps=4, amp=True)
+    events = list(engine.run())
+    assert isinstance(engine.criterion, torch.nn.BCEWithLogitsLoss)
+    assert not isinstance(engine._d_forward[-1], torch.nn.Sigmoid)  # logits, the Sigmoid left out
+    progress = [e for e in events if isinstance(e, ev.Progress)][-1]
+    for value in (progress.loss_d, progress.loss_g):
+        assert math.isfinite(value)
+    for value in (progress.d_x, progress.d_g_z1, progress.d_g_z2):
+        assert 0.0 <= value <= 1.0  # verdicts are probabilities, as without --amp
+    # the same state_dict keys: an --amp run resumes without it
+    resumed = Engine(tiny_config(max_steps=6), engine.run_dir, explicit=EXPLICIT, resume=load_checkpoint(engine.run_dir))
+    list(resumed.run())
+    assert resumed.step == 6 and isinstance(resumed.criterion, torch.nn.BCELoss)
+
+
+def test_compile_wraps_the_forward_passes_only(make_engine, monkeypatch):
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    engine = make_engine(max_steps=2, compile=True)
+    list(engine.run())
+    assert compiled == [engine.netG, engine.netD]
+    assert "main.0.weight" in engine.state_dict()["generator"]  # no _orig_mod. prefix

@@ -185,13 +185,16 @@ def run_bench(argv: list[str]) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--device", default="auto")
     p.add_argument("--images", type=int, default=2048, help="built-in images to train on (default 2048)")
+    p.add_argument("--amp", action="store_true", help="the engine with bf16 autocast (the tutorial loop stays fp32)")
+    p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
     args = p.parse_args(argv)
     if min(args.batch_size, args.steps, args.ngf, args.ndf, args.images) <= 0 or args.warmup < 0:
         raise UserError("--batch-size, --steps, --ngf, --ndf and --images must be positive, --warmup 0 or more")
     if args.images < args.batch_size:
         raise UserError(f"--images {args.images} is fewer than one batch of {args.batch_size}")
     config = TrainConfig(image_size=args.image_size, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
-                         device=args.device, max_images=args.images, channels=3)
+                         device=args.device, max_images=args.images, channels=3, amp=args.amp,
+                         compile=args.compile)
     config.validate("bench")
     device = resolve_device(config.device)
     from .builtin import make_builtin
@@ -199,7 +202,9 @@ def run_bench(argv: list[str]) -> int:
     images = torch.from_numpy(make_builtin(args.images, args.image_size, config.seed, 3))
     explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
     print(f"tui-gan bench · {device} · {args.image_size}x{args.image_size} · batch {args.batch_size} · "
-          f"ngf {args.ngf} ndf {args.ndf} · {args.steps} timed steps after {args.warmup} warm-up", flush=True)
+          f"ngf {args.ngf} ndf {args.ndf} · {args.steps} timed steps after {args.warmup} warm-up"
+          + (" · engine with --amp" if args.amp else "") + (" · engine with --compile" if args.compile else ""),
+          flush=True)
     tutorial = tutorial_loop(config, images, device, args.steps, args.warmup)
     print(f"  tutorial loop  {tutorial:9,.0f} img/s", flush=True)
     engine = engine_loop(config, args.steps, args.warmup, explicit)

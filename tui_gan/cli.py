@@ -21,7 +21,7 @@ from .datasets import DEFAULT_DATA_ROOT
 from .errors import UserError
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "amp", "compile"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -100,6 +100,9 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--ndf", type=positive_int, metavar="N", help="discriminator width (default 64)")
     p.add_argument("--seed", type=non_negative_int, metavar="N", help="random seed (default 999)")
     p.add_argument("--max-images", type=positive_int, metavar="N", help="use at most N images (built-in: generate N)")
+    p.add_argument("--amp", action="store_true",
+                   help="bf16 autocast with BCEWithLogits (for GPUs with bf16; slow on CPUs without it)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models' forward passes")
     p.add_argument("--quality-images", type=non_negative_int, metavar="N",
                    help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")
     p.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -206,7 +209,7 @@ def prepare_training(args: dict[str, Any]):
             what = "--config" if "config" in args else "--" + fixed[0].replace("_", "-")
             raise UserError(
                 f"{what} cannot change a resumed run (its settings come from the checkpoint); "
-                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download, --no-cache and --stream may be given"
+                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download, --no-cache, --stream, --quality-images, --amp and --compile may be given"
             )
         saved = dict(state["config"])
         saved["lr_g"], saved["lr_d"] = state.get("lr_g", saved["lr_g"]), state.get("lr_d", saved["lr_d"])

@@ -246,7 +246,13 @@ class Engine:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.netG, self.netD = (m.to(self.device) for m in build_models(cfg))
-        self.criterion = nn.BCELoss()
+        # With --amp, D's last Sigmoid is left out of the forward pass and the loss is
+        # BCEWithLogits: the same maths, but safe under bf16 autocast (BCELoss is not).
+        self._d_forward: nn.Module = self.netD.main[:-1] if cfg.amp else self.netD
+        self._g_forward: nn.Module = self.netG
+        self.criterion = nn.BCEWithLogitsLoss() if cfg.amp else nn.BCELoss()
+        if cfg.compile:  # the originals keep their state_dict keys for checkpoints
+            self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
         self.optG = optim.Adam(self.netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
         self.optD = optim.Adam(self.netD.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
         cpu_gen = torch.Generator().manual_seed(cfg.seed)
@@ -365,29 +371,41 @@ class Engine:
 
         # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
         self.netD.zero_grad(set_to_none=True)
-        output = self.netD(real).view(-1)
-        err_d_real = self.criterion(output, real_label)
+        with self._autocast():
+            output = self._d_forward(real).view(-1)
+            err_d_real = self.criterion(output, real_label)
         err_d_real.backward()
-        d_x = output.detach().mean()
+        d_x = self._probability(output).mean()
 
         noise = torch.randn(b, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
-        fake = self.netG(noise)
-        output = self.netD(fake.detach()).view(-1)
-        err_d_fake = self.criterion(output, fake_label)
+        with self._autocast():
+            fake = self._g_forward(noise)
+            output = self._d_forward(fake.detach()).view(-1)
+            err_d_fake = self.criterion(output, fake_label)
         err_d_fake.backward()
-        d_g_z1 = output.detach().mean()
+        d_g_z1 = self._probability(output).mean()
         err_d = err_d_real.detach() + err_d_fake.detach()
         self.optD.step()
 
         # (2) Update G: maximize log(D(G(z))) -- fake labels are real for the generator's cost
         self.netG.zero_grad(set_to_none=True)
-        output = self.netD(fake).view(-1)
-        err_g = self.criterion(output, real_label)
+        with self._autocast():
+            output = self._d_forward(fake).view(-1)
+            err_g = self.criterion(output, real_label)
         err_g.backward()
-        d_g_z2 = output.detach().mean()
+        d_g_z2 = self._probability(output).mean()
         self.optG.step()
 
         return torch.stack([err_d, err_g.detach(), d_x, d_g_z1, d_g_z2])
+
+    def _autocast(self):
+        """bf16 autocast with --amp, else nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
+
+    def _probability(self, output: torch.Tensor) -> torch.Tensor:
+        """D's verdicts in [0, 1]: the output itself, or sigmoid(logits) with --amp."""
+        output = output.detach().float()
+        return torch.sigmoid(output) if self.config.amp else output
 
     def _train(self) -> Iterator[Any]:
         cfg = self.config
