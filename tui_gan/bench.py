@@ -84,18 +84,55 @@ def tutorial_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
     return build_models(config)
 
 
-def tutorial_loop(config: TrainConfig, images: torch.Tensor, device: torch.device, steps: int, warmup: int) -> float:
-    """The tutorial's loop over ``images`` (uint8, CPU) for ``warmup`` + ``steps`` steps;
-    images per second over the timed steps."""
+def tutorial_folder_dataset(folder: str, image_size: int):
+    """The tutorial's data path: ImageFolder with Resize, CenterCrop, ToTensor, Normalize.
+    ImageFolder wants class subfolders; a flat folder of images is read with the same
+    transforms (the tutorial puts its images in one subfolder)."""
+    import torchvision.datasets as dset
+    import torchvision.transforms as transforms
+    from PIL import Image
+
+    from .imagefiles import scan_folder
+
+    transform = transforms.Compose([
+        transforms.Resize(image_size),
+        transforms.CenterCrop(image_size),
+        transforms.ToTensor(),
+        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    ])
+    root = Path(folder).expanduser()
+    if any(p.is_dir() for p in root.iterdir()):
+        return dset.ImageFolder(root=str(root), transform=transform)
+    files = scan_folder(root)
+
+    class Flat(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(files)
+
+        def __getitem__(self, i):
+            with Image.open(files[i]) as img:
+                return transform(img.convert("RGB")), 0
+
+    return Flat()
+
+
+def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int, warmup: int,
+                  workers: int = 2) -> float:
+    """The tutorial's loop for ``warmup`` + ``steps`` steps over ``images``: uint8 (CPU) in
+    memory, or a dataset on disk read by ``workers`` DataLoader workers as the tutorial's
+    (workers=2); images per second over the timed steps."""
     torch.manual_seed(config.seed)
     netG, netD = (m.to(device) for m in tutorial_models(config))
     criterion = nn.BCELoss()
     real_label, fake_label = 1.0, 0.0
     optimizerD = optim.Adam(netD.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
     optimizerG = optim.Adam(netG.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
-    # the tutorial's ImageFolder yields normalised float tensors; here they are made once
-    dataset = torch.utils.data.TensorDataset(images.float().div(127.5).sub(1.0))
-    dataloader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True)
+    if isinstance(images, torch.Tensor):  # in memory: normalised once, as ImageFolder would yield them
+        dataset, workers = torch.utils.data.TensorDataset(images.float().div(127.5).sub(1.0)), 0
+    else:
+        dataset = images
+    dataloader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                                             num_workers=workers)
     nz = config.nz
     done, started = 0, None
     while done < warmup + steps:
@@ -185,6 +222,8 @@ def run_bench(argv: list[str]) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--device", default="auto")
     p.add_argument("--images", type=int, default=2048, help="built-in images to train on (default 2048)")
+    p.add_argument("--data", metavar="FOLDER", help="a folder of images instead: the tutorial's ImageFolder + "
+                   "DataLoader (2 workers) against tui-gan's decode cache and on-device data")
     p.add_argument("--amp", action="store_true", help="the engine with bf16 autocast (the tutorial loop stays fp32)")
     p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
     args = p.parse_args(argv)
@@ -193,16 +232,26 @@ def run_bench(argv: list[str]) -> int:
     if args.images < args.batch_size:
         raise UserError(f"--images {args.images} is fewer than one batch of {args.batch_size}")
     config = TrainConfig(image_size=args.image_size, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
-                         device=args.device, max_images=args.images, channels=3, amp=args.amp,
-                         compile=args.compile)
+                         device=args.device, max_images=None if args.data else args.images, channels=3,
+                         amp=args.amp, compile=args.compile, data=args.data or "builtin")
     config.validate("bench")
     device = resolve_device(config.device)
-    from .builtin import make_builtin
+    if args.data:
+        images = tutorial_folder_dataset(args.data, args.image_size)
+        if len(images) < args.batch_size:
+            raise UserError(f"--data {args.data}: {len(images)} images, fewer than one batch of {args.batch_size}")
+        # decode once now, so the engine's timed steps do not include filling the cache
+        from .data import load_dataset
 
-    images = torch.from_numpy(make_builtin(args.images, args.image_size, config.seed, 3))
+        load_dataset(config, torch.device("cpu"))
+    else:
+        from .builtin import make_builtin
+
+        images = torch.from_numpy(make_builtin(args.images, args.image_size, config.seed, 3))
     explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
     print(f"tui-gan bench · {device} · {args.image_size}x{args.image_size} · batch {args.batch_size} · "
           f"ngf {args.ngf} ndf {args.ndf} · {args.steps} timed steps after {args.warmup} warm-up"
+          + (f" · data {args.data}" if args.data else " · data in memory")
           + (" · engine with --amp" if args.amp else "") + (" · engine with --compile" if args.compile else ""),
           flush=True)
     tutorial = tutorial_loop(config, images, device, args.steps, args.warmup)
