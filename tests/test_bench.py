@@ -20,6 +20,13 @@ def test_bench_runs_both_loops_and_prints_the_ratio(capsys, extra):
     assert "tui-gan engine" in lines[2] and lines[3].split()[0] == "ratio" and lines[3].endswith("x")
 
 
+def test_bench_runs_past_the_default_epochs(capsys):
+    # 16 images in batches of 8: 2 steps an epoch, so 13 steps need more than the 5 default epochs
+    assert main(["bench", "--image-size", "16", "--batch-size", "8", "--ngf", "8", "--ndf", "8",
+                 "--steps", "12", "--warmup", "1", "--images", "16", "--device", "cpu"]) == 0
+    assert "ratio" in capsys.readouterr().out
+
+
 def test_bench_bad_input_is_one_line(capsys):
     assert main(["bench", "--images", "10", "--batch-size", "64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -40,3 +47,32 @@ def test_bench_on_a_folder_of_jpegs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"data {tmp_path / 'faces'}" in out and "ratio" in out
+
+
+def test_screen_ab_compares_updating_and_frozen_stretches():
+    from tui_gan.screen_ab import ScreenAB
+
+    now = [0.0]
+    ab = ScreenAB(phase=10.0, clock=lambda: now[0])
+    assert ab.updating()  # before the start: draw
+    ab.start()
+    step = 0
+    for tick in range(80):  # 40 s: 4 stretches of 10 s, reports every 0.5 s
+        now[0] = tick * 0.5
+        step += 10 if ab.updating() else 12  # 20 steps/s updating, 24 frozen
+        ab.record(step)
+    result = ab.result()
+    assert result.stretches == 2  # the first and last are dropped
+    assert abs(result.ratio - 20 / 24) < 0.02
+
+
+def test_bench_app_mode_runs_the_app(capsys):
+    from tui_gan.bench import app_bench
+    from tui_gan.config import TrainConfig
+
+    config = TrainConfig(image_size=16, batch_size=8, ngf=8, ndf=8, nz=16, max_images=64, device="cpu",
+                         progress_interval=0.02, sample_interval=0.2)
+    assert app_bench(config, steps=120, phase=0.3, explicit={"image_size", "batch_size", "ngf", "ndf"},
+                     size=(100, 30)) == 0
+    out = capsys.readouterr().out
+    assert "screen updating" in out and "screen frozen" in out and "ratio" in out

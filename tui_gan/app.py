@@ -93,10 +93,14 @@ class TuiGanApp(App[int]):
         Binding("ctrl+q", "quit_safely", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, make_engine: Callable[[], Any], run_name: str = "", **kwargs: Any) -> None:
+    def __init__(self, make_engine: Callable[[], Any], run_name: str = "", screen_ab: Any = None,
+                 **kwargs: Any) -> None:
         """``make_engine`` is called in the worker thread (it may import torch and raise
-        UserError); the engine it returns is iterated there."""
+        UserError); the engine it returns is iterated there. ``screen_ab`` (a ScreenAB)
+        freezes the screen in alternate stretches to measure its cost (``tui-gan bench --app``)."""
         super().__init__(**kwargs)
+        self.screen_ab = screen_ab
+        self.finish_exits = False  # leave when training finishes (the app benchmark)
         self.make_engine = make_engine
         self.run_name = run_name
         self.control: Any = None
@@ -256,6 +260,8 @@ class TuiGanApp(App[int]):
 
     def _on_Started(self, e: ev.Started) -> None:
         freeze_long_lived_objects()
+        if self.screen_ab is not None:
+            self.screen_ab.start()
         status = self.status_panel
         cfg = e.config
         self._epochs = cfg["epochs"]
@@ -283,6 +289,10 @@ class TuiGanApp(App[int]):
     def _on_Progress(self, e: ev.Progress) -> None:
         """Rows go to the chart at once (every one counts); the numbers are redrawn at most
         every PROGRESS_REDRAW_S, showing the newest."""
+        if self.screen_ab is not None:
+            self.screen_ab.record(e.step)
+            if not self.screen_ab.updating():
+                return
         if e.row is not None:
             self.chart.add_rows([dict(zip(COLUMNS, e.row))])
         self._progress = e
@@ -303,6 +313,8 @@ class TuiGanApp(App[int]):
         status.redraw()
 
     def _on_Samples(self, e: ev.Samples) -> None:
+        if self.screen_ab is not None and not self.screen_ab.updating():
+            return
         self._live_samples = (e.step, _as_array(e.images))
         if self._browsing is None:
             self._show_live()
@@ -411,6 +423,8 @@ class TuiGanApp(App[int]):
         self.set_state("finished", reason)
         saved = f"; checkpoint {e.checkpoint_path}" if e.checkpoint_path else ""
         self.log_line(f"finished ({reason}) at step {e.step}{saved}", "bold cyan")
+        if self.finish_exits:
+            self.set_timer(0.5, self.exit)
 
     def _on_Error(self, e: ev.Error) -> None:
         self.set_state("error", e.message)

@@ -175,7 +175,8 @@ def engine_loop(config: TrainConfig, steps: int, warmup: int, explicit: set[str]
     """tui-gan's engine on the same settings; images per second after the warm-up steps."""
     marks: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="tui-gan-bench-") as run_dir:
-        cfg = TrainConfig(**{**config.to_dict(), "max_steps": warmup + steps, "quality_images": 0,
+        total = warmup + steps
+        cfg = TrainConfig(**{**config.to_dict(), "max_steps": total, "epochs": total, "quality_images": 0,
                              "progress_interval": 1.0, "log_interval": 3600.0, "sample_interval": 3600.0})
         engine = Engine(cfg, Path(run_dir) / "run", explicit=explicit)
         real_step = engine._train_step
@@ -205,6 +206,45 @@ class BenchResult:
         return self.engine / self.tutorial
 
 
+def app_bench(config: TrainConfig, steps: int, phase: float, explicit: set[str], size=None) -> int:
+    """Run the app for ``steps`` steps, its screen frozen in alternate stretches, and print
+    the training speed with the screen updating over that with it frozen."""
+    import sys
+
+    from .app import TuiGanApp
+    from .screen_ab import ScreenAB
+
+    if size is None and not sys.stdout.isatty():
+        raise UserError("bench --app draws the app: run it in a terminal")
+    if phase <= 0:
+        raise UserError("--phase must be a positive number of seconds")
+    ab = ScreenAB(phase)
+    with tempfile.TemporaryDirectory(prefix="tui-gan-bench-") as run_dir:
+        cfg = TrainConfig(**{**config.to_dict(), "max_steps": steps, "epochs": steps, "quality_images": 0})
+        app = TuiGanApp(lambda: Engine(cfg, Path(run_dir) / "run", explicit=explicit), run_name="bench",
+                        screen_ab=ab)
+        app.finish_exits = True
+        if size is None:
+            app.run()
+        else:  # tests: headless, at a given size
+            import asyncio
+
+            async def drive():
+                async with app.run_test(size=size) as pilot:
+                    while app.state != "finished":
+                        await pilot.pause(0.1)
+            asyncio.run(drive())
+        app.engine_done.wait(timeout=120)
+    result = ab.result()
+    print(f"tui-gan bench --app · {steps} steps · stretches of {phase:g} s: {result.stretches} compared")
+    print(f"  screen updating {result.updating * config.batch_size:9,.0f} img/s")
+    print(f"  screen frozen   {result.frozen * config.batch_size:9,.0f} img/s")
+    print(f"  ratio           {result.ratio:9.3f}x")
+    if result.stretches < 4:
+        print("  (few stretches: use more --steps for a number to trust)")
+    return 0
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -226,6 +266,9 @@ def run_bench(argv: list[str]) -> int:
                    "DataLoader (2 workers) against tui-gan's decode cache and on-device data")
     p.add_argument("--amp", action="store_true", help="the engine with bf16 autocast (the tutorial loop stays fp32)")
     p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
+    p.add_argument("--app", action="store_true", help="instead: the cost of the app's screen, in the app itself "
+                   "(--steps steps alternating stretches of --phase s with the screen updating and frozen)")
+    p.add_argument("--phase", type=float, default=10.0, help="--app: seconds per stretch (default 10)")
     args = p.parse_args(argv)
     if min(args.batch_size, args.steps, args.ngf, args.ndf, args.images) <= 0 or args.warmup < 0:
         raise UserError("--batch-size, --steps, --ngf, --ndf and --images must be positive, --warmup 0 or more")
@@ -249,6 +292,8 @@ def run_bench(argv: list[str]) -> int:
 
         images = torch.from_numpy(make_builtin(args.images, args.image_size, config.seed, 3))
     explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
+    if args.app:
+        return app_bench(config, args.steps, args.phase, explicit)
     print(f"tui-gan bench · {device} · {args.image_size}x{args.image_size} · batch {args.batch_size} · "
           f"ngf {args.ngf} ndf {args.ndf} · {args.steps} timed steps after {args.warmup} warm-up"
           + (f" · data {args.data}" if args.data else " · data in memory")
