@@ -133,3 +133,13 @@ def test_saturation_warns_once_per_stretch():
     assert watch.update(160, 1.0, 0.7, 0.3) is None  # recovered
     assert watch.update(170, 60.0, 0.9, 0.1) is None  # loss_G near BCE's clamp alone counts
     assert watch.update(270, 60.0, 0.9, 0.1)
+
+
+def test_a_blow_up_just_before_an_epoch_end_is_caught_there(make_engine, engine_thread, monkeypatch):
+    engine = make_engine(epochs=50, progress_interval=3600.0)  # no periodic progress read
+    _blow_up_at(engine, monkeypatch, {14})  # the epoch's last step (14 a epoch)
+    t: EngineThread = engine_thread(engine)
+    warning = t.wait_for(ev.EngineWarning, predicate=lambda e: "diverged" in e.message)
+    assert "before step 14" in warning.message
+    t.wait_for(ev.Paused, predicate=lambda e: e.reason == "diverged")
+    assert _finite(engine.netG)

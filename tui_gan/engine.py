@@ -419,6 +419,7 @@ class Engine:
         self._restart_clocks()
         self._batches: Iterator[torch.Tensor] | None = None
         self._last_means: list[float] | None = None
+        self._good.keep(self.step, self._modules())  # a rollback target from the first step on
         try:
             yield from self._steps()
         finally:
@@ -648,6 +649,7 @@ class Engine:
             self._set_lrs(lr_g, lr_d)
             yield ev.LrApplied(lr_g, lr_d)
         yield self._progress(time.perf_counter(), force_row=True)
+        yield from self._guard()  # the steps since the last progress read are checked too
         yield from self._measure_quality()
         samples = self._refresh_samples()
         sample_path = save_grid(samples, self.run_dir / "samples" / f"epoch-{self.epoch:04d}.png")

@@ -2,9 +2,9 @@
 
 The engine reads its loss averages once per progress interval (its one device sync); the
 guard looks at those. A non-finite average means a step blew up: the engine stops
-stepping, puts back the last good state kept here (models and optimizers, copied at most
-every GOOD_STATE_INTERVAL seconds after a check that found the losses and the weights
-finite), pauses and tells the user. After MAX_ROLLBACKS rollbacks at the same learning
+stepping, puts back the last good state kept here (models and optimizers, copied when
+training starts and then at most every GOOD_STATE_INTERVAL seconds after a check that
+found the losses and the weights finite), pauses and tells the user. After MAX_ROLLBACKS rollbacks at the same learning
 rates it refuses to resume until they are changed, so it never loops.
 """
 
