@@ -31,6 +31,10 @@ def test_bench_bad_input_is_one_line(capsys):
     assert main(["bench", "--images", "10", "--batch-size", "64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fewer than one batch" in err[0]
+    for bad in (["--steps", "0"], ["--image-size", "48"], ["--phase", "-1"]):  # the project's one-line errors
+        assert main(["bench", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("tui-gan: error: ") and "tui-gan bench --help" in err[0]
 
 
 def test_bench_on_a_folder_of_jpegs(tmp_path, capsys):

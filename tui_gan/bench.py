@@ -10,7 +10,6 @@ the result is images per second and their ratio.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from .config import TrainConfig
 from .devices import resolve_device
 from .engine import Engine
 from .errors import UserError
+from .images import from_uint8
 from .models import build_models, weights_init
 
 
@@ -128,7 +128,7 @@ def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int,
     optimizerD = optim.Adam(netD.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
     optimizerG = optim.Adam(netG.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
     if isinstance(images, torch.Tensor):  # in memory: normalised once, as ImageFolder would yield them
-        dataset, workers = torch.utils.data.TensorDataset(images.float().div(127.5).sub(1.0)), 0
+        dataset, workers = torch.utils.data.TensorDataset(from_uint8(images)), 0
     else:
         dataset = images
     dataloader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
@@ -216,8 +216,6 @@ def app_bench(config: TrainConfig, steps: int, phase: float, explicit: set[str],
 
     if size is None and not sys.stdout.isatty():
         raise UserError("bench --app draws the app: run it in a terminal")
-    if phase <= 0:
-        raise UserError("--phase must be a positive number of seconds")
     ab = ScreenAB(phase)
     with tempfile.TemporaryDirectory(prefix="tui-gan-bench-") as run_dir:
         cfg = TrainConfig(**{**config.to_dict(), "max_steps": steps, "epochs": steps, "quality_images": 0})
@@ -252,32 +250,17 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def run_bench(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="tui-gan bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--image-size", type=int, default=64, choices=(16, 32, 64, 128, 256))
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--ngf", type=int, default=64)
-    p.add_argument("--ndf", type=int, default=64)
-    p.add_argument("--steps", type=int, default=20, help="timed steps per loop (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--images", type=int, default=2048, help="built-in images to train on (default 2048)")
-    p.add_argument("--data", metavar="FOLDER", help="a folder of images instead: the tutorial's ImageFolder + "
-                   "DataLoader (2 workers) against tui-gan's decode cache and on-device data")
-    p.add_argument("--amp", action="store_true", help="the engine with bf16 autocast (the tutorial loop stays fp32)")
-    p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
-    p.add_argument("--app", action="store_true", help="instead: the cost of the app's screen, in the app itself "
-                   "(--steps steps alternating stretches of --phase s with the screen updating and frozen)")
-    p.add_argument("--phase", type=float, default=10.0, help="--app: seconds per stretch (default 10)")
-    args = p.parse_args(argv)
-    if min(args.batch_size, args.steps, args.ngf, args.ndf, args.images) <= 0 or args.warmup < 0:
-        raise UserError("--batch-size, --steps, --ngf, --ndf and --images must be positive, --warmup 0 or more")
+def run_bench(args) -> int:
+    """``tui-gan bench`` with its parsed arguments (see cli.bench_parser)."""
     if args.images < args.batch_size:
         raise UserError(f"--images {args.images} is fewer than one batch of {args.batch_size}")
     config = TrainConfig(image_size=args.image_size, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
                          device=args.device, max_images=None if args.data else args.images, channels=3,
                          amp=args.amp, compile=args.compile, data=args.data or "builtin")
     config.validate("bench")
+    explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
+    if args.app:  # the app loads its own data
+        return app_bench(config, args.steps, args.phase, explicit)
     device = resolve_device(config.device)
     if args.data:
         images = tutorial_folder_dataset(args.data, args.image_size)
@@ -291,9 +274,6 @@ def run_bench(argv: list[str]) -> int:
         from .builtin import make_builtin
 
         images = torch.from_numpy(make_builtin(args.images, args.image_size, config.seed, 3))
-    explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
-    if args.app:
-        return app_bench(config, args.steps, args.phase, explicit)
     print(f"tui-gan bench · {device} · {args.image_size}x{args.image_size} · batch {args.batch_size} · "
           f"ngf {args.ngf} ndf {args.ndf} · {args.steps} timed steps after {args.warmup} warm-up"
           + (f" · data {args.data}" if args.data else " · data in memory")

@@ -284,10 +284,34 @@ def run_gif(argv: Sequence[str]) -> int:
     return 0
 
 
+def bench_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="tui-gan bench",
+                       description="The PyTorch DCGAN tutorial's training loop against tui-gan's engine.")
+    p.add_argument("--image-size", type=image_size, default=64, metavar="N", help="16, 32, 64 (default), 128 or 256")
+    p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="default 128")
+    p.add_argument("--ngf", type=positive_int, default=64, metavar="N", help="default 64")
+    p.add_argument("--ndf", type=positive_int, default=64, metavar="N", help="default 64")
+    p.add_argument("--steps", type=positive_int, default=20, metavar="N", help="timed steps per loop (default 20)")
+    p.add_argument("--warmup", type=non_negative_int, default=3, metavar="N", help="untimed steps first (default 3)")
+    p.add_argument("--device", default="auto", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--images", type=positive_int, default=2048, metavar="N",
+                   help="built-in images to train on (default 2048)")
+    p.add_argument("--data", metavar="FOLDER", help="a folder of images instead: the tutorial's ImageFolder + "
+                   "DataLoader (2 workers) against tui-gan's decode cache and on-device data")
+    p.add_argument("--amp", action="store_true", help="the engine with bf16 autocast (the tutorial loop stays fp32)")
+    p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
+    p.add_argument("--app", action="store_true", help="instead: the cost of the app's screen, in the app itself "
+                   "(--steps steps alternating stretches of --phase s with the screen updating and frozen)")
+    p.add_argument("--phase", type=positive_float, default=10.0, metavar="SECONDS",
+                   help="--app: seconds per stretch (default 10)")
+    return p
+
+
 def run_bench(argv: Sequence[str]) -> int:
+    args = bench_parser().parse_args(argv)
     from .bench import run_bench as bench
 
-    return bench(list(argv))
+    return bench(args)
 
 
 COMMANDS = {"sample": run_sample, "gif": run_gif, "bench": run_bench}

@@ -27,6 +27,7 @@ from .cache import cache_key, cached, folder_fingerprint
 from .datasets import DATASETS, dataset_fingerprint, is_dataset_name, load_torchvision
 from .errors import UserError
 from .imagefiles import ProgressFn, decode_files, scan_folder
+from .images import from_uint8
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Dataset:
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
         """A float batch in [-1, 1] on the images' device."""
-        return self.images.index_select(0, indices).float().div_(127.5).sub_(1.0)
+        return from_uint8(self.images.index_select(0, indices))
 
     def subset(self, n: int, seed: int) -> torch.Tensor:
         """``n`` images (uint8, on the device) chosen by ``seed``: the quality metric's real set."""
@@ -117,7 +118,7 @@ class StreamedDataset:
             pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
         )
         for batch in loader:
-            yield batch.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+            yield from_uint8(batch.to(self.device, non_blocking=True))
 
 
 def _subset_indices(size: int, n: int, seed: int) -> torch.Tensor:

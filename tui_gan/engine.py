@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .data import Dataset, StreamedDataset, channels_known_in_advance, load_dataset
 from .devices import describe_device, resolve_device
 from .errors import UserError
-from .guard import GoodState, Rollbacks, SaturationWatch, all_finite
+from .guard import GoodState, Rollbacks, SaturationWatch, weights_finite
 from .images import save_grid, to_uint8
 from .interpolation import latent_walk, render_walk
 from .metrics import COLUMNS, MetricsCsv, RowAggregator, Throughput, quality_row
@@ -423,8 +423,13 @@ class Engine:
         try:
             yield from self._steps()
         finally:
-            if self._batches is not None:
-                self._batches.close()  # stops a streaming DataLoader's workers
+            self._close_batches()
+
+    def _close_batches(self) -> None:
+        """End the epoch's batch stream (and a streaming DataLoader's workers with it)."""
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
 
     def _steps(self) -> Iterator[Any]:
         cfg = self.config
@@ -450,8 +455,7 @@ class Engine:
             self.step += 1
             self.batch_in_epoch += 1
             if self.batch_in_epoch >= self.steps_per_epoch:
-                self._batches.close()
-                self._batches = None
+                self._close_batches()
                 yield from self._end_epoch()
             now = time.perf_counter()
             if now - self._last_progress >= cfg.progress_interval:
@@ -459,9 +463,7 @@ class Engine:
                 yield from self._guard()
             if now - self._last_samples >= cfg.sample_interval:
                 yield self._samples_event()
-        if self._batches is not None:
-            self._batches.close()
-            self._batches = None
+        self._close_batches()
         yield from self._finish(reason)
 
     def _measure_quality(self) -> Iterator[Any]:
@@ -480,8 +482,7 @@ class Engine:
         with torch.no_grad():
             fake = torch.cat([generate(self.netG, z) for z in noise.split(cfg.batch_size)])
             q = reference.compare(fake)
-        seconds = time.perf_counter() - started
-        self._last_progress += seconds  # measuring is not training: keep it out of img/s
+        seconds = self._off_the_clock(started)
         index = COLUMNS.index("diversity")
         best = max((r[index] for r in self.history if math.isfinite(r[index])), default=0.0)
         row = quality_row(self.step, self.epoch, self.lr_g, self.lr_d, self._train_time, q.swd, q.diversity)
@@ -526,6 +527,13 @@ class Engine:
             f"lower the learning rates (l) before resuming (rollback {count} of {self._rollbacks.limit})")
         self.control.pause("diverged")
 
+    def _off_the_clock(self, started: float) -> float:
+        """Keep the seconds since ``started`` out of img/s: drawing samples, measuring and
+        rendering walks are not training. Returns them."""
+        seconds = time.perf_counter() - started
+        self._last_progress += seconds
+        return seconds
+
     def _restart_clocks(self) -> None:
         now = time.perf_counter()
         self._last_progress = now
@@ -561,7 +569,7 @@ class Engine:
             started = time.perf_counter()
             walk = latent_walk(self.config.nz, self.config.seed + 2)
             frames = render_walk(self.netG, walk, self.device)
-            self._last_progress += time.perf_counter() - started  # not training time
+            self._off_the_clock(started)
             yield ev.Interpolation(self.step, self.epoch, frames)
         snapshot, export, lr = self.control.take_requests()
         if lr is not None:
@@ -633,8 +641,8 @@ class Engine:
     def _refresh_samples(self) -> torch.Tensor:
         start = time.perf_counter()
         self.last_samples = to_uint8(generate(self.netG, self.fixed_noise)).cpu()
+        self._off_the_clock(start)
         self._last_samples = time.perf_counter()
-        self._last_progress += self._last_samples - start  # drawing samples is not training time
         return self.last_samples
 
     def _samples_event(self) -> ev.Samples:
@@ -720,8 +728,7 @@ class Engine:
         """Write a checkpoint unless this exact file already holds the current step."""
         if self._saved == (self.step, path.resolve()) and path.exists():
             return path
-        weights = [*self.netG.state_dict().values(), *self.netD.state_dict().values()]
-        if not all_finite(weights):  # never write a checkpoint that cannot be trained from
+        if not weights_finite((self.netG, self.netD)):  # never write a checkpoint that cannot be trained from
             if self._good.restore(self._modules()) is None:
                 raise RuntimeError("the weights are not finite and no good state is kept; nothing was saved")
         save_checkpoint(path, self.state_dict())

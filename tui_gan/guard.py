@@ -32,6 +32,11 @@ def all_finite(tensors) -> bool:
     return bool(torch.stack(flags).all()) if flags else True
 
 
+def weights_finite(modules) -> bool:
+    """Whether every floating tensor in the state of the models among ``modules`` is finite."""
+    return all_finite([t for m in modules if isinstance(m, torch.nn.Module) for t in m.state_dict().values()])
+
+
 def _clone(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
@@ -56,8 +61,7 @@ class GoodState:
 
     def keep(self, step: int, modules: dict[str, Any]) -> bool:
         """Copy ``modules`` (name -> model or optimizer) if every weight is finite."""
-        params = [t for name, m in modules.items() if isinstance(m, torch.nn.Module) for t in m.state_dict().values()]
-        if not all_finite(params):
+        if not weights_finite(modules.values()):
             return False
         self.state = {name: _clone(m.state_dict()) for name, m in modules.items()}
         self.step = step

@@ -17,6 +17,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (the inverse of to_uint8 up to rounding), a new tensor."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
 def grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """uint8 (N, C, H, W) -> one uint8 (H', W', C) mosaic with ``padding`` black pixels
     between tiles (as torchvision's make_grid). ``nrow`` defaults to a near-square layout."""

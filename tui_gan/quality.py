@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .images import from_uint8
+
 #: Neighbourhood side, neighbourhoods per image and level, projection directions. Karras et
 #: al. take 128 neighbourhoods of 16,384 images and 4×128 directions on a GPU; these keep a
 #: measurement of 512 images at 64×64 to about a second on a 2-core CPU (sorting the
@@ -110,7 +112,7 @@ def sliced_wasserstein(a_sorted: torch.Tensor, b_sorted: torch.Tensor) -> float:
 def _as_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] or float [-1, 1] images as float [-1, 1]."""
     if images.dtype == torch.uint8:
-        return images.float().div(127.5).sub(1.0)
+        return from_uint8(images)
     return images.float()
 
 
