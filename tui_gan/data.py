@@ -227,11 +227,12 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
     fits, limit = fits_in_memory(arr.nbytes, device)
     if config.stream or not fits:
         source = "the decode cache" if isinstance(arr, np.memmap) else "memory (--no-cache)"
-        name = f"{name}, streamed from {source} by {stream_workers()} worker(s)"
+        workers = stream_workers()
+        name = f"{name}, streamed from {source} by {workers} worker(s)"
         if not fits and not config.stream and notes is not None:
             notes.append(f"the dataset's {arr.nbytes / 2**30:.1f} GiB exceed {limit}: streaming it from {source}, "
                          "which is slower; a smaller --image-size or --max-images N keeps it in memory")
-        return StreamedDataset(arr, name, skipped, device)
+        return StreamedDataset(arr, name, skipped, device, workers)
     return Dataset(images=_to_device(arr, device), name=name, skipped=skipped)
 
 

@@ -90,13 +90,7 @@ def make_gif(run_dir: str | Path, out: str | Path | None = None, frame_ms: int =
         except OSError as exc:
             raise UserError(f"{path}: not a readable PNG ({exc})") from None
     target = Path(out).expanduser() if out else run / "samples" / "progression.gif"
-    durations = [frame_ms] * (len(frames) - 1) + [hold_ms]
-    try:
-        return atomic_write(target, lambda f: frames[0].save(
-            f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
-        ))
-    except OSError as exc:
-        raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return _save_gif(frames, target, [frame_ms] * (len(frames) - 1) + [hold_ms])
 
 
 def frames_gif(frames, path: str | Path, frame_ms: int = 80, caption: str = "") -> Path:
@@ -106,9 +100,14 @@ def frames_gif(frames, path: str | Path, frame_ms: int = 80, caption: str = "") 
     images = [to_pil(grid(frame)) for frame in frames]
     if caption:
         images = [_labelled(img, caption) for img in images]
+    return _save_gif(images, Path(path), frame_ms)
+
+
+def _save_gif(frames: list[Image.Image], path: Path, duration) -> Path:
+    """A looping GIF, written atomically; ``duration`` in ms, one for all or one per frame."""
     try:
-        return atomic_write(Path(path), lambda f: images[0].save(
-            f, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0,
+        return atomic_write(path, lambda f: frames[0].save(
+            f, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0,
         ))
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
