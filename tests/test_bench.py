@@ -10,20 +10,28 @@ from tui_gan.cli import main
 @pytest.mark.parametrize("extra", [[], ["--amp"]])
 def test_bench_runs_both_loops_and_prints_the_ratio(capsys, extra):
     code = main(["bench", "--image-size", "16", "--batch-size", "8", "--ngf", "8", "--ndf", "8",
-                 "--steps", "2", "--warmup", "1", "--images", "64", "--device", "cpu", *extra])
+                 "--steps", "2", "--warmup", "1", "--images", "64", "--device", "cpu", "--rounds", "2", *extra])
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.strip().splitlines()
-    assert lines[0].startswith("tui-gan bench · cpu · 16x16 · batch 8")
+    assert lines[0].startswith("tui-gan bench · cpu · 16x16 · batch 8") and "2 round(s) of 2 timed steps" in lines[0]
     assert lines[0].endswith("engine with --amp") == bool(extra) and "data in memory" in lines[0]
-    assert "tutorial loop" in lines[1] and "img/s" in lines[1]
-    assert "tui-gan engine" in lines[2] and lines[3].split()[0] == "ratio" and lines[3].endswith("x")
+    assert lines[1].startswith("  round 1: tutorial ") and lines[2].startswith("  round 2: tutorial ")
+    assert "tutorial loop" in lines[3] and "img/s" in lines[3]
+    assert "tui-gan engine" in lines[4] and lines[5].split()[0] == "ratio" and lines[5].endswith("x")
+
+
+def test_bench_overall_rate_is_images_over_total_time():
+    from tui_gan.bench import _overall
+
+    assert _overall([100.0, 100.0]) == 100.0
+    assert _overall([100.0, 50.0]) == pytest.approx(66.667, rel=1e-4)  # equal images: 3 time units for 2
 
 
 def test_bench_runs_past_the_default_epochs(capsys):
     # 16 images in batches of 8: 2 steps an epoch, so 13 steps need more than the 5 default epochs
     assert main(["bench", "--image-size", "16", "--batch-size", "8", "--ngf", "8", "--ndf", "8",
-                 "--steps", "12", "--warmup", "1", "--images", "16", "--device", "cpu"]) == 0
+                 "--steps", "12", "--warmup", "1", "--images", "16", "--device", "cpu", "--rounds", "1"]) == 0
     assert "ratio" in capsys.readouterr().out
 
 
@@ -47,10 +55,11 @@ def test_bench_on_a_folder_of_jpegs(tmp_path, capsys):
     for i in range(24):
         Image.fromarray(rng.integers(0, 255, (30, 20, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
     code = main(["bench", "--data", str(tmp_path / "faces"), "--image-size", "16", "--batch-size", "8",
-                 "--ngf", "8", "--ndf", "8", "--steps", "2", "--warmup", "1", "--device", "cpu"])
+                 "--ngf", "8", "--ndf", "8", "--steps", "2", "--warmup", "1", "--device", "cpu", "--rounds", "1",
+                 "--no-channels-last"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"data {tmp_path / 'faces'}" in out and "ratio" in out
+    assert f"data {tmp_path / 'faces'}" in out and "ratio" in out and "engine with --no-channels-last" in out
 
 
 def test_screen_ab_compares_updating_and_frozen_stretches():

@@ -266,3 +266,73 @@ def test_compile_wraps_the_forward_passes_only(make_engine, monkeypatch):
     list(engine.run())
     assert compiled == [engine.netG, engine.netD]
     assert "main.0.weight" in engine.state_dict()["generator"]  # no _orig_mod. prefix
+
+
+def _tutorial_step(netG, netD, real, noise):
+    """The tutorial's step, verbatim in substance: BCELoss, full backward passes."""
+    crit = torch.nn.BCELoss()
+    optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    ones, zeros = torch.ones(real.size(0)), torch.zeros(real.size(0))
+    netD.zero_grad()
+    err_real = crit(netD(real).view(-1), ones)
+    err_real.backward()
+    fake = netG(noise)
+    err_fake = crit(netD(fake.detach()).view(-1), zeros)
+    err_fake.backward()
+    optD.step()
+    netG.zero_grad()
+    err_g = crit(netD(fake).view(-1), ones)
+    err_g.backward()
+    optG.step()
+    return torch.stack([err_real + err_fake, err_g]).detach()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_step_is_the_tutorials_step(make_engine, channels_last):
+    """The engine's speed-ups (D's weight gradients skipped in G's pass, channels-last
+    layout) leave the maths alone: one step gives the tutorial's weights."""
+    import copy
+
+    engine = make_engine(max_steps=1, channels_last=channels_last)
+    events = engine.run()
+    while not isinstance(next(events), ev.Started):
+        pass
+    assert engine.netD.main[0].weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    netG, netD = copy.deepcopy(engine.netG).to(memory_format=torch.contiguous_format), copy.deepcopy(engine.netD)
+    netD = netD.to(memory_format=torch.contiguous_format)
+    noise_gen = torch.Generator().set_state(engine.noise_gen.get_state())
+    real = torch.rand(16, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    noise = torch.randn(16, engine.config.nz, 1, 1, generator=noise_gen)
+
+    expected = _tutorial_step(netG, netD, real, noise)
+    got = engine._train_step(real.clone())
+    close = (lambda a, b: torch.equal(a, b)) if not channels_last else (
+        lambda a, b: torch.allclose(a, b, rtol=1e-4, atol=1e-6))
+    assert close(got[:2], expected), (got[:2], expected)
+    for mine, theirs in ((engine.netG, netG), (engine.netD, netD)):
+        for (name, a), b in zip(mine.named_parameters(), theirs.parameters()):
+            assert close(a, b), name
+    events.close()
+
+
+def test_speed_settings_resume_either_way(make_engine):
+    """A channels-last, fused-Adam checkpoint resumes without them, and the other way round."""
+    from tui_gan.checkpoint import load_checkpoint
+    from tui_gan.engine import Engine
+
+    from .conftest import EXPLICIT, tiny_config
+
+    first = make_engine(max_steps=3, channels_last=True, fused_adam=True)
+    list(first.run())
+    assert first.optG.param_groups[0]["fused"] is True
+    resumed = Engine(tiny_config(max_steps=6, channels_last=False), first.run_dir, explicit=EXPLICIT,
+                     resume=load_checkpoint(first.run_dir))
+    events = list(resumed.run())
+    assert isinstance(events[-1], ev.Finished) and resumed.step == 6
+    assert not resumed.netG.main[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not resumed.optG.param_groups[0]["fused"]  # this run's choice, not the checkpoint's
+    again = Engine(tiny_config(max_steps=8, fused_adam=True), first.run_dir, explicit=EXPLICIT,
+                   resume=load_checkpoint(first.run_dir))
+    list(again.run())
+    assert again.step == 8 and again.optD.param_groups[0]["fused"] is True

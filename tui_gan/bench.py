@@ -10,6 +10,7 @@ the result is images per second and their ratio.
 
 from __future__ import annotations
 
+import multiprocessing
 import tempfile
 import time
 from dataclasses import dataclass
@@ -256,7 +257,9 @@ def run_bench(args) -> int:
         raise UserError(f"--images {args.images} is fewer than one batch of {args.batch_size}")
     config = TrainConfig(image_size=args.image_size, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
                          device=args.device, max_images=None if args.data else args.images, channels=3,
-                         amp=args.amp, compile=args.compile, data=args.data or "builtin")
+                         amp=args.amp, compile=args.compile, data=args.data or "builtin",
+                         channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
+                         fused_adam=args.fused_adam)
     config.validate("bench")
     explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
     if args.app:  # the app loads its own data
@@ -275,14 +278,35 @@ def run_bench(args) -> int:
 
         images = torch.from_numpy(make_builtin(args.images, args.image_size, config.seed, 3))
     print(f"tui-gan bench · {device} · {args.image_size}x{args.image_size} · batch {args.batch_size} · "
-          f"ngf {args.ngf} ndf {args.ndf} · {args.steps} timed steps after {args.warmup} warm-up"
-          + (f" · data {args.data}" if args.data else " · data in memory")
-          + (" · engine with --amp" if args.amp else "") + (" · engine with --compile" if args.compile else ""),
+          f"ngf {args.ngf} ndf {args.ndf} · {args.rounds} round(s) of {args.steps} timed steps after "
+          f"{args.warmup} warm-up" + (f" · data {args.data}" if args.data else " · data in memory")
+          + "".join(f" · engine with --{flag.replace('_', '-')}" for flag in _engine_flags(args)),
           flush=True)
-    tutorial = tutorial_loop(config, images, device, args.steps, args.warmup)
-    print(f"  tutorial loop  {tutorial:9,.0f} img/s", flush=True)
-    engine = engine_loop(config, args.steps, args.warmup, explicit)
-    result = BenchResult(tutorial, engine)
-    print(f"  tui-gan engine {engine:9,.0f} img/s", flush=True)
+    tutorial_rates, engine_rates = [], []
+    # The engine runs in a child process: it tunes this process's memory allocator for
+    # CPU training (allocator.py), which the tutorial loop, run as its users run it, must
+    # not inherit. Alternating rounds spread any drift in the machine's speed over both.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        for r in range(args.rounds):
+            tutorial_rates.append(tutorial_loop(config, images, device, args.steps, args.warmup))
+            engine_rates.append(pool.apply(engine_loop, (config, args.steps, args.warmup, explicit)))
+            if args.rounds > 1:
+                print(f"  round {r + 1}: tutorial {tutorial_rates[-1]:,.0f} img/s, "
+                      f"engine {engine_rates[-1]:,.0f} img/s", flush=True)
+    result = BenchResult(_overall(tutorial_rates), _overall(engine_rates))
+    print(f"  tutorial loop  {result.tutorial:9,.0f} img/s", flush=True)
+    print(f"  tui-gan engine {result.engine:9,.0f} img/s", flush=True)
     print(f"  ratio          {result.ratio:9.2f}x")
     return 0
+
+
+def _overall(rates: list[float]) -> float:
+    """Images per second over all rounds (equal images each): the harmonic mean."""
+    return len(rates) / sum(1.0 / r for r in rates)
+
+
+def _engine_flags(args) -> list[str]:
+    flags = [name for name in ("amp", "compile", "cudnn_benchmark", "fused_adam") if getattr(args, name)]
+    if args.channels_last is not None:
+        flags.append("channels_last" if args.channels_last else "no_channels_last")
+    return flags

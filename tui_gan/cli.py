@@ -21,7 +21,7 @@ from .datasets import DEFAULT_DATA_ROOT
 from .errors import UserError
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "amp", "compile"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -69,6 +69,15 @@ def channels(text: str) -> int:
     return int(text)
 
 
+def speed_flags(p: ArgumentParser, **default: Any) -> None:
+    """The memory-layout and kernel choices, shared by training and the benchmark."""
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, **default,
+                   help="channels-last memory layout (default: on for CPUs, where it measured faster)")
+    p.add_argument("--cudnn-benchmark", action="store_true", **default,
+                   help="CUDA: let cuDNN pick the fastest convolution algorithms on the first steps")
+    p.add_argument("--fused-adam", action="store_true", **default, help="Adam's fused implementation")
+
+
 def train_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="tui-gan",
@@ -103,6 +112,7 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--amp", action="store_true",
                    help="bf16 autocast with BCEWithLogits (for GPUs with bf16; slow on CPUs without it)")
     p.add_argument("--compile", action="store_true", help="torch.compile the models' forward passes")
+    speed_flags(p)
     p.add_argument("--quality-images", type=non_negative_int, metavar="N",
                    help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")
     p.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -209,7 +219,7 @@ def prepare_training(args: dict[str, Any]):
             what = "--config" if "config" in args else "--" + fixed[0].replace("_", "-")
             raise UserError(
                 f"{what} cannot change a resumed run (its settings come from the checkpoint); "
-                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download, --no-cache, --stream, --quality-images, --amp and --compile may be given"
+                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download, --no-cache, --stream, --quality-images, --amp, --compile, --[no-]channels-last, --cudnn-benchmark and --fused-adam may be given"
             )
         saved = dict(state["config"])
         saved["lr_g"], saved["lr_d"] = state.get("lr_g", saved["lr_g"]), state.get("lr_d", saved["lr_d"])
@@ -291,8 +301,12 @@ def bench_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="default 128")
     p.add_argument("--ngf", type=positive_int, default=64, metavar="N", help="default 64")
     p.add_argument("--ndf", type=positive_int, default=64, metavar="N", help="default 64")
-    p.add_argument("--steps", type=positive_int, default=20, metavar="N", help="timed steps per loop (default 20)")
-    p.add_argument("--warmup", type=non_negative_int, default=3, metavar="N", help="untimed steps first (default 3)")
+    p.add_argument("--steps", type=positive_int, default=10, metavar="N",
+                   help="timed steps per loop and round (default 10)")
+    p.add_argument("--warmup", type=non_negative_int, default=3, metavar="N",
+                   help="untimed steps first, in each round (default 3)")
+    p.add_argument("--rounds", type=positive_int, default=2, metavar="N",
+                   help="alternate the two loops this many times (default 2)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--images", type=positive_int, default=2048, metavar="N",
                    help="built-in images to train on (default 2048)")
@@ -300,6 +314,7 @@ def bench_parser() -> ArgumentParser:
                    "DataLoader (2 workers) against tui-gan's decode cache and on-device data")
     p.add_argument("--amp", action="store_true", help="the engine with bf16 autocast (the tutorial loop stays fp32)")
     p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
+    speed_flags(p)
     p.add_argument("--app", action="store_true", help="instead: the cost of the app's screen, in the app itself "
                    "(--steps steps alternating stretches of --phase s with the screen updating and frozen)")
     p.add_argument("--phase", type=positive_float, default=10.0, metavar="SECONDS",

@@ -24,6 +24,7 @@ from torch import nn, optim
 
 from . import __version__
 from . import events as ev
+from .allocator import keep_freed_memory
 from .atomic import atomic_write_text
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
@@ -195,6 +196,8 @@ class Engine:
         cfg = self.config
         yield ev.Loading("choosing a device")
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # activations reuse their pages step after step (see allocator.py)
         if self.resume_state is None:
             cfg.apply_preset(self.device.type, self.explicit)
         cfg.validate()
@@ -246,6 +249,11 @@ class Engine:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.netG, self.netD = (m.to(self.device) for m in build_models(cfg))
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cpu"
+        if self.channels_last:
+            self.netG, self.netD = (m.to(memory_format=torch.channels_last) for m in (self.netG, self.netD))
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         # With --amp, D's last Sigmoid is left out of the forward pass and the loss is
         # BCEWithLogits: the same maths, but safe under bf16 autocast (BCELoss is not).
         self._d_forward: nn.Module = self.netD.main[:-1] if cfg.amp else self.netD
@@ -253,8 +261,10 @@ class Engine:
         self.criterion = nn.BCEWithLogitsLoss() if cfg.amp else nn.BCELoss()
         if cfg.compile:  # the originals keep their state_dict keys for checkpoints
             self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
-        self.optG = optim.Adam(self.netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
-        self.optD = optim.Adam(self.netD.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+        fused = {"fused": True} if cfg.fused_adam else {}
+        self.optG = optim.Adam(self.netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), **fused)
+        self.optD = optim.Adam(self.netD.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), **fused)
+        self._g_params = list(self.netG.parameters())
         cpu_gen = torch.Generator().manual_seed(cfg.seed)
         self.fixed_noise = torch.randn(FIXED_NOISE_SIZE, cfg.nz, 1, 1, generator=cpu_gen).to(self.device)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
@@ -275,8 +285,8 @@ class Engine:
         """Continue exactly where a checkpoint left off."""
         self.netG.load_state_dict(state["generator"])
         self.netD.load_state_dict(state["discriminator"])
-        self.optG.load_state_dict(state["optimizer_g"])
-        self.optD.load_state_dict(state["optimizer_d"])
+        _load_optimizer(self.optG, state["optimizer_g"])
+        _load_optimizer(self.optD, state["optimizer_d"])
         self._set_lrs(self.config.lr_g, self.config.lr_d)
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
@@ -368,6 +378,8 @@ class Engine:
                 torch.full((b,), FAKE_LABEL, device=self.device),
             )
         real_label, fake_label = self._labels[b]
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
 
         # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
         self.netD.zero_grad(set_to_none=True)
@@ -392,7 +404,9 @@ class Engine:
         with self._autocast():
             output = self._d_forward(fake).view(-1)
             err_g = self.criterion(output, real_label)
-        err_g.backward()
+        # Only G's gradients: D's from this pass would be discarded by its next zero_grad,
+        # so skipping them saves a third of D's backward pass and changes nothing.
+        err_g.backward(inputs=self._g_params)
         d_g_z2 = self._probability(output).mean()
         self.optG.step()
 
@@ -734,6 +748,15 @@ class Engine:
         save_checkpoint(path, self.state_dict())
         self._saved = (self.step, path.resolve())
         return path
+
+
+def _load_optimizer(optimizer: optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load a saved optimizer state, keeping this run's implementation choice (fused or not):
+    load_state_dict would otherwise take it from the checkpoint."""
+    flags = ("fused", "foreach", "capturable", "differentiable")
+    current = optimizer.param_groups[0]
+    groups = [{**g, **{k: current[k] for k in flags if k in current}} for g in saved["param_groups"]]
+    optimizer.load_state_dict({**saved, "param_groups": groups})
 
 
 def _describe_failure(exc: Exception, device: torch.device | None) -> str:

@@ -105,7 +105,7 @@ def generate(generator: Generator, z: torch.Tensor) -> torch.Tensor:
     was_training = generator.training
     generator.train()
     try:
-        return generator(z)
+        return generator(z).contiguous()  # the usual layout, also from a channels-last model
     finally:
         for name, b in generator.named_buffers():
             b.copy_(buffers[name])
