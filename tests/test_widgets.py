@@ -24,6 +24,31 @@ def test_half_block_cell_takes_upper_pixel_as_foreground_and_lower_as_background
     assert strip.cell_length == 3
 
 
+def test_on_a_256_colour_terminal_cells_take_the_nearest_fixed_palette_colour():
+    from rich.color import ColorType
+    from rich._palettes import EIGHT_BIT_PALETTE
+
+    canvas = np.zeros((2, 3, 3), dtype=np.uint8)
+    canvas[0] = [(255, 0, 0), (250, 3, 2), (0, 0, 0)]  # (250, 3, 2) is nearest to the cube's red
+    canvas[1] = [(128, 128, 128), (127, 129, 128), (95, 135, 175)]  # a grey and an exact cube colour
+    (strip,) = canvas_to_strips(canvas, "256")
+    segments = list(strip)
+    for seg in segments:
+        assert seg.style.color.type == seg.style.bgcolor.type == ColorType.EIGHT_BIT
+        assert seg.style.color.number >= 16 and seg.style.bgcolor.number >= 16  # never the themable 16
+    assert len(segments) == 2 and segments[0].text == UPPER_HALF * 2  # equal after mapping: merged
+    assert EIGHT_BIT_PALETTE[segments[0].style.color.number] == (255, 0, 0)
+    assert EIGHT_BIT_PALETTE[segments[0].style.bgcolor.number] == (128, 128, 128)
+    assert EIGHT_BIT_PALETTE[segments[1].style.bgcolor.number] == (95, 135, 175)
+
+
+def test_on_a_16_colour_terminal_cells_take_the_standard_colours():
+    canvas = np.array([[[250, 10, 10]], [[10, 10, 240]]], dtype=np.uint8)
+    (segment,) = list(canvas_to_strips(canvas, "standard")[0])
+    assert segment.style.color.number < 16 and segment.style.bgcolor.number < 16
+    assert segment.style.color.number != segment.style.bgcolor.number
+
+
 def test_fit_grid_keeps_native_size_when_enough_fit_and_shrinks_otherwise():
     assert fit_grid(64, 32, 120, 60) == (3, 3, 32)  # 9 at native size
     cols, rows, tile = fit_grid(64, 32, 46, 24)

@@ -81,36 +81,80 @@ def compose_canvas(
 def _style(key: int) -> Style:
     """The style of a cell whose upper and lower pixels are packed as 0xRRGGBB_RRGGBB."""
     upper, lower = key >> 24, key & 0xFFFFFF
-    return Style(
-        color=Color.from_rgb(upper >> 16, (upper >> 8) & 255, upper & 255),
-        bgcolor=Color.from_rgb(lower >> 16, (lower >> 8) & 255, lower & 255),
+    return Style.from_color(
+        Color.from_rgb(upper >> 16, (upper >> 8) & 255, upper & 255),
+        Color.from_rgb(lower >> 16, (lower >> 8) & 255, lower & 255),
     )
 
 
-def canvas_to_strips(canvas: np.ndarray) -> list[Strip]:
+@lru_cache(maxsize=65536)
+def _palette_style(key: int) -> Style:
+    """The style of a cell whose upper and lower pixels are palette numbers packed as 0xUULL."""
+    return Style.from_color(Color.from_ansi(key >> 8), Color.from_ansi(key & 255))
+
+
+@lru_cache(maxsize=4)
+def _palette(color_system: str | None):
+    """(first number, RGB array) of the palette cells are drawn in, or None for truecolor.
+
+    A 256-colour terminal (tmux's default, for one) gets the fixed 6x6x6 cube and grey ramp
+    (numbers 16-255, which no theme redefines); a 16-colour one the standard colours."""
+    import numpy as np
+    from rich._palettes import EIGHT_BIT_PALETTE, STANDARD_PALETTE
+
+    if color_system == "256":
+        return 16, np.array([tuple(EIGHT_BIT_PALETTE[i]) for i in range(16, 256)], dtype=np.int64)
+    if color_system in ("standard", "windows"):
+        return 0, np.array([tuple(STANDARD_PALETTE[i]) for i in range(16)], dtype=np.int64)
+    return None
+
+
+def _nearest(packed: np.ndarray, palette) -> np.ndarray:
+    """Palette numbers of the nearest (RGB distance) colours to 0xRRGGBB ``packed`` values,
+    found for each distinct colour once."""
+    import numpy as np
+
+    first, rgb = palette
+    colours, inverse = np.unique(packed, return_inverse=True)
+    mine = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float32)
+    theirs = rgb.astype(np.float32)
+    # |a - b|^2 without the (colours, palette, 3) array: |b|^2 - 2 a.b (|a|^2 is the same for all b)
+    distance = (theirs**2).sum(axis=1)[None, :] - 2.0 * (mine @ theirs.T)
+    return (distance.argmin(axis=1) + first)[inverse].reshape(packed.shape)
+
+
+def canvas_to_strips(canvas: np.ndarray, color_system: str | None = "truecolor") -> list[Strip]:
     """One Strip per cell row; runs of equal cells are merged into one Segment.
 
     The cells are packed into integers and split into runs with numpy, so a panel of
-    samples costs a few thousand Segments and no per-pixel Python."""
+    samples costs a few thousand Segments and no per-pixel Python. On a terminal with
+    fewer colours the pixels are mapped to its palette here, in numpy, rather than one
+    distinct colour at a time by Rich when each frame is written."""
     import numpy as np
 
     rgb = canvas.astype(np.int64)
     packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # (2 * height, width)
-    cells = (packed[0::2] << 24) | packed[1::2]  # upper pixel, lower pixel
+    palette = _palette(color_system)
+    if palette is None:
+        cells, style = (packed[0::2] << 24) | packed[1::2], _style  # upper pixel, lower pixel
+    else:
+        numbers = _nearest(packed, palette)
+        cells, style = (numbers[0::2] << 8) | numbers[1::2], _palette_style
     width = canvas.shape[1]
     strips = []
     for row in cells:
         starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
         lengths = np.diff(np.r_[starts, width])
-        segments = [Segment(UPPER_HALF * int(n), _style(int(key))) for key, n in zip(row[starts].tolist(), lengths.tolist())]
+        segments = [Segment(UPPER_HALF * int(n), style(int(key))) for key, n in zip(row[starts].tolist(), lengths.tolist())]
         strips.append(Strip(segments, width))
     return strips
 
 
 def render_halfblock(
-    images: np.ndarray, width: int, height: int, background: tuple[int, int, int] = (0, 0, 0)
+    images: np.ndarray, width: int, height: int, background: tuple[int, int, int] = (0, 0, 0),
+    color_system: str | None = "truecolor",
 ) -> list[Strip]:
-    return canvas_to_strips(compose_canvas(images, width, height, background))
+    return canvas_to_strips(compose_canvas(images, width, height, background), color_system)
 
 
 class SamplesView(Widget):
@@ -120,7 +164,7 @@ class SamplesView(Widget):
         super().__init__(**kwargs)
         self._images: np.ndarray | None = None
         self._strips: list[Strip] = []
-        self._rendered_for: tuple[int, int, tuple[int, int, int]] | None = None
+        self._rendered_for: tuple[int, int, tuple[int, int, int], str | None] | None = None
 
     def set_images(self, images: np.ndarray) -> None:
         """New samples: uint8 (N, C, H, W)."""
@@ -148,9 +192,11 @@ class SamplesView(Widget):
         width, height = self.size.width, self.size.height
         if self._images is None or width <= 0 or height <= 0:
             return Strip.blank(width, self.rich_style)
-        key = (width, height, self._background())
+        # headless (tests, SVG screenshots) nothing is written to a terminal: keep truecolor
+        colours = None if self.app.is_headless else self.app.console.color_system
+        key = (width, height, self._background(), colours)
         if self._rendered_for != key:
-            self._strips = render_halfblock(self._images, width, height, key[2])
+            self._strips = render_halfblock(self._images, width, height, key[2], key[3])
             self._rendered_for = key
         return self._strips[y] if y < len(self._strips) else Strip.blank(width, self.rich_style)
 
