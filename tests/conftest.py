@@ -72,6 +72,12 @@ class EngineThread:
             if isinstance(event, kind) and predicate(event):
                 return event
 
+    def wait_for_step(self, step: int):
+        """Return the first progress report at or past ``step``: training is under way."""
+        from tui_gan import events as ev
+
+        return self.wait_for(ev.Progress, predicate=lambda e: e.step >= step)
+
     def drain(self, timeout: float = 60.0) -> list:
         out = []
         while True:

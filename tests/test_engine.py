@@ -69,7 +69,7 @@ def test_samples_are_uint8_grids_of_the_fixed_noise(make_engine):
 def test_pause_resume_and_stop(make_engine, engine_thread):
     engine = make_engine(epochs=50)
     t: EngineThread = engine_thread(engine)
-    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 2)
+    t.wait_for_step(2)
     engine.control.pause()
     paused = t.wait_for(ev.Paused)
     step_at_pause = engine.step

@@ -35,7 +35,7 @@ def test_walks_are_closed_loops_through_fixed_points():
 def test_engine_renders_the_walks_on_request(make_engine, engine_thread):
     engine = make_engine(epochs=50)
     t: EngineThread = engine_thread(engine)
-    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 2)
+    t.wait_for_step(2)
     engine.control.interpolate()
     walks = t.wait_for(ev.Interpolation)
     assert walks.frames.dtype == torch.uint8 and walks.frames.shape == (48, 16, 3, 16, 16)

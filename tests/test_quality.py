@@ -80,7 +80,7 @@ def test_quality_is_measured_each_epoch_falls_with_training_and_is_logged(make_e
 def test_measure_on_request(make_engine, engine_thread):
     engine = make_engine(epochs=50, quality_images=64)
     t: EngineThread = engine_thread(engine)
-    t.wait_for(ev.Progress, predicate=lambda e: e.step >= 2)
+    t.wait_for_step(2)
     engine.control.measure()
     q = t.wait_for(ev.Quality)
     assert q.images == 64 and q.swd > 0 and q.seconds > 0 and q.epoch == 0

@@ -4,8 +4,9 @@ The tutorial loop is written out here as the tutorial has it: its Generator and
 Discriminator (64×64; other sizes use tui-gan's models, which at 64×64 are the same layer
 for layer), BCELoss, two Adam optimizers, batches from a DataLoader moved to the device
 one at a time, and the three ``.item()`` calls per step that sync the device. Both run on
-the same data, device and settings, one after the other, each after a few warm-up steps;
-the result is images per second and their ratio.
+the same data, device and settings, in alternating rounds (the engine in a child process,
+see run_bench), each after a few warm-up steps; the result is images per second and their
+ratio.
 """
 
 from __future__ import annotations
