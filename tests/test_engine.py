@@ -291,7 +291,8 @@ def _tutorial_step(netG, netD, real, noise):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_a_step_is_the_tutorials_step(make_engine, channels_last):
     """The engine's speed-ups (D's weight gradients skipped in G's pass, channels-last
-    layout) leave the maths alone: one step gives the tutorial's weights."""
+    layout, cpulayers' backward passes) leave the maths alone: one step gives the
+    tutorial's weights."""
     import copy
 
     engine = make_engine(max_steps=1, channels_last=channels_last)
@@ -299,6 +300,7 @@ def test_a_step_is_the_tutorials_step(make_engine, channels_last):
     while not isinstance(next(events), ev.Started):
         pass
     assert engine.netD.main[0].weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert engine.cpu_layers == channels_last  # the channels-last CPU layers, on a CPU
     netG, netD = copy.deepcopy(engine.netG).to(memory_format=torch.contiguous_format), copy.deepcopy(engine.netD)
     netD = netD.to(memory_format=torch.contiguous_format)
     noise_gen = torch.Generator().set_state(engine.noise_gen.get_state())
@@ -313,6 +315,7 @@ def test_a_step_is_the_tutorials_step(make_engine, channels_last):
     for mine, theirs in ((engine.netG, netG), (engine.netD, netD)):
         for (name, a), b in zip(mine.named_parameters(), theirs.parameters()):
             assert close(a, b), name
+    assert all(p.requires_grad for p in engine.netD.parameters())  # frozen only for G's pass
     events.close()
 
 

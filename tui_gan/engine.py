@@ -23,6 +23,7 @@ import torch
 from torch import nn, optim
 
 from . import __version__
+from . import cpulayers
 from . import events as ev
 from .allocator import keep_freed_memory
 from .atomic import atomic_write_text
@@ -252,6 +253,13 @@ class Engine:
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cpu"
         if self.channels_last:
             self.netG, self.netD = (m.to(memory_format=torch.channels_last) for m in (self.netG, self.netD))
+        # Channels-last CPU layers with faster backward passes (cpulayers.py), in fp32: they
+        # are left out with --amp (bf16) and with --compile (which makes its own kernels).
+        self.cpu_layers = (self.channels_last and self.device.type == "cpu"
+                           and not cfg.compile and not cfg.amp)
+        if self.cpu_layers:
+            cpulayers.adopt(self.netG)
+            cpulayers.adopt(self.netD)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
         # With --amp, D's last Sigmoid is left out of the forward pass and the loss is
@@ -401,12 +409,20 @@ class Engine:
 
         # (2) Update G: maximize log(D(G(z))) -- fake labels are real for the generator's cost
         self.netG.zero_grad(set_to_none=True)
-        with self._autocast():
-            output = self._d_forward(fake).view(-1)
-            err_g = self.criterion(output, real_label)
         # Only G's gradients: D's from this pass would be discarded by its next zero_grad,
-        # so skipping them saves a third of D's backward pass and changes nothing.
-        err_g.backward(inputs=self._g_params)
+        # so skipping them saves a third of D's backward pass and changes nothing. `inputs`
+        # does that for stock layers; cpulayers' autograd Functions need D's parameters
+        # marked as not requiring gradients.
+        if self.cpu_layers:
+            self.netD.requires_grad_(False)
+        try:
+            with self._autocast():
+                output = self._d_forward(fake).view(-1)
+                err_g = self.criterion(output, real_label)
+            err_g.backward(inputs=self._g_params)
+        finally:
+            if self.cpu_layers:
+                self.netD.requires_grad_(True)
         d_g_z2 = self._probability(output).mean()
         self.optG.step()
 

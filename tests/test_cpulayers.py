@@ -1,0 +1,93 @@
+"""The channels-last CPU layers compute the stock layers' values and gradients."""
+
+import pytest
+import torch
+from torch import nn
+
+from tui_gan import cpulayers
+from tui_gan.models import Discriminator, Generator, weights_init
+
+CL = torch.channels_last
+
+
+def _input(shape, channels_last, seed=0):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    return x.contiguous(memory_format=CL) if channels_last else x
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_leaky_relu_is_the_stock_one(channels_last):
+    base = _input((4, 8, 6, 6), channels_last)
+    grad = _input((4, 8, 6, 6), channels_last, seed=1)
+    outs = []
+    for layer in (nn.LeakyReLU(0.2, inplace=True), cpulayers.LeakyReLU(0.2, inplace=True)):
+        leaf = base.clone().requires_grad_()
+        y = layer(leaf * 1)  # in place needs a non-leaf, as after a conv
+        y.backward(grad)
+        outs.append((y.detach(), leaf.grad))
+    (y0, g0), (y1, g1) = outs
+    assert torch.equal(y0, y1) and torch.equal(g0, g1)
+    assert g1.is_contiguous(memory_format=CL) == channels_last
+
+
+def _reference(transposed, x, weight, grad):
+    x = x.detach().clone().requires_grad_()
+    weight = weight.detach().clone().requires_grad_()
+    conv = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
+    y = conv(x, weight, stride=2, padding=1)
+    y.backward(grad)
+    return y.detach(), x.grad, weight.grad
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("small_side", [4, 8])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, small_side, channels_last):
+    calls = []
+    real = cpulayers.small_side_weight_grad
+    monkeypatch.setattr(cpulayers, "small_side_weight_grad", lambda *a: calls.append(1) or real(*a))
+    cin, cout, n = 12, 20, 6
+    stock = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, 4, 2, 1, bias=False)
+    layer = (cpulayers.ConvTranspose2d if transposed else cpulayers.Conv2d)(cin, cout, 4, 2, 1, bias=False)
+    layer.load_state_dict(stock.state_dict())
+    if channels_last:
+        layer = layer.to(memory_format=CL)
+    side = small_side if transposed else 2 * small_side
+    x = _input((n, cin, side, side), channels_last).requires_grad_()
+    y = layer(x)
+    grad = _input(tuple(y.shape), channels_last, seed=2)
+    y.backward(grad)
+    want_y, want_x, want_w = _reference(transposed, x, stock.weight, grad)
+    assert torch.equal(y, want_y)
+    assert torch.allclose(x.grad, want_x, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(layer.weight.grad, want_w, rtol=1e-4, atol=1e-5)
+    assert layer.weight.grad.stride() == layer.weight.stride()  # Adam sees matching layouts
+    assert len(calls) == (1 if small_side == 4 else 0)
+
+
+def test_no_weight_gradient_when_weights_are_frozen(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cpulayers, "small_side_weight_grad", lambda *a: calls.append(1))
+    layer = cpulayers.Conv2d(8, 16, 4, 2, 1, bias=False).requires_grad_(False)
+    x = _input((2, 8, 8, 8), True).requires_grad_()
+    layer(x).sum().backward()
+    assert layer.weight.grad is None and calls == [] and x.grad is not None
+
+
+@pytest.mark.parametrize("image_size", [16, 64])
+def test_adopt_keeps_the_models_and_their_checkpoints(image_size):
+    torch.manual_seed(0)
+    g, d = Generator(image_size=image_size), Discriminator(image_size=image_size)
+    g.apply(weights_init)
+    d.apply(weights_init)
+    before = {**{f"g.{k}": v.clone() for k, v in g.state_dict().items()},
+              **{f"d.{k}": v.clone() for k, v in d.state_dict().items()}}
+    blocks = image_size.bit_length() - 3  # stride-2 layers in each network: 4 -> 8 -> ... -> size
+    assert cpulayers.adopt(g) == blocks  # G's stride-2 transposed convs (not the 1x1 -> 4x4 one)
+    assert cpulayers.adopt(d) == 2 * blocks  # D's stride-2 convs and LeakyReLUs
+    after = {**{f"g.{k}": v for k, v in g.state_dict().items()},
+             **{f"d.{k}": v for k, v in d.state_dict().items()}}
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert type(g.main[0]) is nn.ConvTranspose2d and type(d.main[-2]) is nn.Conv2d  # stride 1 stays
+    assert cpulayers.adopt(d) == 0  # idempotent
