@@ -65,6 +65,17 @@ def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, smal
     assert len(calls) == (1 if small_side == 4 else 0)
 
 
+def test_odd_inputs_that_also_give_4x4_use_onednn():
+    """A 9x9 input also convolves to 4x4, but its weight gradient is not the 8x8 sum."""
+    stock = nn.Conv2d(8, 6, 4, 2, 1, bias=False)
+    layer = cpulayers.Conv2d(8, 6, 4, 2, 1, bias=False)
+    layer.load_state_dict(stock.state_dict())
+    x = _input((2, 8, 9, 9), True)
+    layer(x).sum().backward()
+    stock(x).sum().backward()
+    assert torch.allclose(layer.weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_no_weight_gradient_when_weights_are_frozen(monkeypatch):
     calls = []
     monkeypatch.setattr(cpulayers, "small_side_weight_grad", lambda *a: calls.append(1))
@@ -91,3 +102,5 @@ def test_adopt_keeps_the_models_and_their_checkpoints(image_size):
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert type(g.main[0]) is nn.ConvTranspose2d and type(d.main[-2]) is nn.Conv2d  # stride 1 stays
     assert cpulayers.adopt(d) == 0  # idempotent
+    reflect = nn.Conv2d(3, 8, 4, 2, 1, bias=False, padding_mode="reflect")
+    assert cpulayers.adopt(nn.Sequential(reflect)) == 0  # only zero padding is the same maths
