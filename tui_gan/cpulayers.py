@@ -31,6 +31,11 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 2, 3, 1)
 
 
+def _channels_last(t: torch.Tensor) -> bool:
+    """Laid out channels-last (and not also plain contiguous, as when C or H*W is 1)."""
+    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=_CL)
+
+
 class _LeakyReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
@@ -43,8 +48,7 @@ class _LeakyReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (y,) = ctx.saved_tensors
-        if (y.dim() == 4 and not y.is_contiguous() and y.is_contiguous(memory_format=_CL)
-                and grad.is_contiguous(memory_format=_CL)):
+        if _channels_last(y) and grad.is_contiguous(memory_format=_CL):
             return _aten.leaky_relu_backward(_nhwc(grad), _nhwc(y), ctx.slope, True).permute(0, 3, 1, 2), None
         return _aten.leaky_relu_backward(grad, y, ctx.slope, True), None
 
@@ -97,9 +101,7 @@ class _StridedConv(torch.autograd.Function):
             [need_x, need_w and not fast_w, False])
         if fast_w:
             grad_w = small_side_weight_grad(big, small)
-            grad_w = grad_w.contiguous(
-                memory_format=_CL if weight.is_contiguous(memory_format=_CL) and not weight.is_contiguous()
-                else torch.contiguous_format)
+            grad_w = grad_w.contiguous(memory_format=_CL if _channels_last(weight) else torch.contiguous_format)
         return grad_x, grad_w, None
 
 
