@@ -42,11 +42,14 @@ def _reference(transposed, x, weight, grad):
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("small_side", [4, 8])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, small_side, channels_last):
-    calls = []
+@pytest.mark.parametrize("channels", [(12, 20), (3, 20), (20, 3)])
+def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, small_side, channels_last, channels):
+    calls, phased = [], []
     real = cpulayers.small_side_weight_grad
     monkeypatch.setattr(cpulayers, "small_side_weight_grad", lambda *a: calls.append(1) or real(*a))
-    cin, cout, n = 12, 20, 6
+    real_phased = cpulayers.few_channel_conv_transpose
+    monkeypatch.setattr(cpulayers, "few_channel_conv_transpose", lambda *a: phased.append(1) or real_phased(*a))
+    (cin, cout), n = channels, 6
     stock = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, 4, 2, 1, bias=False)
     layer = (cpulayers.ConvTranspose2d if transposed else cpulayers.Conv2d)(cin, cout, 4, 2, 1, bias=False)
     layer.load_state_dict(stock.state_dict())
@@ -58,11 +61,78 @@ def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, smal
     grad = _input(tuple(y.shape), channels_last, seed=2)
     y.backward(grad)
     want_y, want_x, want_w = _reference(transposed, x, stock.weight, grad)
-    assert torch.equal(y, want_y)
+    assert torch.allclose(y, want_y, rtol=1e-5, atol=1e-6)
     assert torch.allclose(x.grad, want_x, rtol=1e-5, atol=1e-6)
     assert torch.allclose(layer.weight.grad, want_w, rtol=1e-4, atol=1e-5)
     assert layer.weight.grad.stride() == layer.weight.stride()  # Adam sees matching layouts
+    assert y.stride() == want_y.stride() and x.grad.stride() == want_x.stride()
     assert len(calls) == (1 if small_side == 4 else 0)
+    # few output channels: the forward pass (transposed) or the input gradient (conv) phased
+    assert len(phased) == ((cout if transposed else cin) <= 4)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 5])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_few_channel_transposed_conv_is_the_stock_one(channels, channels_last):
+    x = _input((3, 10, 5, 7), channels_last)
+    weight = _input((10, channels, 4, 4), channels_last, seed=1)
+    got = cpulayers.few_channel_conv_transpose(x, weight)
+    want = torch.nn.functional.conv_transpose2d(x, weight, stride=2, padding=1)
+    assert got.shape == want.shape == (3, channels, 10, 14)
+    assert torch.allclose(got, want, rtol=1e-5, atol=2e-5)  # sums of 40 products, another order
+    assert got.stride() == want.stride()
+
+
+def test_odd_inputs_with_few_channels_use_onednn():
+    """A 9x9 input's gradient is 9x9; the phased transposed conv gives 8x8."""
+    stock = nn.Conv2d(3, 6, 4, 2, 1, bias=False)
+    layer = cpulayers.Conv2d(3, 6, 4, 2, 1, bias=False)
+    layer.load_state_dict(stock.state_dict())
+    x = _input((2, 3, 9, 9), True).requires_grad_()
+    layer(x).sum().backward()
+    want = x.grad
+    x.grad = None
+    stock(x).sum().backward()
+    assert want.shape == x.grad.shape and torch.allclose(want, x.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dense_layers_are_the_stock_ones(transposed, channels_last):
+    """G's first layer (1x1 -> 4x4) and D's last (4x4 -> 1x1) as matrix products."""
+    if transposed:
+        stock, layer, shape = nn.ConvTranspose2d(10, 16, 4, 1, 0, bias=False), None, (5, 10, 1, 1)
+        layer = cpulayers.DenseConvTranspose2d(10, 16, 4, 1, 0, bias=False)
+    else:
+        stock, shape = nn.Conv2d(16, 2, 4, 1, 0, bias=False), (5, 16, 4, 4)
+        layer = cpulayers.DenseConv2d(16, 2, 4, 1, 0, bias=False)
+    layer.load_state_dict(stock.state_dict())
+    if channels_last:
+        layer, stock = layer.to(memory_format=CL), stock.to(memory_format=CL)
+    x = _input(shape, channels_last).requires_grad_()
+    y = layer(x)
+    grad = _input(tuple(y.shape), channels_last, seed=2)
+    y.backward(grad)
+    want_y, want_x, want_w = _reference_dense(stock, x, grad)
+    assert torch.allclose(y, want_y, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(x.grad, want_x, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(layer.weight.grad, want_w, rtol=1e-5, atol=1e-6)
+    assert layer.weight.grad.stride() == layer.weight.stride()
+    assert _same_layout(y, want_y) and _same_layout(x.grad, want_x)
+    bigger = _input((2, *shape[1:2], 6, 6), channels_last)  # not the kernel's size: the stock layer
+    assert torch.allclose(layer(bigger), stock(bigger), rtol=1e-5, atol=1e-6)
+
+
+def _same_layout(a, b):
+    """The same strides, except along dimensions of size 1 (where strides mean nothing)."""
+    return a.shape == b.shape and all(n == 1 or sa == sb for n, sa, sb in zip(a.shape, a.stride(), b.stride()))
+
+
+def _reference_dense(stock, x, grad):
+    x = x.detach().clone().requires_grad_()
+    y = stock(x)
+    y.backward(grad)
+    return y.detach(), x.grad, stock.weight.grad
 
 
 def test_odd_inputs_that_also_give_4x4_use_onednn():
@@ -94,13 +164,13 @@ def test_adopt_keeps_the_models_and_their_checkpoints(image_size):
     before = {**{f"g.{k}": v.clone() for k, v in g.state_dict().items()},
               **{f"d.{k}": v.clone() for k, v in d.state_dict().items()}}
     blocks = image_size.bit_length() - 3  # stride-2 layers in each network: 4 -> 8 -> ... -> size
-    assert cpulayers.adopt(g) == blocks  # G's stride-2 transposed convs (not the 1x1 -> 4x4 one)
-    assert cpulayers.adopt(d) == 2 * blocks  # D's stride-2 convs and LeakyReLUs
+    assert cpulayers.adopt(g) == blocks + 1  # G's stride-2 transposed convs and its 1x1 -> 4x4 one
+    assert cpulayers.adopt(d) == 2 * blocks + 1  # D's stride-2 convs, LeakyReLUs and 4x4 -> 1x1 conv
     after = {**{f"g.{k}": v for k, v in g.state_dict().items()},
              **{f"d.{k}": v for k, v in d.state_dict().items()}}
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert type(g.main[0]) is nn.ConvTranspose2d and type(d.main[-2]) is nn.Conv2d  # stride 1 stays
+    assert type(g.main[0]) is cpulayers.DenseConvTranspose2d and type(d.main[-2]) is cpulayers.DenseConv2d
     assert cpulayers.adopt(d) == 0  # idempotent
     reflect = nn.Conv2d(3, 8, 4, 2, 1, bias=False, padding_mode="reflect")
     assert cpulayers.adopt(nn.Sequential(reflect)) == 0  # only zero padding is the same maths
