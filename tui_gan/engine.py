@@ -253,7 +253,7 @@ class Engine:
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cpu"
         if self.channels_last:
             self.netG, self.netD = (m.to(memory_format=torch.channels_last) for m in (self.netG, self.netD))
-        # Channels-last CPU layers with faster backward passes (cpulayers.py), in fp32: they
+        # Channels-last CPU layers with faster kernels (cpulayers.py), in fp32: they
         # are left out with --amp (bf16) and with --compile (which makes its own kernels).
         self.cpu_layers = (self.channels_last and self.device.type == "cpu"
                            and not cfg.compile and not cfg.amp)
