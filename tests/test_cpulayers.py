@@ -30,20 +30,41 @@ def test_leaky_relu_is_the_stock_one(channels_last):
     assert g1.is_contiguous(memory_format=CL) == channels_last
 
 
-def _reference(transposed, x, weight, grad):
+def _raw(module, x, grad):
+    """module(x) and the gradients autograd hands back for x and the weight, before
+    AccumulateGrad copies them to the parameter's layout (so layouts can be compared)."""
     x = x.detach().clone().requires_grad_()
-    weight = weight.detach().clone().requires_grad_()
-    conv = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
-    y = conv(x, weight, stride=2, padding=1)
-    y.backward(grad)
-    return y.detach(), x.grad, weight.grad
+    y = module(x)
+    grad_x, grad_w = torch.autograd.grad(y, (x, module.weight), grad)
+    return y.detach(), grad_x, grad_w
+
+
+def _graph(node):
+    """The names of the autograd nodes behind ``node``."""
+    names, todo, seen = set(), [node], []  # seen keeps the nodes alive, so ids stay unique
+    while todo:
+        node = todo.pop()
+        if node is not None and all(node is not other for other in seen):
+            seen.append(node)
+            names.add(type(node).__name__)
+            todo.extend(child for child, _ in node.next_functions)
+    return names
+
+
+def _same_layout(a, b):
+    """The same strides, except along dimensions of size 1 (where strides mean nothing)."""
+    return a.shape == b.shape and all(n == 1 or sa == sb for n, sa, sb in zip(a.shape, a.stride(), b.stride()))
+
+
+def _close(got, want, rtol=1e-5, atol=1e-6):
+    return all(torch.allclose(g, w, rtol=rtol, atol=atol) and _same_layout(g, w) for g, w in zip(got, want))
 
 
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("small_side", [4, 8])
-@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "channels_last, nchw gradient"])
 @pytest.mark.parametrize("channels", [(12, 20), (3, 20), (20, 3)])
-def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, small_side, channels_last, channels):
+def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, small_side, layout, channels):
     calls, phased = [], []
     real = cpulayers.small_side_weight_grad
     monkeypatch.setattr(cpulayers, "small_side_weight_grad", lambda *a: calls.append(1) or real(*a))
@@ -53,29 +74,29 @@ def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, smal
     stock = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, 4, 2, 1, bias=False)
     layer = (cpulayers.ConvTranspose2d if transposed else cpulayers.Conv2d)(cin, cout, 4, 2, 1, bias=False)
     layer.load_state_dict(stock.state_dict())
+    channels_last = layout.startswith("channels_last")
     if channels_last:
-        layer = layer.to(memory_format=CL)
+        layer, stock = layer.to(memory_format=CL), stock.to(memory_format=CL)
     side = small_side if transposed else 2 * small_side
-    x = _input((n, cin, side, side), channels_last).requires_grad_()
-    y = layer(x)
-    grad = _input(tuple(y.shape), channels_last, seed=2)
-    y.backward(grad)
-    want_y, want_x, want_w = _reference(transposed, x, stock.weight, grad)
-    assert torch.allclose(y, want_y, rtol=1e-5, atol=1e-6)
-    assert torch.allclose(x.grad, want_x, rtol=1e-5, atol=1e-6)
-    assert torch.allclose(layer.weight.grad, want_w, rtol=1e-4, atol=1e-5)
-    assert layer.weight.grad.stride() == layer.weight.stride()  # Adam sees matching layouts
-    assert y.stride() == want_y.stride() and x.grad.stride() == want_x.stride()
+    x = _input((n, cin, side, side), channels_last)
+    out_side = 2 * small_side if transposed else small_side
+    grad = _input((n, cout, out_side, out_side), layout == "channels_last", seed=2)
+    got, want = _raw(layer, x, grad), _raw(stock, x, grad)
+    assert _close(got[:2], want[:2])  # output and input gradient: values and layouts
+    assert _close(got[2:], want[2:], rtol=1e-4, atol=1e-5)  # weight gradient (sums over more terms)
     assert len(calls) == (1 if small_side == 4 else 0)
     # few output channels: the forward pass (transposed) or the input gradient (conv) phased
     assert len(phased) == ((cout if transposed else cin) <= 4)
+    x = x.clone().requires_grad_()
+    layer(x).backward(grad)
+    assert layer.weight.grad.stride() == layer.weight.stride()  # Adam sees matching layouts
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4, 5])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_few_channel_transposed_conv_is_the_stock_one(channels, channels_last):
-    x = _input((3, 10, 5, 7), channels_last)
-    weight = _input((10, channels, 4, 4), channels_last, seed=1)
+@pytest.mark.parametrize("layouts", [(False, False), (True, True), (False, True), (True, False)])
+def test_few_channel_transposed_conv_is_the_stock_one(channels, layouts):
+    x = _input((3, 10, 5, 7), layouts[0])
+    weight = _input((10, channels, 4, 4), layouts[1], seed=1)
     got = cpulayers.few_channel_conv_transpose(x, weight)
     want = torch.nn.functional.conv_transpose2d(x, weight, stride=2, padding=1)
     assert got.shape == want.shape == (3, channels, 10, 14)
@@ -83,25 +104,27 @@ def test_few_channel_transposed_conv_is_the_stock_one(channels, channels_last):
     assert got.stride() == want.stride()
 
 
-def test_odd_inputs_with_few_channels_use_onednn():
-    """A 9x9 input's gradient is 9x9; the phased transposed conv gives 8x8."""
+def test_odd_inputs_with_few_channels_use_onednn(monkeypatch):
+    """A 9x9 input's gradient is 9x9; the phased transposed conv would give 8x8."""
+    phased = []
+    real_phased = cpulayers.few_channel_conv_transpose
+    monkeypatch.setattr(cpulayers, "few_channel_conv_transpose", lambda *a: phased.append(1) or real_phased(*a))
     stock = nn.Conv2d(3, 6, 4, 2, 1, bias=False)
     layer = cpulayers.Conv2d(3, 6, 4, 2, 1, bias=False)
     layer.load_state_dict(stock.state_dict())
-    x = _input((2, 3, 9, 9), True).requires_grad_()
-    layer(x).sum().backward()
-    want = x.grad
-    x.grad = None
-    stock(x).sum().backward()
-    assert want.shape == x.grad.shape and torch.allclose(want, x.grad, rtol=1e-5, atol=1e-6)
+    x = _input((2, 3, 9, 9), True)
+    grad = _input((2, 6, 4, 4), True, seed=1)
+    assert _close(_raw(layer, x, grad), _raw(stock, x, grad))
+    assert phased == []
 
 
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_dense_layers_are_the_stock_ones(transposed, channels_last):
-    """G's first layer (1x1 -> 4x4) and D's last (4x4 -> 1x1) as matrix products."""
+    """G's first layer (1x1 -> 4x4) and D's last (4x4 -> 1x1) as matrix products, where the
+    weights are channels-last; with NCHW weights the stock layers run."""
     if transposed:
-        stock, layer, shape = nn.ConvTranspose2d(10, 16, 4, 1, 0, bias=False), None, (5, 10, 1, 1)
+        stock, shape = nn.ConvTranspose2d(10, 16, 4, 1, 0, bias=False), (5, 10, 1, 1)
         layer = cpulayers.DenseConvTranspose2d(10, 16, 4, 1, 0, bias=False)
     else:
         stock, shape = nn.Conv2d(16, 2, 4, 1, 0, bias=False), (5, 16, 4, 4)
@@ -109,30 +132,14 @@ def test_dense_layers_are_the_stock_ones(transposed, channels_last):
     layer.load_state_dict(stock.state_dict())
     if channels_last:
         layer, stock = layer.to(memory_format=CL), stock.to(memory_format=CL)
-    x = _input(shape, channels_last).requires_grad_()
-    y = layer(x)
-    grad = _input(tuple(y.shape), channels_last, seed=2)
-    y.backward(grad)
-    want_y, want_x, want_w = _reference_dense(stock, x, grad)
-    assert torch.allclose(y, want_y, rtol=1e-5, atol=1e-6)
-    assert torch.allclose(x.grad, want_x, rtol=1e-5, atol=1e-6)
-    assert torch.allclose(layer.weight.grad, want_w, rtol=1e-5, atol=1e-6)
-    assert layer.weight.grad.stride() == layer.weight.stride()
-    assert _same_layout(y, want_y) and _same_layout(x.grad, want_x)
+    x = _input(shape, channels_last)
+    grad = _input((5, *layer(x).shape[1:]), channels_last, seed=2)
+    got, want = _raw(layer, x, grad), _raw(stock, x, grad)
+    assert _close(got, want)
+    nodes = _graph(layer(x.requires_grad_()).grad_fn)
+    assert ("MmBackward0" in nodes) == channels_last and ("ConvolutionBackward0" in nodes) != channels_last
     bigger = _input((2, *shape[1:2], 6, 6), channels_last)  # not the kernel's size: the stock layer
     assert torch.allclose(layer(bigger), stock(bigger), rtol=1e-5, atol=1e-6)
-
-
-def _same_layout(a, b):
-    """The same strides, except along dimensions of size 1 (where strides mean nothing)."""
-    return a.shape == b.shape and all(n == 1 or sa == sb for n, sa, sb in zip(a.shape, a.stride(), b.stride()))
-
-
-def _reference_dense(stock, x, grad):
-    x = x.detach().clone().requires_grad_()
-    y = stock(x)
-    y.backward(grad)
-    return y.detach(), x.grad, stock.weight.grad
 
 
 def test_odd_inputs_that_also_give_4x4_use_onednn():

@@ -1,6 +1,6 @@
-"""Faster CPU backward passes for the tutorial's layers in channels-last layout.
+"""Faster CPU kernels for the tutorial's layers in channels-last layout.
 
-Two slow paths in PyTorch's CPU kernels cost the engine about a tenth of each step:
+Four slow paths in PyTorch's CPU kernels, routed around here:
 
 - ``leaky_relu_backward`` on channels-last tensors runs about 6x slower than on the same
   memory viewed as contiguous NHWC (D's first LeakyReLU: ~30 ms against ~4 ms per call at
@@ -10,13 +10,12 @@ Two slow paths in PyTorch's CPU kernels cost the engine about a tenth of each st
   at batch 128, 256->512 channels, for a pass that costs ~60 ms forward. The same sum is a
   forward convolution: with batch and channels swapped, the big side convolved by the small
   side dilated by 2 (the stride) gives the 4x4 gradient directly, in ~73 ms. Where the small
-  side is 8x8 or more this is slower than oneDNN, so it is used only at 4x4.
-
+  side is 8x8 or more this ties with oneDNN or loses, so it is used only at 4x4.
 - oneDNN's transposed convolution to 1-4 channels (G's last layer; the input gradient of
-  D's first conv is the same operation) runs at a third of its usual speed: ~31-46 ms at
-  batch 128, 64 -> 3 channels, 64x64. Split by output phase (even or odd row and column)
-  it is one stride-1, 2x2 convolution to 4 x channels (padded to a multiple of 8), then
-  the phases interleaved: ~20 ms.
+  D's first conv is the same operation) runs at a third of its usual speed: ~31 ms per call
+  in a training step at batch 128, 64 -> 3 channels, 64x64. Split by output phase (even or
+  odd row and column) it is one stride-1, 2x2 convolution to 4 x channels (padded to a
+  multiple of 8), then the phases interleaved: ~12 ms.
 - The layers whose kernel covers their whole input (G's first, 1x1 -> 4x4, and D's last,
   4x4 -> 1x1) are matrix products; as convolutions they take 3-5x as long (G's first: ~27
   against ~9 ms forward and backward).
@@ -31,6 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 _aten = torch.ops.aten
 _CL = torch.channels_last
@@ -55,6 +55,7 @@ class _LeakyReLU(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         (y,) = ctx.saved_tensors
         if _channels_last(y) and grad.is_contiguous(memory_format=_CL):
@@ -113,19 +114,21 @@ def few_channel_conv_transpose(x: torch.Tensor, weight: torch.Tensor) -> torch.T
     """conv_transpose2d(x, weight, stride=2, padding=1) for a k=4 weight with few outputs.
 
     Output row ``2m + a`` (phase ``a``) sums input rows ``m - 1 + a + d``, ``d`` in {0, 1},
-    with kernel row ``3 - a - 2d``; the same for columns. So a 2x2 convolution of the input
-    padded by 1 gives every phase at once, ``[n, (c, a, b), m + a, k + b]``, and the output
-    is those phases interleaved.
+    with kernel row ``3 - a - 2d``; the same for columns (``2q + b``). So a 2x2 convolution
+    of the input padded by 1 gives every phase at once, ``[n, (c, a, b), m + a, q + b]``,
+    and the output is those phases interleaved. The output is channels-last where ``x`` or
+    ``weight`` is, as PyTorch's own convolutions choose.
     """
     n, _, h, w = x.shape
     c = weight.shape[1]
-    k = weight[:, :, _TAPS][:, :, :, :, _TAPS]  # [in, c, a, d, b, e]
-    k = k.permute(1, 2, 4, 0, 3, 5).reshape(4 * c, weight.shape[0], 2, 2)
+    kernel = weight[:, :, _TAPS][:, :, :, :, _TAPS]  # [in, c, a, d, b, e]
+    kernel = kernel.permute(1, 2, 4, 0, 3, 5).reshape(4 * c, weight.shape[0], 2, 2)
     pad = -(4 * c) % 8  # oneDNN is faster at a multiple of 8 output channels (16 vs 12: ~20 vs ~25 ms)
     if pad:
-        k = torch.cat([k, k.new_zeros(pad, *k.shape[1:])])
-    layout = _CL if _channels_last(x) else torch.contiguous_format
-    phases = F.conv2d(x, k.contiguous(memory_format=layout), padding=1)  # [n, 4c + pad, h + 1, w + 1]
+        kernel = torch.cat([kernel, kernel.new_zeros(pad, *kernel.shape[1:])])
+    layout = _CL if _channels_last(x) or _channels_last(weight) else torch.contiguous_format
+    phases = F.conv2d(x.contiguous(memory_format=layout), kernel.contiguous(memory_format=layout),
+                      padding=1)  # [n, 4c + pad, h + 1, w + 1]
     phases = _nhwc(phases)[..., : 4 * c].unflatten(3, (c, 2, 2))
     out = torch.empty((n, c, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=layout)
     interleaved = _nhwc(out).unflatten(1, (h, 2)).unflatten(3, (w, 2))  # [n, m, a, k, b, c], a view
@@ -149,6 +152,7 @@ class _StridedConv(torch.autograd.Function):
         return F.conv2d(x, weight, stride=2, padding=1)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -174,24 +178,25 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 
 class DenseConv2d(nn.Conv2d):
-    """nn.Conv2d (stride 1, no padding) whose kernel covers its input: a matrix product."""
+    """nn.Conv2d (stride 1, no padding) whose kernel covers its input: a matrix product, in
+    channels-last order (with NCHW weights, the stock layer)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[-2:] != self.kernel_size:
+        if x.dim() != 4 or x.shape[-2:] != self.kernel_size or not _channels_last(self.weight):
             return super().forward(x)
         return (_flat(x) @ _flat(self.weight).t()).view(x.shape[0], -1, 1, 1)
 
 
 class DenseConvTranspose2d(nn.ConvTranspose2d):
-    """nn.ConvTranspose2d (stride 1, no padding) on a 1x1 input: a matrix product."""
+    """nn.ConvTranspose2d (stride 1, no padding) on a 1x1 input: a matrix product, in
+    channels-last order (with NCHW weights, the stock layer)."""
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
-        if output_size is not None or x.dim() != 4 or x.shape[-2:] != (1, 1):
+        if output_size is not None or x.dim() != 4 or x.shape[-2:] != (1, 1) or not _channels_last(self.weight):
             return super().forward(x, output_size)
         kh, kw = self.kernel_size
         out = x.reshape(x.shape[0], -1) @ _flat(self.weight)  # [n, kh * kw * out channels]
-        out = out.view(x.shape[0], kh, kw, -1).permute(0, 3, 1, 2)  # channels-last
-        return out if _channels_last(self.weight) else out.contiguous()
+        return out.view(x.shape[0], kh, kw, -1).permute(0, 3, 1, 2)  # channels-last
 
 
 def _is_dense(m: nn.Module) -> bool:
@@ -206,14 +211,16 @@ def _is_strided_k4(m: nn.Module) -> bool:
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d (k=4, stride 2, padding 1, no bias) with the 4x4 weight gradient above."""
+    """nn.Conv2d (k=4, stride 2, padding 1, no bias) with the 4x4 weight gradient above,
+    and the phased input gradient where the input has few channels."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _StridedConv.apply(x, self.weight, False)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """nn.ConvTranspose2d (k=4, stride 2, padding 1, no bias) with the 4x4 weight gradient."""
+    """nn.ConvTranspose2d (k=4, stride 2, padding 1, no bias) with the 4x4 weight gradient,
+    and the phased forward pass where the output has few channels."""
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
         if output_size is not None:
