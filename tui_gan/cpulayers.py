@@ -131,7 +131,7 @@ def few_channel_conv_transpose(x: torch.Tensor, weight: torch.Tensor) -> torch.T
                       padding=1)  # [n, 4c + pad, h + 1, w + 1]
     phases = _nhwc(phases)[..., : 4 * c].unflatten(3, (c, 2, 2))
     out = torch.empty((n, c, 2 * h, 2 * w), dtype=x.dtype, device=x.device, memory_format=layout)
-    interleaved = _nhwc(out).unflatten(1, (h, 2)).unflatten(3, (w, 2))  # [n, m, a, k, b, c], a view
+    interleaved = _nhwc(out).unflatten(1, (h, 2)).unflatten(3, (w, 2))  # [n, m, a, q, b, c], a view
     for a in (0, 1):
         for b in (0, 1):
             interleaved[:, :, a, :, b, :] = phases[:, a : a + h, b : b + w, :, a, b]
