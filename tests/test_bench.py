@@ -79,6 +79,18 @@ def test_screen_ab_compares_updating_and_frozen_stretches():
     assert abs(result.ratio - 20 / 24) < 0.02
 
 
+@pytest.mark.parametrize("steps", [1, 31, 32, 33, 1500])
+def test_bench_app_mode_shows_the_epochs_its_steps_take(steps):
+    from tui_gan.bench import app_bench_config
+    from tui_gan.config import TrainConfig
+
+    cfg = app_bench_config(TrainConfig(batch_size=64, max_images=2048), steps)  # 32 steps an epoch
+    assert cfg.max_steps == steps and cfg.quality_images == 0
+    assert (cfg.epochs - 1) * 32 < steps <= cfg.epochs * 32  # enough epochs, and no more
+    folder = app_bench_config(TrainConfig(batch_size=64, data="/some/folder"), steps)
+    assert folder.epochs == steps  # image count unknown until loaded: max_steps ends the run
+
+
 def test_bench_app_mode_runs_the_app(capsys):
     from tui_gan.bench import app_bench
     from tui_gan.config import TrainConfig

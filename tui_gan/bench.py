@@ -220,7 +220,7 @@ def app_bench(config: TrainConfig, steps: int, phase: float, explicit: set[str],
         raise UserError("bench --app draws the app: run it in a terminal")
     ab = ScreenAB(phase)
     with tempfile.TemporaryDirectory(prefix="tui-gan-bench-") as run_dir:
-        cfg = TrainConfig(**{**config.to_dict(), "max_steps": steps, "epochs": steps, "quality_images": 0})
+        cfg = app_bench_config(config, steps)
         app = TuiGanApp(lambda: Engine(cfg, Path(run_dir) / "run", explicit=explicit), run_name="bench",
                         screen_ab=ab)
         app.finish_exits = True
@@ -243,6 +243,15 @@ def app_bench(config: TrainConfig, steps: int, phase: float, explicit: set[str],
     if result.stretches < 4:
         print("  (few stretches: use more --steps for a number to trust)")
     return 0
+
+
+def app_bench_config(config: TrainConfig, steps: int) -> TrainConfig:
+    """The app's settings for ``steps`` steps: as many epochs as those steps take where the
+    image count is known in advance (built-in data), so the screen shows "epoch 3/47" and
+    not "epoch 3/1500"; else one epoch per step, an upper bound (max_steps ends the run)."""
+    per_epoch = config.max_images // config.batch_size if config.data == "builtin" and config.max_images else 0
+    epochs = -(-steps // per_epoch) if per_epoch else steps
+    return TrainConfig(**{**config.to_dict(), "max_steps": steps, "epochs": epochs, "quality_images": 0})
 
 
 def _sync(device: torch.device) -> None:
