@@ -199,15 +199,18 @@ class DenseConvTranspose2d(nn.ConvTranspose2d):
         return out.view(x.shape[0], kh, kw, -1).permute(0, 3, 1, 2)  # channels-last
 
 
+def _is_plain(m: nn.Module) -> bool:
+    """No dilation, groups, bias or output padding, and zero padding: the maths the layers here do."""
+    return (m.dilation == (1, 1) and m.groups == 1 and m.bias is None and m.padding_mode == "zeros"
+            and getattr(m, "output_padding", (0, 0)) == (0, 0))
+
+
 def _is_dense(m: nn.Module) -> bool:
-    return (m.stride == (1, 1) and m.padding == (0, 0) and m.dilation == (1, 1) and m.groups == 1
-            and m.bias is None and m.padding_mode == "zeros" and getattr(m, "output_padding", (0, 0)) == (0, 0))
+    return _is_plain(m) and m.stride == (1, 1) and m.padding == (0, 0)
 
 
 def _is_strided_k4(m: nn.Module) -> bool:
-    return (m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
-            and m.dilation == (1, 1) and m.groups == 1 and m.bias is None and m.padding_mode == "zeros"
-            and getattr(m, "output_padding", (0, 0)) == (0, 0))
+    return _is_plain(m) and m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1)
 
 
 class Conv2d(nn.Conv2d):
