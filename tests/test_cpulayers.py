@@ -30,6 +30,13 @@ def test_leaky_relu_is_the_stock_one(channels_last):
     assert g1.is_contiguous(memory_format=CL) == channels_last
 
 
+def _spy(monkeypatch, name):
+    """A list that gets an entry each time cpulayers' ``name`` runs (it still runs)."""
+    calls, real = [], getattr(cpulayers, name)
+    monkeypatch.setattr(cpulayers, name, lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
 def _raw(module, x, grad):
     """module(x) and the gradients autograd hands back for x and the weight, before
     AccumulateGrad copies them to the parameter's layout (so layouts can be compared)."""
@@ -65,11 +72,8 @@ def _close(got, want, rtol=1e-5, atol=1e-6):
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "channels_last, nchw gradient"])
 @pytest.mark.parametrize("channels", [(12, 20), (3, 20), (20, 3)])
 def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, small_side, layout, channels):
-    calls, phased = [], []
-    real = cpulayers.small_side_weight_grad
-    monkeypatch.setattr(cpulayers, "small_side_weight_grad", lambda *a: calls.append(1) or real(*a))
-    real_phased = cpulayers.few_channel_conv_transpose
-    monkeypatch.setattr(cpulayers, "few_channel_conv_transpose", lambda *a: phased.append(1) or real_phased(*a))
+    calls = _spy(monkeypatch, "small_side_weight_grad")
+    phased = _spy(monkeypatch, "few_channel_conv_transpose")
     (cin, cout), n = channels, 6
     stock = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, 4, 2, 1, bias=False)
     layer = (cpulayers.ConvTranspose2d if transposed else cpulayers.Conv2d)(cin, cout, 4, 2, 1, bias=False)
@@ -106,9 +110,7 @@ def test_few_channel_transposed_conv_is_the_stock_one(channels, layouts):
 
 def test_odd_inputs_with_few_channels_use_onednn(monkeypatch):
     """A 9x9 input's gradient is 9x9; the phased transposed conv would give 8x8."""
-    phased = []
-    real_phased = cpulayers.few_channel_conv_transpose
-    monkeypatch.setattr(cpulayers, "few_channel_conv_transpose", lambda *a: phased.append(1) or real_phased(*a))
+    phased = _spy(monkeypatch, "few_channel_conv_transpose")
     stock = nn.Conv2d(3, 6, 4, 2, 1, bias=False)
     layer = cpulayers.Conv2d(3, 6, 4, 2, 1, bias=False)
     layer.load_state_dict(stock.state_dict())
@@ -154,8 +156,7 @@ def test_odd_inputs_that_also_give_4x4_use_onednn():
 
 
 def test_no_weight_gradient_when_weights_are_frozen(monkeypatch):
-    calls = []
-    monkeypatch.setattr(cpulayers, "small_side_weight_grad", lambda *a: calls.append(1))
+    calls = _spy(monkeypatch, "small_side_weight_grad")
     layer = cpulayers.Conv2d(8, 16, 4, 2, 1, bias=False).requires_grad_(False)
     x = _input((2, 8, 8, 8), True).requires_grad_()
     layer(x).sum().backward()
