@@ -101,3 +101,53 @@ def test_bench_app_mode_runs_the_app(capsys):
                      size=(100, 30)) == 0
     out = capsys.readouterr().out
     assert "screen updating" in out and "screen frozen" in out and "ratio" in out
+
+
+GPU_BENCH_ROWS = 7  # bench runs in .ci/gpu-bench
+
+
+def _gpu_bench(tmp_path, **env):
+    """Run .ci/gpu-bench with a stand-in for python3 whose `tui_gan` commands print canned
+    results (the script's own Python, which builds the table and the JPEGs, runs for real)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    stub = tmp_path / "py"
+    stub.write_text(
+        "#!/bin/sh\n"
+        'case "$1 $2 $3" in\n'
+        '  "-m tui_gan bench") echo "bench $*"; echo "  tutorial loop      1,234 img/s";'
+        ' echo "  tui-gan engine     5,678 img/s"; echo "  ratio               4.60x";;\n'
+        '  "-m tui_gan --headless") echo "headless $*";;\n'
+        f'  *) exec "{sys.executable}" "$@";;\n'
+        "esac\n")
+    stub.chmod(0o755)
+    script = Path(__file__).resolve().parents[1] / ".ci" / "gpu-bench"
+    out = tmp_path / "out"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHON": str(stub), "OUT": str(out), "IMAGES": "3", **env})
+    return done, out
+
+
+def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
+    done, out = _gpu_bench(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = (out / "log.txt").read_text()
+    assert log.count("headless -m tui_gan --headless") == 3 and "--resume" in log
+    benches = [line for line in log.splitlines() if line.startswith("bench -m tui_gan bench --device cuda")]
+    assert len(benches) == GPU_BENCH_ROWS
+    assert sum("--data" in b for b in benches) == 2 and sum("--compile" in b for b in benches) == 2
+    assert "3 JPEGs in" in log and not (out / "jpegs").exists()  # made for the folder runs, then removed
+    rows = (out / "results.md").read_text().splitlines()
+    assert rows[0] == "| setting | tutorial loop | tui-gan engine | ratio |" and len(rows) == 2 + GPU_BENCH_ROWS
+    assert all(row.endswith("| 1,234 img/s | 5,678 img/s | 4.60x |") for row in rows[2:])
+
+
+def test_gpu_bench_script_skips_what_the_deadline_leaves_no_time_for(tmp_path):
+    done, out = _gpu_bench(tmp_path, DEADLINE="20")  # a step starts only with 30 s or more left
+    assert done.returncode == 1
+    assert (out / "log.txt").read_text().count("-- skipped, out of time") == 3
+    rows = (out / "results.md").read_text().splitlines()[2:]
+    assert len(rows) == GPU_BENCH_ROWS and all("skipped: out of time" in row for row in rows)
