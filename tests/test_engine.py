@@ -339,3 +339,96 @@ def test_speed_settings_resume_either_way(make_engine):
                    resume=load_checkpoint(first.run_dir))
     list(again.run())
     assert again.step == 8 and again.optD.param_groups[0]["fused"] is True
+
+
+def test_resumed_adam_moments_take_the_weights_layout(make_engine):
+    """Moments saved channels-last (a CPU run) resumed with contiguous weights (a GPU's
+    default): they are copied to the weights' layout, and fused Adam, which goes wrong on
+    mismatched layouts on a CPU and refuses them on CUDA, trains as foreach Adam does."""
+    from tui_gan.checkpoint import load_checkpoint
+
+    first = make_engine(max_steps=3, channels_last=True)
+    list(first.run())
+    assert first.optG.state[first.netG.main[0].weight]["exp_avg"].is_contiguous(memory_format=torch.channels_last)
+    resumed = {}
+    for fused in (False, True):
+        engine = make_engine(f"fused-{fused}", resume=load_checkpoint(first.run_dir), max_steps=6,
+                             channels_last=False, fused_adam=fused)
+        list(engine.run())
+        assert engine.step == 6 and bool(engine.optG.param_groups[0]["fused"]) is fused
+        for opt, net in ((engine.optG, engine.netG), (engine.optD, engine.netD)):
+            for p in net.parameters():
+                moments = [v for v in opt.state[p].values() if v.shape == p.shape]
+                assert len(moments) == 2 and all(v.stride() == p.stride() for v in moments)
+        resumed[fused] = engine
+    for a, b in zip(resumed[False].netG.parameters(), resumed[True].netG.parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_autocast_only_with_amp(make_engine):
+    """Without --amp there is no autocast at all: torch before 2.5 refuses even a disabled
+    one on MPS."""
+    import contextlib
+
+    assert isinstance(make_engine()._autocast(), contextlib.nullcontext)
+    engine = make_engine(amp=True)
+    engine.device = torch.device("cpu")
+    assert isinstance(engine._autocast(), torch.autocast)
+
+
+def test_amp_where_the_device_has_no_bf16_is_a_user_error(make_engine, monkeypatch):
+    from tui_gan.devices import check_amp
+    from tui_gan.errors import UserError
+
+    check_amp(torch.device("cpu"))  # bf16 autocast exists on every CPU (slow without bf16 units)
+    with pytest.raises(UserError, match=r"--amp: bf16 autocast is not available on meta .*run without --amp"):
+        check_amp(torch.device("meta"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100")
+    with pytest.raises(UserError, match=r"--amp: cuda:0 \(Tesla V100\) has no bf16 support; run without --amp"):
+        check_amp(torch.device("cuda", 0))
+    monkeypatch.setattr("tui_gan.engine.check_amp", lambda device: check_amp(torch.device("meta")))
+    with pytest.raises(UserError, match="--amp"):  # the engine checks before it loads anything
+        next(e for e in make_engine(amp=True).run() if not isinstance(e, ev.Loading))
+
+
+def test_fused_adam_where_torch_lacks_it_is_a_user_error(make_engine, monkeypatch):
+    from tui_gan.errors import UserError
+
+    real_adam = torch.optim.Adam
+
+    def adam(*args, fused=None, **kwargs):  # torch before 2.4 on a CPU or MPS
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                               "supported devices: ['cuda', 'xpu', 'privateuseone'].")
+        return real_adam(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", adam)
+    with pytest.raises(UserError, match=r"^--fused-adam: not available on cpu with torch .*\(`fused=True` "
+                                        r"requires .*\); run without --fused-adam$"):
+        list(make_engine(fused_adam=True).run())
+    assert list(make_engine("plain", max_steps=1).run())[-1].reason == "max_steps"
+
+
+def test_failures_are_described_on_torch_without_torch_out_of_memory_error(monkeypatch):
+    from tui_gan.engine import _describe_failure
+
+    monkeypatch.delattr(torch, "OutOfMemoryError", raising=False)  # added in torch 2.4
+    cpu = torch.device("cpu")
+    assert _describe_failure(torch.cuda.OutOfMemoryError("CUDA error"), cpu).startswith("out of memory on cpu")
+    assert _describe_failure(ValueError("bad\nmore"), cpu) == "ValueError: bad"
+
+
+def test_resume_reads_the_older_list_of_cuda_rng_states(make_engine):
+    """Checkpoints once held a list of every visible GPU's RNG state (now: this run's GPU
+    only, or None); a CPU run saved an empty list. Both still resume."""
+    from tui_gan.checkpoint import load_checkpoint
+
+    first = make_engine(max_steps=2)
+    list(first.run())
+    state = load_checkpoint(first.run_dir)
+    assert state["rng"]["torch_cuda"] is None
+    for old in ([], [torch.zeros(16, dtype=torch.uint8)]):
+        state["rng"]["torch_cuda"] = old
+        engine = make_engine(f"old-{len(old)}", resume=state, max_steps=4)
+        assert list(engine.run())[-1].reason == "max_steps" and engine.step == 4

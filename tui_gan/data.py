@@ -110,15 +110,16 @@ class StreamedDataset:
         """The batches of ``epoch`` from batch number ``start`` on: the same as in memory.
 
         Workers gather the rows of the coming batches while the device trains; batches
-        are copied from pinned memory without blocking. Closing the generator stops them."""
+        are copied from pinned memory without blocking (CUDA). Closing the generator stops them."""
         perm = epoch_permutation(seed, epoch, len(self), torch.device("cpu"))
         order = [perm[b * batch_size : (b + 1) * batch_size] for b in range(start, len(self) // batch_size)]
         loader = torch.utils.data.DataLoader(
             _Rows(self.array), batch_size=None, sampler=order, num_workers=self.workers,
             pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
         )
+        pinned = self.device.type == "cuda"  # a non-blocking copy is safe only from pinned memory
         for batch in loader:
-            yield from_uint8(batch.to(self.device, non_blocking=True))
+            yield from_uint8(batch.to(self.device, non_blocking=pinned))
 
 
 def _subset_indices(size: int, n: int, seed: int) -> torch.Tensor:

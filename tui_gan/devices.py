@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .config import parse_device
@@ -31,6 +33,23 @@ def resolve_device(spec: str) -> torch.device:
     if index >= count:
         raise UserError(f"--device {spec}: this machine has {count} CUDA device(s) (0..{count - 1})")
     return torch.device("cuda", index)
+
+
+def check_amp(device: torch.device) -> None:
+    """Raise UserError if bf16 autocast (--amp) cannot run on ``device`` with this torch:
+    GPUs before Ampere have no bf16, and MPS autocast came with torch 2.5 (bf16 with 2.6)."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"--amp: {describe_device(device)} has no bf16 support; run without --amp")
+    with warnings.catch_warnings(record=True) as caught:  # unsupported: a warning, then autocast is off
+        warnings.simplefilter("always")
+        try:
+            torch.autocast(device.type, dtype=torch.bfloat16)
+        except (RuntimeError, ValueError, AssertionError) as exc:
+            caught.append(warnings.WarningMessage(str(exc), RuntimeWarning, "", 0))
+    if caught:
+        reason = str(caught[0].message).strip().splitlines()[0]
+        raise UserError(f"--amp: bf16 autocast is not available on {device.type} with torch "
+                        f"{torch.__version__} ({reason}); run without --amp")
 
 
 def describe_device(device: torch.device) -> str:

@@ -11,6 +11,7 @@ once per progress interval: the loop never syncs the device just to show a numbe
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import threading
@@ -30,7 +31,7 @@ from .atomic import atomic_write_text
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .data import Dataset, StreamedDataset, channels_known_in_advance, load_dataset
-from .devices import describe_device, resolve_device
+from .devices import check_amp, describe_device, resolve_device
 from .errors import UserError
 from .guard import GoodState, Rollbacks, SaturationWatch, weights_finite
 from .images import save_grid, to_uint8
@@ -202,6 +203,8 @@ class Engine:
         if self.resume_state is None:
             cfg.apply_preset(self.device.type, self.explicit)
         cfg.validate()
+        if cfg.amp:
+            check_amp(self.device)
         if cfg.channels is None:
             cfg.channels = channels_known_in_advance(cfg.data)
         self._make_run_dir()
@@ -270,8 +273,15 @@ class Engine:
         if cfg.compile:  # the originals keep their state_dict keys for checkpoints
             self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
         fused = {"fused": True} if cfg.fused_adam else {}
-        self.optG = optim.Adam(self.netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), **fused)
-        self.optD = optim.Adam(self.netD.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), **fused)
+        try:
+            self.optG = optim.Adam(self.netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), **fused)
+            self.optD = optim.Adam(self.netD.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), **fused)
+        except (RuntimeError, ValueError) as exc:  # fused Adam: CUDA only before torch 2.4
+            if not cfg.fused_adam:
+                raise
+            reason = str(exc).strip().splitlines()[0]
+            raise UserError(f"--fused-adam: not available on {self.device.type} with torch {torch.__version__} "
+                            f"({reason}); run without --fused-adam") from None
         self._g_params = list(self.netG.parameters())
         cpu_gen = torch.Generator().manual_seed(cfg.seed)
         self.fixed_noise = torch.randn(FIXED_NOISE_SIZE, cfg.nz, 1, 1, generator=cpu_gen).to(self.device)
@@ -309,8 +319,12 @@ class Engine:
         rng = state.get("rng", {})
         if "torch_cpu" in rng:
             torch.set_rng_state(rng["torch_cpu"])
-        if self.device.type == "cuda" and rng.get("torch_cuda"):
-            torch.cuda.set_rng_state_all(rng["torch_cuda"])
+        cuda_state = rng.get("torch_cuda")
+        if isinstance(cuda_state, list):  # older checkpoints: one state per visible GPU
+            index = self.device.index or 0
+            cuda_state = cuda_state[index] if index < len(cuda_state) else None
+        if self.device.type == "cuda" and isinstance(cuda_state, torch.Tensor):
+            torch.cuda.set_rng_state(cuda_state, self.device)
         if rng.get("noise_device") == self.device.type and "noise" in rng:
             self.noise_gen.set_state(rng["noise"])
         elif "noise" in rng:
@@ -429,8 +443,11 @@ class Engine:
         return torch.stack([err_d, err_g.detach(), d_x, d_g_z1, d_g_z2])
 
     def _autocast(self):
-        """bf16 autocast with --amp, else nothing."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp)
+        """bf16 autocast with --amp, else nothing (torch before 2.5 refuses even a disabled
+        autocast on MPS)."""
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _probability(self, output: torch.Tensor) -> torch.Tensor:
         """D's verdicts in [0, 1]: the output itself, or sigmoid(logits) with --amp."""
@@ -729,7 +746,8 @@ class Engine:
         """Everything needed to continue this run exactly: tensors and plain data only."""
         rng: dict[str, Any] = {
             "torch_cpu": torch.get_rng_state(),
-            "torch_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            # this run's GPU only: a list of every visible GPU would not restore on fewer
+            "torch_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "noise": self.noise_gen.get_state(),
             "noise_device": self.device.type,
             "data": {"seed": self.config.seed, "epoch": self.epoch, "batch": self.batch_in_epoch},
@@ -773,10 +791,19 @@ def _load_optimizer(optimizer: optim.Optimizer, saved: dict[str, Any]) -> None:
     current = optimizer.param_groups[0]
     groups = [{**g, **{k: current[k] for k in flags if k in current}} for g in saved["param_groups"]]
     optimizer.load_state_dict({**saved, "param_groups": groups})
+    # load_state_dict casts dtype and device but keeps the saved memory layout: a CPU run's
+    # channels-last moments resumed with contiguous weights (a GPU's default) would send
+    # foreach Adam to its slow path, and make fused Adam fail (CUDA) or go wrong (CPU).
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _describe_failure(exc: Exception, device: torch.device | None) -> str:
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+    out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch.* from 2.4
+    if isinstance(exc, out_of_memory) or "out of memory" in str(exc).lower():
         return f"out of memory on {device}: try a smaller --batch-size or --image-size"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
