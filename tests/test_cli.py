@@ -186,3 +186,21 @@ def test_signals_save_last_checkpoint(tmp_path, sig):
     assert state["step"] > 0
     if sig != "SIGHUP":
         assert "finished" in out
+
+
+def test_speed_flags_can_be_turned_off_on_resume(tmp_path):
+    """--amp, --compile, --cudnn-benchmark and --fused-adam have --no-* forms, so a run that
+    used them can resume where they are unavailable or slower (another device, say)."""
+    from tui_gan.cli import prepare_training, train_parser
+
+    run = tmp_path / "run"
+    assert main([*TINY, "--max-steps", "2", "--run-dir", str(run), "--fused-adam", "--cudnn-benchmark"]) == 0
+    saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["config"]
+    assert saved["fused_adam"] is True and saved["cudnn_benchmark"] is True
+    flags = ["--resume", str(run), "--no-fused-adam", "--no-cudnn-benchmark", "--no-amp", "--no-compile"]
+    args = vars(train_parser().parse_args(flags))
+    assert {k: args[k] for k in ("fused_adam", "cudnn_benchmark", "amp", "compile")} == dict.fromkeys(
+        ("fused_adam", "cudnn_benchmark", "amp", "compile"), False)
+    engine = prepare_training(args)
+    assert not engine.config.fused_adam and not engine.config.cudnn_benchmark
+    assert "amp" not in vars(train_parser().parse_args([]))  # absent stays absent: the checkpoint's value

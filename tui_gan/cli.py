@@ -73,9 +73,10 @@ def speed_flags(p: ArgumentParser, **default: Any) -> None:
     """The memory-layout and kernel choices, shared by training and the benchmark."""
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, **default,
                    help="channels-last memory layout (default: on for CPUs, where it measured faster)")
-    p.add_argument("--cudnn-benchmark", action="store_true", **default,
+    p.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, **default,
                    help="CUDA: let cuDNN pick the fastest convolution algorithms on the first steps")
-    p.add_argument("--fused-adam", action="store_true", **default, help="Adam's fused implementation")
+    p.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, **default,
+                   help="Adam's fused implementation")
 
 
 def train_parser() -> ArgumentParser:
@@ -109,9 +110,10 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--ndf", type=positive_int, metavar="N", help="discriminator width (default 64)")
     p.add_argument("--seed", type=non_negative_int, metavar="N", help="random seed (default 999)")
     p.add_argument("--max-images", type=positive_int, metavar="N", help="use at most N images (built-in: generate N)")
-    p.add_argument("--amp", action="store_true",
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction,
                    help="bf16 autocast with BCEWithLogits (for GPUs with bf16; slow on CPUs without it)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the models' forward passes")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="torch.compile the models' forward passes")
     speed_flags(p)
     p.add_argument("--quality-images", type=non_negative_int, metavar="N",
                    help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")
@@ -219,7 +221,7 @@ def prepare_training(args: dict[str, Any]):
             what = "--config" if "config" in args else "--" + fixed[0].replace("_", "-")
             raise UserError(
                 f"{what} cannot change a resumed run (its settings come from the checkpoint); "
-                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download, --no-cache, --stream, --quality-images, --amp, --compile, --[no-]channels-last, --cudnn-benchmark and --fused-adam may be given"
+                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download, --no-cache, --stream, --quality-images, --[no-]amp, --[no-]compile, --[no-]channels-last, --[no-]cudnn-benchmark and --[no-]fused-adam may be given"
             )
         saved = dict(state["config"])
         saved["lr_g"], saved["lr_d"] = state.get("lr_g", saved["lr_g"]), state.get("lr_d", saved["lr_d"])
@@ -315,6 +317,7 @@ def bench_parser() -> ArgumentParser:
     p.add_argument("--amp", action="store_true", help="the engine with bf16 autocast (the tutorial loop stays fp32)")
     p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
     speed_flags(p)
+    p.set_defaults(cudnn_benchmark=False, fused_adam=False)
     p.add_argument("--app", action="store_true", help="instead: the cost of the app's screen, in the app itself "
                    "(--steps steps alternating stretches of --phase s with the screen updating and frozen)")
     p.add_argument("--phase", type=positive_float, default=10.0, metavar="SECONDS",
