@@ -135,7 +135,7 @@ def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
     done, out = _gpu_bench(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     log = (out / "log.txt").read_text()
-    assert log.count("headless -m tui_gan --headless") == 3 and "--resume" in log
+    assert log.count("headless -m tui_gan --headless") == 5 and log.count("headless -m tui_gan --headless --resume") == 2
     benches = [line for line in log.splitlines() if line.startswith("bench -m tui_gan bench --device cuda")]
     assert len(benches) == GPU_BENCH_ROWS
     assert sum("--data" in b for b in benches) == 2 and sum("--compile" in b for b in benches) == 2
@@ -148,6 +148,6 @@ def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
 def test_gpu_bench_script_skips_what_the_deadline_leaves_no_time_for(tmp_path):
     done, out = _gpu_bench(tmp_path, DEADLINE="20")  # a step starts only with 30 s or more left
     assert done.returncode == 1
-    assert (out / "log.txt").read_text().count("-- skipped, out of time") == 3
+    assert (out / "log.txt").read_text().count("-- skipped, out of time") == 5
     rows = (out / "results.md").read_text().splitlines()[2:]
     assert len(rows) == GPU_BENCH_ROWS and all("skipped: out of time" in row for row in rows)
