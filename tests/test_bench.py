@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tui_gan.cli import main
 
@@ -19,6 +20,31 @@ def test_bench_runs_both_loops_and_prints_the_ratio(capsys, extra):
     assert lines[1].startswith("  round 1: tutorial ") and lines[2].startswith("  round 2: tutorial ")
     assert "tutorial loop" in lines[3] and "img/s" in lines[3]
     assert "tui-gan engine" in lines[4] and lines[5].split()[0] == "ratio" and lines[5].endswith("x")
+
+
+def test_bench_without_steps_times_the_steps_the_tutorial_runs_in_seconds(capsys):
+    """The default on a fast device: 10 steps would be a few milliseconds."""
+    code = main(["bench", "--image-size", "16", "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--seconds", "0.5",
+                 "--warmup", "1", "--images", "64", "--device", "cpu", "--rounds", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert "2 round(s) of the steps the tutorial loop runs in 0.5 s (at least 10) after 1 warm-up" in lines[0]
+    assert lines[1].endswith(" timed steps per loop and round") and int(lines[1].split()[0]) >= 10
+    assert lines[2].startswith("  round 1: tutorial ") and lines[3].startswith("  round 2: tutorial ")
+
+
+def test_tutorial_loop_with_seconds_runs_at_least_the_steps_and_the_seconds():
+    from tui_gan.bench import tutorial_loop
+    from tui_gan.builtin import make_builtin
+    from tui_gan.config import TrainConfig
+
+    config = TrainConfig(image_size=16, batch_size=8, ngf=8, ndf=8, device="cpu", channels=3)
+    images = torch.from_numpy(make_builtin(64, 16, 0, 3))
+    rate, steps = tutorial_loop(config, images, torch.device("cpu"), 3, 1, seconds=0.3)
+    assert steps >= 3 and steps * 8 / rate >= 0.3  # the timed steps took the seconds asked for
+    rate, steps = tutorial_loop(config, images, torch.device("cpu"), 3, 1)
+    assert steps == 3 and rate > 0
 
 
 def test_bench_overall_rate_is_images_over_total_time():

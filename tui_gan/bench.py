@@ -28,6 +28,9 @@ from .errors import UserError
 from .images import from_uint8
 from .models import build_models, weights_init
 
+#: Timed steps at the least when --steps is not given (the app mode's default too).
+MIN_STEPS = 10
+
 
 class TutorialGenerator(nn.Module):
     def __init__(self, nz=100, ngf=64, nc=3):
@@ -119,10 +122,12 @@ def tutorial_folder_dataset(folder: str, image_size: int):
 
 
 def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int, warmup: int,
-                  workers: int = 2) -> float:
+                  workers: int = 2, seconds: float | None = None) -> tuple[float, int]:
     """The tutorial's loop for ``warmup`` + ``steps`` steps over ``images``: uint8 (CPU) in
     memory, or a dataset on disk read by ``workers`` DataLoader workers as the tutorial's
-    (workers=2); images per second over the timed steps."""
+    (workers=2). With ``seconds``, the timed steps go on until that many seconds have
+    passed and at least ``steps`` are done. Returns images per second over the timed
+    steps, and how many there were."""
     torch.manual_seed(config.seed)
     netG, netD = (m.to(device) for m in tutorial_models(config))
     criterion = nn.BCELoss()
@@ -136,14 +141,16 @@ def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int,
     dataloader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
                                              num_workers=workers)
     nz = config.nz
-    done, started = 0, None
-    while done < warmup + steps:
+    done, started, finished = 0, None, False
+    while not finished:
         for data in dataloader:
             if done == warmup:
                 _sync(device)
                 started = time.perf_counter()
-            if done >= warmup + steps:
-                break
+            if done >= warmup + steps:  # the tutorial's .item() calls keep the clock honest
+                finished = seconds is None or time.perf_counter() - started >= seconds
+                if finished:
+                    break
             netD.zero_grad()
             real_cpu = data[0].to(device)
             b_size = real_cpu.size(0)
@@ -170,7 +177,8 @@ def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int,
             optimizerG.step()
             done += 1
     _sync(device)
-    return steps * config.batch_size / (time.perf_counter() - started)
+    timed = done - warmup
+    return timed * config.batch_size / (time.perf_counter() - started), timed
 
 
 def engine_loop(config: TrainConfig, steps: int, warmup: int, explicit: set[str]) -> float:
@@ -273,7 +281,7 @@ def run_bench(args) -> int:
     config.validate("bench")
     explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
     if args.app:  # the app loads its own data
-        return app_bench(config, args.steps, args.phase, explicit)
+        return app_bench(config, args.steps or MIN_STEPS, args.phase, explicit)
     device = resolve_device(config.device)
     if args.data:
         images = tutorial_folder_dataset(args.data, args.image_size)
@@ -288,18 +296,26 @@ def run_bench(args) -> int:
 
         images = torch.from_numpy(make_builtin(args.images, args.image_size, config.seed, 3))
     print(f"tui-gan bench · {device} · {args.image_size}x{args.image_size} · batch {args.batch_size} · "
-          f"ngf {args.ngf} ndf {args.ndf} · {args.rounds} round(s) of {args.steps} timed steps after "
-          f"{args.warmup} warm-up" + (f" · data {args.data}" if args.data else " · data in memory")
+          f"ngf {args.ngf} ndf {args.ndf} · {args.rounds} round(s) of "
+          + (f"{args.steps} timed steps" if args.steps else
+             f"the steps the tutorial loop runs in {args.seconds:g} s (at least {MIN_STEPS})")
+          + f" after {args.warmup} warm-up" + (f" · data {args.data}" if args.data else " · data in memory")
           + "".join(f" · engine with --{flag.replace('_', '-')}" for flag in _engine_flags(args)),
           flush=True)
     tutorial_rates, engine_rates = [], []
+    steps = args.steps
     # The engine runs in a child process: it tunes this process's memory allocator for
     # CPU training (allocator.py), which the tutorial loop, run as its users run it, must
     # not inherit. Alternating rounds spread any drift in the machine's speed over both.
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         for r in range(args.rounds):
-            tutorial_rates.append(tutorial_loop(config, images, device, args.steps, args.warmup))
-            engine_rates.append(pool.apply(engine_loop, (config, args.steps, args.warmup, explicit)))
+            if steps is None:  # the first round sets the steps of all: equal images in each loop
+                rate, steps = tutorial_loop(config, images, device, MIN_STEPS, args.warmup, seconds=args.seconds)
+                print(f"  {steps} timed steps per loop and round", flush=True)
+            else:
+                rate, _ = tutorial_loop(config, images, device, steps, args.warmup)
+            tutorial_rates.append(rate)
+            engine_rates.append(pool.apply(engine_loop, (config, steps, args.warmup, explicit)))
             if args.rounds > 1:
                 print(f"  round {r + 1}: tutorial {tutorial_rates[-1]:,.0f} img/s, "
                       f"engine {engine_rates[-1]:,.0f} img/s", flush=True)

@@ -303,8 +303,11 @@ def bench_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="default 128")
     p.add_argument("--ngf", type=positive_int, default=64, metavar="N", help="default 64")
     p.add_argument("--ndf", type=positive_int, default=64, metavar="N", help="default 64")
-    p.add_argument("--steps", type=positive_int, default=10, metavar="N",
-                   help="timed steps per loop and round (default 10)")
+    p.add_argument("--steps", type=positive_int, metavar="N",
+                   help="timed steps per loop and round (default: as many as the tutorial loop runs in "
+                        "--seconds in the first round, at least 10; with --app, all steps: default 10)")
+    p.add_argument("--seconds", type=positive_float, default=20.0, metavar="S",
+                   help="without --steps: how long the first round's tutorial loop is timed (default 20)")
     p.add_argument("--warmup", type=non_negative_int, default=3, metavar="N",
                    help="untimed steps first, in each round (default 3)")
     p.add_argument("--rounds", type=positive_int, default=2, metavar="N",
