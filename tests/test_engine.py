@@ -432,3 +432,14 @@ def test_resume_reads_the_older_list_of_cuda_rng_states(make_engine):
         state["rng"]["torch_cuda"] = old
         engine = make_engine(f"old-{len(old)}", resume=state, max_steps=4)
         assert list(engine.run())[-1].reason == "max_steps" and engine.step == 4
+
+
+def test_compile_where_torch_cannot_is_a_user_error(make_engine, monkeypatch):
+    from tui_gan.errors import UserError
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Dynamo is not supported on Python 3.12+\nmore")
+
+    monkeypatch.setattr(torch, "compile", refuse)
+    with pytest.raises(UserError, match=r"^--compile: Dynamo is not supported on Python 3.12\+; run without --compile$"):
+        list(make_engine(compile=True).run())

@@ -271,7 +271,10 @@ class Engine:
         self._g_forward: nn.Module = self.netG
         self.criterion = nn.BCEWithLogitsLoss() if cfg.amp else nn.BCELoss()
         if cfg.compile:  # the originals keep their state_dict keys for checkpoints
-            self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
+            try:
+                self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
+            except RuntimeError as exc:  # e.g. torch before 2.4 on Python 3.12
+                raise UserError(f"--compile: {_first_line(exc)}; run without --compile") from None
         fused = {"fused": True} if cfg.fused_adam else {}
         try:
             self.optG = optim.Adam(self.netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), **fused)
@@ -279,9 +282,8 @@ class Engine:
         except (RuntimeError, ValueError) as exc:  # fused Adam: CUDA only before torch 2.4
             if not cfg.fused_adam:
                 raise
-            reason = str(exc).strip().splitlines()[0]
             raise UserError(f"--fused-adam: not available on {self.device.type} with torch {torch.__version__} "
-                            f"({reason}); run without --fused-adam") from None
+                            f"({_first_line(exc)}); run without --fused-adam") from None
         self._g_params = list(self.netG.parameters())
         cpu_gen = torch.Generator().manual_seed(cfg.seed)
         self.fixed_noise = torch.randn(FIXED_NOISE_SIZE, cfg.nz, 1, 1, generator=cpu_gen).to(self.device)
@@ -799,6 +801,11 @@ def _load_optimizer(optimizer: optim.Optimizer, saved: dict[str, Any]) -> None:
             if (isinstance(value, torch.Tensor) and value.shape == param.shape
                     and value.stride() != param.stride()):
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _describe_failure(exc: Exception, device: torch.device | None) -> str:
