@@ -204,3 +204,14 @@ def test_speed_flags_can_be_turned_off_on_resume(tmp_path):
     engine = prepare_training(args)
     assert not engine.config.fused_adam and not engine.config.cudnn_benchmark
     assert "amp" not in vars(train_parser().parse_args([]))  # absent stays absent: the checkpoint's value
+
+
+def test_resume_message_lists_every_setting_a_resume_may_change():
+    import re
+
+    from tui_gan.cli import RESUME_OVERRIDABLE, resume_flags, train_parser
+
+    flags = {f.replace("[no-]", "") for f in re.findall(r"--(?:\[no-\])?[a-z-]+", resume_flags())}
+    listed = {a.dest for a in train_parser()._actions if set(a.option_strings) & flags}
+    assert listed - {"lr"} == RESUME_OVERRIDABLE
+    assert "--[no-]fused-adam" in resume_flags() and resume_flags().endswith(" and --device")

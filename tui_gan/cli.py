@@ -207,6 +207,19 @@ def check_writable(run_dir: Path) -> None:
         ) from None
 
 
+def resume_flags() -> str:
+    """The flags that may change a resumed run (RESUME_OVERRIDABLE), as the parser spells
+    them: '--epochs, ..., --[no-]amp, ... and --[no-]fused-adam'."""
+    names = []
+    for action in train_parser()._actions:
+        if action.dest in RESUME_OVERRIDABLE or action.dest == "lr":  # --lr sets lr_g and lr_d
+            if isinstance(action, argparse.BooleanOptionalAction):
+                names.append("--[no-]" + action.option_strings[0][2:])
+            else:
+                names.append(action.option_strings[0])
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def prepare_training(args: dict[str, Any]):
     """Turn parsed flags into an Engine (imports torch). Raises UserError for bad input."""
     from .engine import Engine
@@ -221,7 +234,7 @@ def prepare_training(args: dict[str, Any]):
             what = "--config" if "config" in args else "--" + fixed[0].replace("_", "-")
             raise UserError(
                 f"{what} cannot change a resumed run (its settings come from the checkpoint); "
-                "only --epochs, --max-steps, --lr/--lr-g/--lr-d, --device, --data, --data-root, --download, --no-cache, --stream, --quality-images, --[no-]amp, --[no-]compile, --[no-]channels-last, --[no-]cudnn-benchmark and --[no-]fused-adam may be given"
+                f"only {resume_flags()} may be given"
             )
         saved = dict(state["config"])
         saved["lr_g"], saved["lr_d"] = state.get("lr_g", saved["lr_g"]), state.get("lr_d", saved["lr_d"])
