@@ -141,16 +141,16 @@ def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int,
     dataloader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
                                              num_workers=workers)
     nz = config.nz
-    done, started, finished = 0, None, False
-    while not finished:
+    done, started = 0, 0.0
+
+    def enough() -> bool:  # the tutorial's .item() calls keep the clock honest
+        return done >= warmup + steps and (seconds is None or time.perf_counter() - started >= seconds)
+
+    while not enough():  # epochs: a new pass over the data only if more steps are due
         for data in dataloader:
             if done == warmup:
                 _sync(device)
                 started = time.perf_counter()
-            if done >= warmup + steps:  # the tutorial's .item() calls keep the clock honest
-                finished = seconds is None or time.perf_counter() - started >= seconds
-                if finished:
-                    break
             netD.zero_grad()
             real_cpu = data[0].to(device)
             b_size = real_cpu.size(0)
@@ -176,6 +176,8 @@ def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int,
             D_G_z2 = output.mean().item()  # noqa: F841
             optimizerG.step()
             done += 1
+            if enough():
+                break
     _sync(device)
     timed = done - warmup
     return timed * config.batch_size / (time.perf_counter() - started), timed
