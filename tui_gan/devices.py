@@ -37,17 +37,25 @@ def resolve_device(spec: str) -> torch.device:
 
 def check_amp(device: torch.device) -> None:
     """Raise UserError if bf16 autocast (--amp) cannot run on ``device`` with this torch:
-    GPUs before Ampere have no bf16, and MPS autocast came with torch 2.5 (bf16 with 2.6)."""
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UserError(f"--amp: {describe_device(device)} has no bf16 support; run without --amp")
-    with warnings.catch_warnings(record=True) as caught:  # unsupported: a warning, then autocast is off
+    GPUs before Ampere have no bf16 units (torch would emulate it, slowly), and MPS
+    autocast came with torch 2.5 (bf16 with 2.6)."""
+    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
+        raise UserError(f"--amp: {describe_device(device)} has no bf16 units (they came with Ampere, "
+                        "compute capability 8.0); run without --amp")
+    reason = None
+    with warnings.catch_warnings(record=True) as caught:  # what autocast says when it turns itself off
         warnings.simplefilter("always")
         try:
-            torch.autocast(device.type, dtype=torch.bfloat16)
+            context = torch.autocast(device.type, dtype=torch.bfloat16)
         except (RuntimeError, ValueError, AssertionError) as exc:
-            caught.append(warnings.WarningMessage(str(exc), RuntimeWarning, "", 0))
-    if caught:
-        reason = str(caught[0].message).strip().splitlines()[0]
+            reason = str(exc)
+        else:
+            if not getattr(context, "_enabled", True):  # unsupported here: it warned and disabled itself
+                said = [str(w.message) for w in caught if "autocast" in str(w.message).lower()
+                        or "device_type" in str(w.message)]  # not a warning of another thread's
+                reason = said[0] if said else "autocast disabled itself"
+    if reason is not None:
+        reason = (reason.strip().splitlines() or ["?"])[0]
         raise UserError(f"--amp: bf16 autocast is not available on {device.type} with torch "
                         f"{torch.__version__} ({reason}); run without --amp")
 
