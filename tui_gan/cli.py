@@ -209,7 +209,7 @@ def check_writable(run_dir: Path) -> None:
 
 def resume_flags() -> str:
     """The flags that may change a resumed run (RESUME_OVERRIDABLE), as the parser spells
-    them: '--epochs, ..., --[no-]amp, ... and --[no-]fused-adam'."""
+    them, in its order: '--data, ..., --[no-]amp, ... and --device'."""
     names = []
     for action in train_parser()._actions:
         if action.dest in RESUME_OVERRIDABLE or action.dest == "lr":  # --lr sets lr_g and lr_d
