@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_write
-from .errors import UserError
+from .errors import UserError, first_line
 
 FORMAT = "tui-gan-checkpoint"
 VERSION = 1
@@ -43,7 +43,7 @@ def load_checkpoint(spec: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"{path}: not a readable tui-gan checkpoint ({reason[:120]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a tui-gan checkpoint (no '{FORMAT}' marker)")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .cache import Scratch
-from .errors import UserError
+from .errors import UserError, first_line
 from .imagefiles import ProgressFn, decode_files, prepare_image
 
 #: Where datasets live unless --data-root says otherwise.
@@ -100,7 +100,7 @@ def load_torchvision(
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - network errors, corrupt archives, missing extras
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         action = "check the network, or place the files there yourself" if download else "run again with --download"
         raise UserError(f"--data {name}: cannot load it from {base} ({reason}); {action}") from None
     want = channels or spec.channels

@@ -7,7 +7,7 @@ import warnings
 import torch
 
 from .config import parse_device
-from .errors import UserError
+from .errors import UserError, first_line
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -48,14 +48,13 @@ def check_amp(device: torch.device) -> None:
         try:
             context = torch.autocast(device.type, dtype=torch.bfloat16)
         except (RuntimeError, ValueError, AssertionError) as exc:
-            reason = str(exc)
+            reason = first_line(exc)
         else:
             if not getattr(context, "_enabled", True):  # unsupported here: it warned and disabled itself
-                said = [str(w.message) for w in caught if "autocast" in str(w.message).lower()
+                said = [first_line(w.message) for w in caught if "autocast" in str(w.message).lower()
                         or "device_type" in str(w.message)]  # not a warning of another thread's
                 reason = said[0] if said else "autocast disabled itself"
     if reason is not None:
-        reason = (reason.strip().splitlines() or ["?"])[0]
         raise UserError(f"--amp: bf16 autocast is not available on {device.type} with torch "
                         f"{torch.__version__} ({reason}); run without --amp")
 

@@ -32,7 +32,7 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .data import Dataset, StreamedDataset, channels_known_in_advance, load_dataset
 from .devices import check_amp, describe_device, resolve_device
-from .errors import UserError
+from .errors import UserError, first_line
 from .guard import GoodState, Rollbacks, SaturationWatch, weights_finite
 from .images import save_grid, to_uint8
 from .interpolation import latent_walk, render_walk
@@ -274,7 +274,7 @@ class Engine:
             try:
                 self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
             except RuntimeError as exc:  # e.g. torch before 2.4 on Python 3.12
-                raise UserError(f"--compile: {_first_line(exc)}; run without --compile") from None
+                raise UserError(f"--compile: {first_line(exc)}; run without --compile") from None
         fused = {"fused": True} if cfg.fused_adam else {}
         try:
             self.optG = optim.Adam(self.netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), **fused)
@@ -283,7 +283,7 @@ class Engine:
             if not cfg.fused_adam:
                 raise
             raise UserError(f"--fused-adam: not available on {self.device.type} with torch {torch.__version__} "
-                            f"({_first_line(exc)}); run without --fused-adam") from None
+                            f"({first_line(exc)}); run without --fused-adam") from None
         self._g_params = list(self.netG.parameters())
         cpu_gen = torch.Generator().manual_seed(cfg.seed)
         self.fixed_noise = torch.randn(FIXED_NOISE_SIZE, cfg.nz, 1, 1, generator=cpu_gen).to(self.device)
@@ -803,14 +803,8 @@ def _load_optimizer(optimizer: optim.Optimizer, saved: dict[str, Any]) -> None:
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _describe_failure(exc: Exception, device: torch.device | None) -> str:
     out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch.* from 2.4
     if isinstance(exc, out_of_memory) or "out of memory" in str(exc).lower():
         return f"out of memory on {device}: try a smaller --batch-size or --image-size"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
