@@ -35,13 +35,19 @@ def test_bench_without_steps_times_the_steps_the_tutorial_runs_in_seconds(capsys
     assert lines[2].startswith("  round 1: tutorial ") and lines[3].startswith("  round 2: tutorial ")
 
 
-def test_tutorial_loop_with_seconds_runs_at_least_the_steps_and_the_seconds():
-    from tui_gan.bench import tutorial_loop
+def _tiny_tutorial():
+    """A 16x16 config with batch 8 and 64 built-in images (8 batches a pass), for tutorial_loop."""
     from tui_gan.builtin import make_builtin
     from tui_gan.config import TrainConfig
 
     config = TrainConfig(image_size=16, batch_size=8, ngf=8, ndf=8, device="cpu", channels=3)
-    images = torch.from_numpy(make_builtin(64, 16, 0, 3))
+    return config, torch.from_numpy(make_builtin(64, 16, 0, 3))
+
+
+def test_tutorial_loop_with_seconds_runs_at_least_the_steps_and_the_seconds():
+    from tui_gan.bench import tutorial_loop
+
+    config, images = _tiny_tutorial()
     rate, steps = tutorial_loop(config, images, torch.device("cpu"), 3, 1, seconds=0.3)
     assert steps >= 3 and steps * 8 / rate >= 0.3  # the timed steps took the seconds asked for
     rate, steps = tutorial_loop(config, images, torch.device("cpu"), 3, 1)
@@ -52,14 +58,11 @@ def test_tutorial_loop_starts_no_new_pass_over_the_data_when_its_steps_are_done(
     """1 + 7 steps of 8 images on 64: one pass. A second would start DataLoader workers
     (with --data) on the clock."""
     from tui_gan.bench import tutorial_loop
-    from tui_gan.builtin import make_builtin
-    from tui_gan.config import TrainConfig
 
     passes = []
     real_iter = torch.utils.data.DataLoader.__iter__
     monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", lambda self: passes.append(1) or real_iter(self))
-    config = TrainConfig(image_size=16, batch_size=8, ngf=8, ndf=8, device="cpu", channels=3)
-    images = torch.from_numpy(make_builtin(64, 16, 0, 3))
+    config, images = _tiny_tutorial()
     assert tutorial_loop(config, images, torch.device("cpu"), 7, 1)[1] == 7 and len(passes) == 1
     assert tutorial_loop(config, images, torch.device("cpu"), 8, 1)[1] == 8 and len(passes) == 3
 

@@ -113,11 +113,11 @@ class StreamedDataset:
         are copied from pinned memory without blocking (CUDA). Closing the generator stops them."""
         perm = epoch_permutation(seed, epoch, len(self), torch.device("cpu"))
         order = [perm[b * batch_size : (b + 1) * batch_size] for b in range(start, len(self) // batch_size)]
+        pinned = self.device.type == "cuda"  # pinned for CUDA: non-blocking copies are safe only from it
         loader = torch.utils.data.DataLoader(
             _Rows(self.array), batch_size=None, sampler=order, num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None,
+            pin_memory=pinned, prefetch_factor=4 if self.workers else None,
         )
-        pinned = self.device.type == "cuda"  # a non-blocking copy is safe only from pinned memory
         for batch in loader:
             yield from_uint8(batch.to(self.device, non_blocking=pinned))
 
