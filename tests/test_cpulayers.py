@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from tui_gan import cpulayers
+from tui_gan import cpulayers, winograd
 from tui_gan.models import Discriminator, Generator, weights_init
 
 CL = torch.channels_last
@@ -32,8 +32,12 @@ def test_leaky_relu_is_the_stock_one(channels_last):
 
 def _spy(monkeypatch, name):
     """A list that gets an entry each time cpulayers' ``name`` runs (it still runs)."""
-    calls, real = [], getattr(cpulayers, name)
-    monkeypatch.setattr(cpulayers, name, lambda *a: calls.append(1) or real(*a))
+    return _spy_on(monkeypatch, cpulayers, name)
+
+
+def _spy_on(monkeypatch, module, name):
+    calls, real = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
     return calls
 
 
@@ -67,6 +71,16 @@ def _close(got, want, rtol=1e-5, atol=1e-6):
     return all(torch.allclose(g, w, rtol=rtol, atol=atol) and _same_layout(g, w) for g, w in zip(got, want))
 
 
+def _strided_pair(transposed, cin, cout, channels_last):
+    """cpulayers' k=4, stride-2 layer and the stock one, with the same weights."""
+    stock = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, 4, 2, 1, bias=False)
+    layer = (cpulayers.ConvTranspose2d if transposed else cpulayers.Conv2d)(cin, cout, 4, 2, 1, bias=False)
+    layer.load_state_dict(stock.state_dict())
+    if channels_last:
+        layer, stock = layer.to(memory_format=CL), stock.to(memory_format=CL)
+    return layer, stock
+
+
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("small_side", [4, 8])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "channels_last, nchw gradient"])
@@ -75,12 +89,8 @@ def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, smal
     calls = _spy(monkeypatch, "small_side_weight_grad")
     phased = _spy(monkeypatch, "few_channel_conv_transpose")
     (cin, cout), n = channels, 6
-    stock = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, 4, 2, 1, bias=False)
-    layer = (cpulayers.ConvTranspose2d if transposed else cpulayers.Conv2d)(cin, cout, 4, 2, 1, bias=False)
-    layer.load_state_dict(stock.state_dict())
     channels_last = layout.startswith("channels_last")
-    if channels_last:
-        layer, stock = layer.to(memory_format=CL), stock.to(memory_format=CL)
+    layer, stock = _strided_pair(transposed, cin, cout, channels_last)
     side = small_side if transposed else 2 * small_side
     x = _input((n, cin, side, side), channels_last)
     out_side = 2 * small_side if transposed else small_side
@@ -94,6 +104,40 @@ def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, smal
     x = x.clone().requires_grad_()
     layer(x).backward(grad)
     assert layer.weight.grad.stride() == layer.weight.stride()  # Adam sees matching layouts
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("small_side", [2, 4, 8])
+@pytest.mark.parametrize("layout", ["channels_last", "channels_last, nchw gradient", "nchw"])
+@pytest.mark.parametrize("needs", ["both", "input", "weight"])
+def test_winograd_layers_are_the_stock_ones(monkeypatch, transposed, small_side, layout, needs):
+    """With 64 channels or more, channels-last, the layers run winograd.py: the stock
+    layers' outputs, gradients and layouts, only the gradients asked for."""
+    ran = _spy_on(monkeypatch, winograd, "input_grad" if transposed else "conv")
+    wgrads = _spy_on(monkeypatch, winograd, "weight_grad")
+    (cin, cout), n = ((72, 64) if transposed else (64, 72)), 3
+    channels_last = layout.startswith("channels_last")
+    layer, stock = _strided_pair(transposed, cin, cout, channels_last)
+    side, out_side = (small_side, 2 * small_side) if transposed else (2 * small_side, small_side)
+    wide = 0 if transposed else 4  # conv: not square
+    x = _input((n, cin, side, side + wide), channels_last)
+    out_shape = (n, cout, out_side, out_side + wide // 2)
+    grad = _input(out_shape, layout == "channels_last", seed=2)
+    for module in (layer, stock):
+        module.weight.requires_grad_(needs != "input")
+
+    def run(module):
+        leaf = x.detach().clone().requires_grad_(needs != "weight")
+        y = module(leaf)
+        wrt = [t for t in (leaf, module.weight) if t.requires_grad]
+        return (y.detach(), *torch.autograd.grad(y, wrt, grad))
+
+    got, want = run(layer), run(stock)
+    assert got[0].shape == out_shape
+    # sums of 1,000+ products in another order: float32 rounding of the largest terms
+    assert all((g - w).abs().max() <= 1e-5 * w.abs().max() and _same_layout(g, w) for g, w in zip(got, want))
+    assert len(ran) == channels_last
+    assert len(wgrads) == (channels_last and needs != "input")
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4, 5])

@@ -288,14 +288,19 @@ def _tutorial_step(netG, netD, real, noise):
     return torch.stack([err_real + err_fake, err_g]).detach()
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_a_step_is_the_tutorials_step(make_engine, channels_last):
+@pytest.mark.parametrize("channels_last, width", [(False, 8), (True, 8), (True, 64)])
+def test_a_step_is_the_tutorials_step(make_engine, monkeypatch, channels_last, width):
     """The engine's speed-ups (D's weight gradients skipped in G's pass, channels-last
-    layout, cpulayers' backward passes) leave the maths alone: one step gives the
-    tutorial's weights."""
+    layout, cpulayers' layers, with 64 channels winograd.py's) leave the maths alone: one
+    step gives the tutorial's weights."""
     import copy
 
-    engine = make_engine(max_steps=1, channels_last=channels_last)
+    from tui_gan import winograd
+
+    products = []
+    real_products = winograd._products
+    monkeypatch.setattr(winograd, "_products", lambda *a: products.append(1) or real_products(*a))
+    engine = make_engine(max_steps=1, channels_last=channels_last, ngf=width, ndf=width)
     events = engine.run()
     while not isinstance(next(events), ev.Started):
         pass
@@ -314,8 +319,17 @@ def test_a_step_is_the_tutorials_step(make_engine, channels_last):
     assert close(got[:2], expected), (got[:2], expected)
     for mine, theirs in ((engine.netG, netG), (engine.netD, netD)):
         for (name, a), b in zip(mine.named_parameters(), theirs.parameters()):
-            assert close(a, b), name
+            if channels_last:
+                # Adam's first step moves every weight by about the learning rate, whatever
+                # the size of its gradient: where the gradient is at rounding level, summing
+                # in another order can flip its sign. So: all but a few in 1e-4, none past 2 lr.
+                off = ~torch.isclose(a, b, rtol=1e-4, atol=1e-6)
+                assert off.sum() <= a.numel() // 1000 and (a - b).abs().max() <= 2.1 * 2e-4, name
+            else:
+                assert close(a, b), name
     assert all(p.requires_grad for p in engine.netD.parameters())  # frozen only for G's pass
+    # D's 64 -> 128 conv: 3 forward and 3 input-gradient passes; G's 128 -> 64: 1 and 1
+    assert len(products) == (8 if width == 64 else 0)
     events.close()
 
 

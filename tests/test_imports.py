@@ -26,7 +26,7 @@ def test_engine_modules_do_not_mention_textual():
 
     root = pathlib.Path(tui_gan.__file__).parent
     for name in ("engine", "headless", "checkpoint", "data", "builtin", "imagefiles", "metrics", "models",
-                 "config", "sampling", "events", "devices", "images", "atomic", "errors"):
+                 "config", "sampling", "events", "devices", "images", "atomic", "errors", "cpulayers", "winograd"):
         assert "textual" not in (root / f"{name}.py").read_text(), name
 
 
