@@ -140,6 +140,31 @@ def test_winograd_layers_are_the_stock_ones(monkeypatch, transposed, small_side,
     assert len(wgrads) == (channels_last and needs != "input")
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+def test_winograd_outputs_take_in_place_ops(transposed):
+    """An activation in place straight after the layer (no batch norm between), as autograd
+    allows for the stock layers."""
+    (cin, cout) = (72, 64) if transposed else (64, 72)
+    layer, stock = _strided_pair(transposed, cin, cout, channels_last=True)
+    x = _input((2, cin, 8, 8), True)
+    grads = []
+    for module in (layer, stock):
+        leaf = x.clone().requires_grad_()
+        nn.LeakyReLU(0.2, inplace=True)(module(leaf)).sum().backward()
+        grads.append(leaf.grad)
+    assert (grads[0] - grads[1]).abs().max() <= 1e-5 * grads[1].abs().max()
+
+
+def test_winograd_leaves_wrong_inputs_to_pytorchs_messages():
+    layer, stock = _strided_pair(False, 64, 72, channels_last=True)
+    x = _input((2, 65, 8, 8), True)  # one channel too many
+    with pytest.raises(RuntimeError) as ours:
+        layer(x)
+    with pytest.raises(RuntimeError) as theirs:
+        stock(x)
+    assert str(ours.value) == str(theirs.value) and "65" in str(ours.value)
+
+
 @pytest.mark.parametrize("channels", [1, 3, 4, 5])
 @pytest.mark.parametrize("layouts", [(False, False), (True, True), (False, True), (True, False)])
 def test_few_channel_transposed_conv_is_the_stock_one(channels, layouts):

@@ -36,9 +36,6 @@ def test_conv_and_its_gradients_are_pytorchs(shape):
     assert torch.allclose(_nchw(grad_x), x.grad, atol=1e-12)
     assert torch.allclose(grad_w, weight.grad, atol=1e-12)
     assert grad_w.is_contiguous(memory_format=CL)
-    # the transforms on their own give what conv and input_grad saved
-    assert torch.equal(winograd.input_transform(_nhwc(x.detach())), v)
-    assert torch.equal(winograd.output_grad_transform(_nhwc(grad)), dm)
 
 
 def test_input_grad_is_the_transposed_conv():
@@ -51,16 +48,31 @@ def test_input_grad_is_the_transposed_conv():
     assert torch.allclose(_nchw(got), want, atol=1e-12)
 
 
-def test_float32_error_is_that_of_a_direct_sum():
-    """The transforms add and subtract (coefficients 0 and +-1): in float32 the result is
-    as close to the float64 one as PyTorch's own convolution is."""
+@pytest.mark.parametrize("mean", [0.0, 1.0])  # 1: positive activations, as after a LeakyReLU
+def test_float32_error_is_near_that_of_a_direct_sum(mean):
+    """The transforms add and subtract (coefficients 0 and +-1), so in float32 the results
+    stay within a few times the error of PyTorch's own convolution, measured against
+    float64: the output and weight gradient about the same (0.5-0.9x here), the input
+    gradient, whose adjoint transforms subtract more, 1.7-2.7x here (up to 8x in other
+    cases a review measured), all under 1.5e-6 of the largest value here."""
     gen = torch.Generator().manual_seed(2)
-    x = torch.randn(4, 64, 16, 16, generator=gen, dtype=torch.float64)
-    weight = torch.randn(64, 64, 4, 4, generator=gen, dtype=torch.float64) * 0.05
-    exact = F.conv2d(x, weight, stride=2, padding=1)
-    stock = F.conv2d(x.float(), weight.float(), stride=2, padding=1).double()
-    got = _nchw(winograd.conv(_nhwc(x.float()), winograd.kernel(weight.float()))[0]).double()
-    assert (got - exact).abs().max() <= 3 * (stock - exact).abs().max()
+    x = torch.randn(4, 64, 16, 16, generator=gen, dtype=torch.float64) + mean
+    weight = torch.randn(96, 64, 4, 4, generator=gen, dtype=torch.float64) * 0.05
+    grad = torch.randn(4, 96, 8, 8, generator=gen, dtype=torch.float64) + mean
+    exact = [F.conv2d(x, weight, stride=2, padding=1),
+             *torch.ops.aten.convolution_backward(grad, x, weight, None, [2, 2], [1, 1], [1, 1], False, [0, 0], 1,
+                                                  [True, True, False])[:2]]
+    f32 = [t.float().contiguous(memory_format=CL) for t in (x, weight, grad)]
+    stock = [F.conv2d(f32[0], f32[1], stride=2, padding=1),
+             *torch.ops.aten.convolution_backward(f32[2], f32[0], f32[1], None, [2, 2], [1, 1], [1, 1], False,
+                                                  [0, 0], 1, [True, True, False])[:2]]
+    y, v = winograd.conv(_nhwc(f32[0]), winograd.kernel(f32[1]))
+    grad_x, dm = winograd.input_grad(_nhwc(f32[2]), winograd.kernel(f32[1], transpose=True))
+    ours = [_nchw(y), _nchw(grad_x), winograd.weight_grad(dm, v, f32[1])]
+    for name, got, theirs, want, times in zip(("output", "input grad", "weight grad"), ours, stock, exact,
+                                              (2, 5, 2)):
+        error, stock_error = (got.double() - want).abs().max(), (theirs.double() - want).abs().max()
+        assert error <= times * stock_error and error <= 1e-5 * want.abs().max(), name
 
 
 def test_applies_to_even_outputs_with_enough_channels():

@@ -164,7 +164,9 @@ class _StridedConv(torch.autograd.Function):
                 out, saved = winograd.conv(_nhwc(x), winograd.kernel(weight))
             # dM (transposed) or V of the input, for the weight gradient
             ctx.save_for_backward(weight, saved if ctx.needs_input_grad[1] else None)
-            return out.permute(0, 3, 1, 2)
+            # detach: the same memory, not a view of a tensor made here, which autograd
+            # would refuse to let an in-place op (ReLU(inplace=True)) modify
+            return out.permute(0, 3, 1, 2).detach()
         ctx.save_for_backward(x, weight)
         if transposed:
             if _few_channels(weight.shape[1]):
@@ -196,8 +198,11 @@ class _StridedConv(torch.autograd.Function):
 
 
 def _uses_winograd(x: torch.Tensor, weight: torch.Tensor, transposed: bool) -> bool:
-    """Channels-last input and weight, and a layer :func:`winograd.applies` to."""
-    if not (_channels_last(x) and _channels_last(weight)):
+    """Channels-last input and weight on the CPU, and a layer :func:`winograd.applies` to
+    (anything else, such as a wrong number of input channels, goes to PyTorch's layer and
+    its error messages)."""
+    if not (_channels_last(x) and _channels_last(weight) and x.device.type == "cpu"
+            and x.dtype == weight.dtype and x.shape[1] == weight.shape[0 if transposed else 1]):
         return False
     h, w = x.shape[-2:]
     out_h, out_w = (h, w) if transposed else (h // 2, w // 2)  # the conv's output (a transposed conv's input)
