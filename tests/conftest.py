@@ -9,6 +9,13 @@ import pytest
 from tui_gan.config import TrainConfig
 
 
+def spy(monkeypatch, owner, name: str) -> list:
+    """A list that gets an entry each time ``owner.name`` runs; it still runs."""
+    calls, real = [], getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
 def tiny_config(**overrides) -> TrainConfig:
     """A model and dataset small enough that a step takes milliseconds on a CPU."""
     values = dict(

@@ -7,6 +7,8 @@ import torch
 
 from tui_gan.cli import main
 
+from .conftest import spy
+
 
 @pytest.mark.parametrize("extra", [[], ["--amp"]])
 def test_bench_runs_both_loops_and_prints_the_ratio(capsys, extra):
@@ -73,9 +75,7 @@ def test_tutorial_loop_starts_no_new_pass_over_the_data_when_its_steps_are_done(
     (with --data) on the clock."""
     from tui_gan.bench import tutorial_loop
 
-    passes = []
-    real_iter = torch.utils.data.DataLoader.__iter__
-    monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", lambda self: passes.append(1) or real_iter(self))
+    passes = spy(monkeypatch, torch.utils.data.DataLoader, "__iter__")
     config, images = _tiny_tutorial()
     assert tutorial_loop(config, images, torch.device("cpu"), 7, 1)[1] == 7 and len(passes) == 1
     assert tutorial_loop(config, images, torch.device("cpu"), 8, 1)[1] == 8 and len(passes) == 3

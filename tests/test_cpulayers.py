@@ -7,6 +7,8 @@ from torch import nn
 from tui_gan import cpulayers, winograd
 from tui_gan.models import Discriminator, Generator, weights_init
 
+from .conftest import spy
+
 CL = torch.channels_last
 
 
@@ -32,22 +34,17 @@ def test_leaky_relu_is_the_stock_one(channels_last):
 
 def _spy(monkeypatch, name):
     """A list that gets an entry each time cpulayers' ``name`` runs (it still runs)."""
-    return _spy_on(monkeypatch, cpulayers, name)
+    return spy(monkeypatch, cpulayers, name)
 
 
-def _spy_on(monkeypatch, module, name):
-    calls, real = [], getattr(module, name)
-    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
-    return calls
-
-
-def _raw(module, x, grad):
-    """module(x) and the gradients autograd hands back for x and the weight, before
-    AccumulateGrad copies them to the parameter's layout (so layouts can be compared)."""
-    x = x.detach().clone().requires_grad_()
+def _raw(module, x, grad, need_x=True):
+    """module(x) and the gradients autograd hands back for x (unless not ``need_x``) and
+    the weight (if it requires one), before AccumulateGrad copies them to the parameter's
+    layout (so layouts can be compared)."""
+    x = x.detach().clone().requires_grad_(need_x)
     y = module(x)
-    grad_x, grad_w = torch.autograd.grad(y, (x, module.weight), grad)
-    return y.detach(), grad_x, grad_w
+    wrt = [t for t in (x, module.weight) if t.requires_grad]
+    return (y.detach(), *torch.autograd.grad(y, wrt, grad))
 
 
 def _graph(node):
@@ -113,8 +110,8 @@ def test_strided_conv_gradients_are_the_stock_ones(monkeypatch, transposed, smal
 def test_winograd_layers_are_the_stock_ones(monkeypatch, transposed, small_side, layout, needs):
     """With 64 channels or more, channels-last, the layers run winograd.py: the stock
     layers' outputs, gradients and layouts, only the gradients asked for."""
-    ran = _spy_on(monkeypatch, winograd, "input_grad" if transposed else "conv")
-    wgrads = _spy_on(monkeypatch, winograd, "weight_grad")
+    ran = spy(monkeypatch, winograd, "input_grad" if transposed else "conv")
+    wgrads = spy(monkeypatch, winograd, "weight_grad")
     (cin, cout), n = ((72, 64) if transposed else (64, 72)), 3
     channels_last = layout.startswith("channels_last")
     layer, stock = _strided_pair(transposed, cin, cout, channels_last)
@@ -125,14 +122,7 @@ def test_winograd_layers_are_the_stock_ones(monkeypatch, transposed, small_side,
     grad = _input(out_shape, layout == "channels_last", seed=2)
     for module in (layer, stock):
         module.weight.requires_grad_(needs != "input")
-
-    def run(module):
-        leaf = x.detach().clone().requires_grad_(needs != "weight")
-        y = module(leaf)
-        wrt = [t for t in (leaf, module.weight) if t.requires_grad]
-        return (y.detach(), *torch.autograd.grad(y, wrt, grad))
-
-    got, want = run(layer), run(stock)
+    got, want = (_raw(module, x, grad, need_x=needs != "weight") for module in (layer, stock))
     assert got[0].shape == out_shape
     # sums of 1,000+ products in another order: float32 rounding of the largest terms
     assert all((g - w).abs().max() <= 1e-5 * w.abs().max() and _same_layout(g, w) for g, w in zip(got, want))
@@ -144,7 +134,7 @@ def test_winograd_layers_are_the_stock_ones(monkeypatch, transposed, small_side,
 def test_winograd_outputs_take_in_place_ops(transposed):
     """An activation in place straight after the layer (no batch norm between), as autograd
     allows for the stock layers."""
-    (cin, cout) = (72, 64) if transposed else (64, 72)
+    cin, cout = (72, 64) if transposed else (64, 72)
     layer, stock = _strided_pair(transposed, cin, cout, channels_last=True)
     x = _input((2, cin, 8, 8), True)
     grads = []

@@ -5,7 +5,7 @@ import torch
 
 from tui_gan import events as ev
 
-from .conftest import EngineThread
+from .conftest import EngineThread, spy
 
 
 def _params(module):
@@ -298,9 +298,7 @@ def test_a_step_is_the_tutorials_step(make_engine, monkeypatch, channels_last, w
 
     from tui_gan import winograd
 
-    products = []
-    real_products = winograd._products
-    monkeypatch.setattr(winograd, "_products", lambda *a: products.append(1) or real_products(*a))
+    products = spy(monkeypatch, winograd, "_products")
     engine = make_engine(max_steps=1, channels_last=channels_last, ngf=width, ndf=width)
     events = engine.run()
     while not isinstance(next(events), ev.Started):
