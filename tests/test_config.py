@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from tui_gan.config import CPU_PRESET, TrainConfig, parse_device
-from tui_gan.errors import UserError
+from tui_gan.core.config import CPU_PRESET, TrainConfig, parse_device
+from tui_gan.core.errors import UserError
 
 
 def test_defaults_are_the_tutorials():
@@ -22,7 +22,7 @@ def test_every_field_has_a_docstring():
     import ast
     import inspect
 
-    import tui_gan.config as module
+    import tui_gan.core.config as module
 
     tree = ast.parse(inspect.getsource(module))
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")

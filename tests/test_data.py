@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from tui_gan import events as ev
-from tui_gan.builtin import builtin_count, make_builtin
-from tui_gan.data import epoch_permutation, load_dataset
-from tui_gan.errors import UserError
-from tui_gan.imagefiles import decode_files, load_image, scan_folder
+from tui_gan.core import events as ev
+from tui_gan.core.errors import UserError
+from tui_gan.data.builtin import builtin_count, make_builtin
+from tui_gan.data.imagefiles import decode_files, load_image, scan_folder
+from tui_gan.data.loader import epoch_permutation, load_dataset
 
 from .conftest import tiny_config
 
@@ -212,7 +212,7 @@ def test_skipped_files_are_one_warning_with_count_and_names(tmp_path, make_engin
 
 
 def test_what_fits_in_memory(monkeypatch):
-    from tui_gan import data as data_module
+    from tui_gan.data import loader as data_module
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**30, 80 * 2**30))
     assert data_module.fits_in_memory(5 * 2**30, torch.device("cuda:0"))[0]
@@ -226,7 +226,7 @@ def test_what_fits_in_memory(monkeypatch):
 
 
 def test_host_available_memory_is_read():
-    from tui_gan.data import host_available_memory
+    from tui_gan.data.loader import host_available_memory
 
     available = host_available_memory()
     assert available is None or available > 2**20
@@ -234,7 +234,7 @@ def test_host_available_memory_is_read():
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_streamed_batches_equal_the_in_memory_ones(workers):
-    from tui_gan.data import StreamedDataset, load_dataset
+    from tui_gan.data.loader import StreamedDataset, load_dataset
 
     config = tiny_config(max_images=100)
     memory = load_dataset(config, torch.device("cpu"))
@@ -252,7 +252,7 @@ def test_streamed_batches_equal_the_in_memory_ones(workers):
 
 
 def test_streaming_without_the_cache_streams_from_memory():
-    from tui_gan.data import StreamedDataset, load_dataset
+    from tui_gan.data.loader import StreamedDataset, load_dataset
 
     notes = []
     data = load_dataset(tiny_config(max_images=64, stream=True, cache=False), torch.device("cpu"), notes=notes)
@@ -262,7 +262,7 @@ def test_streaming_without_the_cache_streams_from_memory():
 
 
 def test_a_dataset_too_large_for_memory_streams_and_trains_as_in_memory(make_engine, monkeypatch):
-    from tui_gan import data as data_module
+    from tui_gan.data import loader as data_module
 
     memory = make_engine("memory", max_steps=8)
     list(memory.run())
@@ -273,13 +273,13 @@ def test_a_dataset_too_large_for_memory_streams_and_trains_as_in_memory(make_eng
     assert len(warnings) == 1 and "exceed 50% of the host's available memory" in warnings[0]
     assert "streaming it from the decode cache, which is slower" in warnings[0]
     assert streamed.data.streamed and streamed.step == 8
-    for a, b in zip(memory.netG.state_dict().values(), streamed.netG.state_dict().values()):
+    for a, b in zip(memory.gan.netG.state_dict().values(), streamed.gan.netG.state_dict().values()):
         assert torch.equal(a, b)  # the same batches in the same order
 
 
 def test_streamed_resume_is_exact(make_engine):
-    from tui_gan.checkpoint import load_checkpoint
-    from tui_gan.engine import Engine
+    from tui_gan.engine.checkpoint import load_checkpoint
+    from tui_gan.engine.engine import Engine
 
     from .conftest import EXPLICIT
 
@@ -291,5 +291,5 @@ def test_streamed_resume_is_exact(make_engine):
                     resume=load_checkpoint(first.run_dir))
     list(second.run())
     assert second.step == 20 and second.epoch == 1  # crossed an epoch boundary mid-stream
-    for a, b in zip(straight.netD.state_dict().values(), second.netD.state_dict().values()):
+    for a, b in zip(straight.gan.netD.state_dict().values(), second.gan.netD.state_dict().values()):
         assert torch.equal(a, b)

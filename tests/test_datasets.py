@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tui_gan.cli import main
-from tui_gan.data import load_dataset
-from tui_gan.errors import UserError
+from tui_gan.core.errors import UserError
+from tui_gan.data.loader import load_dataset
 
 from .conftest import tiny_config
 

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from tui_gan.cli import main
-from tui_gan.errors import UserError
-from tui_gan.images import save_grid
-from tui_gan.progression import epoch_grids, make_gif
+from tui_gan.core.errors import UserError
+from tui_gan.pictures.grids import save_grid
+from tui_gan.pictures.progression import epoch_grids, make_gif
 
 
 def _run_with_epochs(tmp_path, epochs=(1, 2, 10)):
@@ -59,9 +59,9 @@ def test_gif_command(tmp_path, capsys):
 
 
 def test_a_resumed_run_brings_back_its_epoch_samples(make_engine):
-    from tui_gan import events as ev
-    from tui_gan.checkpoint import load_checkpoint
-    from tui_gan.engine import Engine
+    from tui_gan.core import events as ev
+    from tui_gan.engine.checkpoint import load_checkpoint
+    from tui_gan.engine.engine import Engine
 
     from .conftest import EXPLICIT, tiny_config
 

@@ -9,27 +9,19 @@ tutorial's closing animation does). Pillow only, no torch: ``tui-gan gif`` start
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .atomic import atomic_write
-from .errors import UserError
-
-EPOCH_GRID = re.compile(r"epoch-(\d+)\.png$")
+from ..core.atomic import atomic_write
+from ..core.errors import UserError
+from ..core.rundir import RunDir
 
 
 def epoch_grids(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(epoch, path) of each epoch-end grid of the run, in epoch order."""
-    samples = Path(run_dir) / "samples"
-    found = []
-    for path in samples.glob("epoch-*.png"):
-        match = EPOCH_GRID.search(path.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return RunDir(run_dir).epoch_grids()
 
 
 def split_grid(image: np.ndarray, n: int, size: int, padding: int = 2) -> np.ndarray:
@@ -89,13 +81,13 @@ def make_gif(run_dir: str | Path, out: str | Path | None = None, frame_ms: int =
                 frames.append(_labelled(img, f"epoch {epoch}"))
         except OSError as exc:
             raise UserError(f"{path}: not a readable PNG ({exc})") from None
-    target = Path(out).expanduser() if out else run / "samples" / "progression.gif"
+    target = Path(out).expanduser() if out else RunDir(run).progression_gif
     return _save_gif(frames, target, [frame_ms] * (len(frames) - 1) + [hold_ms])
 
 
 def frames_gif(frames, path: str | Path, frame_ms: int = 80, caption: str = "") -> Path:
     """uint8 frames (F, N, C, H, W) as a looping GIF, each frame the grid of its N images."""
-    from .images import grid, to_pil  # torch is loaded by whoever has frames
+    from .grids import grid, to_pil
 
     images = [to_pil(grid(frame)) for frame in frames]
     if caption:

@@ -15,19 +15,19 @@ memory.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import torch
 
+from .. import __version__
+from ..core.errors import UserError
 from .builtin import builtin_count, make_builtin
-from . import __version__
 from .cache import cache_key, cached, folder_fingerprint
-from .datasets import DATASETS, dataset_fingerprint, is_dataset_name, load_torchvision
-from .errors import UserError
 from .imagefiles import ProgressFn, decode_files, scan_folder
-from .images import from_uint8
+from .named import DATASETS, dataset_fingerprint, is_dataset_name, load_torchvision
+from .pixels import from_uint8
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""Image helpers: model output to uint8, sample grids, PNG files (written atomically)."""
+"""Sample grids and PNG files (written atomically): numpy and Pillow, no torch.
+
+Images are uint8 (N, C, H, W) arrays; a CPU torch tensor works too (numpy reads it).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +9,15 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from .atomic import atomic_write
+from ..core.atomic import atomic_write
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] -> uint8 [0, 255], same shape, on the same device."""
-    return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def from_uint8(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1] (the inverse of to_uint8 up to rounding), a new tensor."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
-def grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+def grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """uint8 (N, C, H, W) -> one uint8 (H', W', C) mosaic with ``padding`` black pixels
     between tiles (as torchvision's make_grid). ``nrow`` defaults to a near-square layout."""
-    arr = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    arr = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
     n, c, h, w = arr.shape
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / nrow)
@@ -48,6 +40,6 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     return atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 
-def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | None = None) -> Path:
+def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None) -> Path:
     """Save uint8 (N, C, H, W) images as one PNG grid."""
     return save_png(to_pil(grid(images, nrow)), path)

@@ -1,12 +1,16 @@
-"""Events the engine yields. Plain dataclasses: no Textual, no torch required to read them.
+"""Events the engine yields: the engine -> viewer half of the contract (control.py is the
+other). Plain dataclasses: no Textual, no torch required to read them.
 
-The headless printer and the Textual app consume the same stream.
+The headless log and the Textual app consume the same stream; core/report.py turns each
+event into text for both. Images travel as uint8 (N, C, H, W) arrays on the CPU.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from .history import HistoryRow
 
 
 @dataclass
@@ -31,8 +35,7 @@ class Started:
     step: int
     epoch: int
     resumed_from: str | None
-    history_columns: list[str]
-    history: list[list[float]]
+    history: list[HistoryRow]
     lr_g: float
     lr_d: float
     skipped: list[str] = field(default_factory=list)
@@ -59,9 +62,8 @@ class Progress:
     elapsed_s: float
     lr_g: float
     lr_d: float
-    row: list[float] | None = None
-    """A new row of the metric history (same columns as Started.history_columns), if one was
-    completed in this interval."""
+    row: HistoryRow | None = None
+    """A new row of the metric history, if one was completed in this interval."""
 
 
 @dataclass

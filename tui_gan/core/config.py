@@ -34,13 +34,13 @@ class TrainConfig:
     torchvision dataset by name (mnist, fashion-mnist, kmnist, cifar10, cifar100, stl10, celeba)."""
 
     data_root: str | None = None
-    """Where torchvision datasets are kept (default ~/.cache/tui-gan/datasets)."""
+    """Where torchvision datasets are kept (default: see core/rundir.py, dataset_root)."""
 
     download: bool = False
     """Download a torchvision dataset that is not under data_root yet."""
 
     cache: bool = True
-    """Keep decoded images in the decode cache (~/.cache/tui-gan/decoded) and reuse them."""
+    """Keep decoded images in the decode cache (see core/rundir.py, decode_cache_dir) and reuse them."""
 
     stream: bool = False
     """Stream batches from the decode cache through DataLoader workers even when the dataset
@@ -132,7 +132,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build a config from plain data, ignoring nothing silently: unknown keys are errors."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

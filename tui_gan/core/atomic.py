@@ -6,8 +6,9 @@ A crash or kill at any moment leaves either the old file or the new one, never a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:

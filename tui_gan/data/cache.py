@@ -19,24 +19,18 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+
+from ..core.rundir import decode_cache_dir
 
 #: Bump when decoding or the entry layout changes, so entries of older code are not reused.
 CACHE_VERSION = 2
 
 Decoded = tuple[np.ndarray, list[str], int]
-
-
-def cache_dir() -> Path:
-    """``$TUI_GAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/tui-gan/decoded``, else ``~/.cache/...``."""
-    explicit = os.environ.get("TUI_GAN_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "tui-gan" / "decoded"
 
 
 def folder_fingerprint(root: str | Path, files: list[Path]) -> str:
@@ -83,7 +77,7 @@ def cached(key: str, build: Callable[[Scratch], Decoded], enabled: bool = True) 
     memory-mapped from the entry, or in memory when the cache is off or cannot be written."""
     if not enabled:
         return build(Scratch())
-    entry = cache_dir() / key
+    entry = decode_cache_dir() / key
     if (entry / "meta.json").exists():
         try:
             return _load(entry)

@@ -6,15 +6,15 @@ numpy and Pillow only (no torch), so the CLI can check a --data folder instantly
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..core.errors import UserError
 from .cache import Scratch
-from .errors import UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 

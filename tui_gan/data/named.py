@@ -9,17 +9,14 @@ centre crop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..core.errors import UserError, first_line
+from ..core.rundir import dataset_root
 from .cache import Scratch
-from .errors import UserError, first_line
 from .imagefiles import ProgressFn, decode_files, prepare_image
-
-#: Where datasets live unless --data-root says otherwise.
-DEFAULT_DATA_ROOT = "~/.cache/tui-gan/datasets"
 
 
 @dataclass(frozen=True)
@@ -54,14 +51,10 @@ def is_dataset_name(spec: str) -> bool:
     return spec.lower() in DATASETS
 
 
-def data_root(root: str | None) -> Path:
-    return Path(root or DEFAULT_DATA_ROOT).expanduser()
-
-
 def check_available(name: str, root: str | None, download: bool) -> None:
     """Raise UserError, with the exact command to run, if ``name`` is not under ``root``."""
     spec = DATASETS[name.lower()]
-    base = data_root(root)
+    base = dataset_root(root)
     if download or all((base / p).exists() for p in spec.needs):
         return
     raise UserError(
@@ -73,7 +66,7 @@ def check_available(name: str, root: str | None, download: bool) -> None:
 
 def dataset_fingerprint(name: str, root: str | None) -> str | None:
     """Size and modification time of the files that make up a local copy; None if absent."""
-    base = data_root(root)
+    base = dataset_root(root)
     parts = []
     for rel in DATASETS[name.lower()].needs:
         try:
@@ -92,7 +85,7 @@ def load_torchvision(
     import torchvision.datasets as tvd
 
     spec = DATASETS[name.lower()]
-    base = data_root(root)
+    base = dataset_root(root)
     check_available(name, root, download)
     try:
         base.mkdir(parents=True, exist_ok=True)

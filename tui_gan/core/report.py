@@ -1,0 +1,160 @@
+"""Events as lines of text, written once: the headless log prints them and the app's
+event log shows them.
+
+``Report.lines(event)`` keeps the little context a line needs (the run's epochs, the newest
+progress) and returns the event's lines, each with a tone that a viewer may colour.
+Progress and loading lines are ``Tone.STATUS``: the headless log prints them every few
+seconds; the app shows that state in its status panel instead of its log.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import events as ev
+
+
+class Tone(enum.Enum):
+    PLAIN = "plain"
+    GOOD = "good"
+    WARNING = "warning"
+    ERROR = "error"
+    DONE = "done"
+    STATUS = "status"
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    tone: Tone = Tone.PLAIN
+    detail: str = ""
+    """More for a log that has room (the headless one): appended after ' · '."""
+
+    def full(self) -> str:
+        return f"{self.text} · {self.detail}" if self.detail else self.text
+
+
+def format_duration(seconds: float | None) -> str:
+    """1h02m, 3m05s, 42s; '?' when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+class Report:
+    """Turns each event of one run's stream into lines of text."""
+
+    def __init__(self) -> None:
+        self.epochs = 0
+        self.last_progress: ev.Progress | None = None
+        self._writers: dict[type, Callable[[Any], list[Line]]] = {
+            ev.Loading: self.loading,
+            ev.Started: self.started,
+            ev.Progress: self.progress,
+            ev.Quality: self.quality,
+            ev.Interpolation: self.interpolation,
+            ev.Samples: self.samples,
+            ev.EpochEnd: self.epoch_end,
+            ev.SnapshotSaved: self.snapshot_saved,
+            ev.Exported: self.exported,
+            ev.LrPending: self.lr_pending,
+            ev.LrApplied: self.lr_applied,
+            ev.Paused: self.paused,
+            ev.Resumed: self.resumed,
+            ev.EngineWarning: self.warning,
+            ev.Finished: self.finished,
+            ev.Error: self.error,
+        }
+
+    def handles(self, event_type: type) -> bool:
+        return event_type in self._writers
+
+    def lines(self, event: Any) -> list[Line]:
+        """The event's lines (none for events with nothing to say, such as samples)."""
+        return self._writers[type(event)](event)
+
+    # ----------------------------------------------------------------- one per event
+
+    def loading(self, e: ev.Loading) -> list[Line]:
+        if not e.total:
+            return [Line(f"{e.message}…", Tone.STATUS)]
+        return [Line(f"{e.message}… {e.done * 100 // e.total}% ({e.done:,}/{e.total:,})", Tone.STATUS)]
+
+    def started(self, e: ev.Started) -> list[Line]:
+        cfg = e.config
+        self.epochs = cfg["epochs"]
+        size = cfg["image_size"]
+        resumed = f", resumed from step {e.step}" if e.resumed_from else ""
+        detail = (f"ngf={cfg['ngf']}, ndf={cfg['ndf']} · {e.steps_per_epoch} steps/epoch · run {e.run_dir}"
+                  + (f" · checkpoint {e.resumed_from}" if e.resumed_from else ""))
+        lines = [Line(f"training on {e.device}, preset {e.preset} ({size}×{size}, batch {cfg['batch_size']}), "
+                      f"data {e.dataset}{resumed}", detail=detail)]
+        return lines + [Line(f"skipped unreadable file {path}", Tone.WARNING) for path in e.skipped[:3]]
+
+    def progress(self, p: ev.Progress) -> list[Line]:
+        self.last_progress = p
+        return [Line(
+            f"epoch {p.epoch + 1}/{self.epochs} step {p.step}/{p.total_steps} | "
+            f"loss_D {p.loss_d:.3f} loss_G {p.loss_g:.3f} | "
+            f"D(x) {p.d_x:.3f} D(G(z)) {p.d_g_z1:.3f}/{p.d_g_z2:.3f} | "
+            f"{p.images_per_sec:,.0f} img/s | ETA {format_duration(p.eta_s)}", Tone.STATUS)]
+
+    def quality(self, q: ev.Quality) -> list[Line]:
+        levels = " / ".join(f"{v:.1f}" for v in q.swd_levels)
+        return [Line(f"quality at step {q.step}: SWD {q.swd:.2f} (levels {levels}) · diversity {q.diversity:.2f} "
+                     f"· {q.images} images, {q.seconds:.1f}s")]
+
+    def interpolation(self, e: ev.Interpolation) -> list[Line]:
+        frames, walks = e.frames.shape[:2]
+        return [Line(f"latent walks at step {e.step}: {walks} walks of {frames} frames")]
+
+    def samples(self, e: ev.Samples) -> list[Line]:
+        return []  # a few times a minute: the viewer shows them, the log would only repeat itself
+
+    def epoch_end(self, e: ev.EpochEnd) -> list[Line]:
+        p = self.last_progress
+        stats = f" · loss_D {p.loss_d:.3f} loss_G {p.loss_g:.3f}" if p else ""
+        return [Line(f"epoch {e.epoch}/{self.epochs} done at step {e.step}{stats} · samples {e.sample_path}")]
+
+    def snapshot_saved(self, e: ev.SnapshotSaved) -> list[Line]:
+        return [Line(f"snapshot saved: {e.checkpoint_path} (samples {e.sample_path})", Tone.GOOD)]
+
+    def exported(self, e: ev.Exported) -> list[Line]:
+        return [Line(f"samples exported: {e.path}", Tone.GOOD)]
+
+    def lr_pending(self, e: ev.LrPending) -> list[Line]:
+        return [Line(f"learning rates G {e.lr_g:g}, D {e.lr_d:g} will apply at the end of this epoch")]
+
+    def lr_applied(self, e: ev.LrApplied) -> list[Line]:
+        return [Line(f"learning rates applied: G {e.lr_g:g}, D {e.lr_d:g}", Tone.GOOD)]
+
+    def paused(self, e: ev.Paused) -> list[Line]:
+        why = f" ({e.reason})" if e.reason in ("epoch end", "diverged") else ""
+        return [Line(f"paused at step {e.step}{why}")]
+
+    def resumed(self, e: ev.Resumed) -> list[Line]:
+        return [Line(f"resumed at step {e.step}")]
+
+    def warning(self, e: ev.EngineWarning) -> list[Line]:
+        return [Line(f"warning: {e.message}", Tone.WARNING)]
+
+    def finished(self, e: ev.Finished) -> list[Line]:
+        if e.checkpoint_path is None:
+            return [Line(f"stopped before training started: {e.reason}", Tone.DONE)]
+        return [Line(
+            f"finished ({e.reason.replace('_', ' ')}): {e.step} steps, epoch {e.epoch}/{self.epochs}, "
+            f"{format_duration(e.elapsed_s)} training, {e.images_per_sec:,.0f} img/s · checkpoint {e.checkpoint_path}",
+            Tone.DONE)]
+
+    def error(self, e: ev.Error) -> list[Line]:
+        saved = f"checkpoint saved to {e.checkpoint_path}" if e.checkpoint_path else "no checkpoint could be saved"
+        return [Line(f"error: {e.message}; {saved}", Tone.ERROR)]

@@ -1,0 +1,146 @@
+"""Every path tui-gan reads or writes, in one place: a run directory's files, where runs
+go by default, and the per-user cache (decoded datasets, downloaded datasets).
+
+A run directory::
+
+    config.toml                      the resolved settings (reusable with --config)
+    metrics.csv                      the metric history, one row per log interval
+    checkpoints/last.pt              written at every epoch's end and on every stop
+    checkpoints/snapshot-<step>.pt   on request (s)
+    samples/epoch-<NNNN>.png         the fixed-noise grid at each epoch's end
+    samples/snapshot-<step>.png, export-step<step>.png, final-step<step>.png
+    samples/progression.gif, interpolation-step<step>.gif
+
+The cache follows the XDG base directory rule: ``$XDG_CACHE_HOME/tui-gan`` when that is
+set, else ``~/.cache/tui-gan``; ``$TUI_GAN_CACHE_DIR`` moves the decode cache alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from .atomic import atomic_write_text
+from .errors import UserError
+
+EPOCH_GRID = re.compile(r"epoch-(\d+)\.png$")
+DEFAULT_RUNS = "runs"
+
+
+class RunDir:
+    """The paths of one run directory (nothing is created here)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def create(self, config_toml: str) -> None:
+        """Make the folders and write config.toml; UserError when that is not possible."""
+        try:
+            for folder in (self.checkpoints, self.samples):
+                folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.config, config_toml)
+        except OSError as exc:
+            raise UserError(
+                f"cannot write the run directory {str(self.root)!r} ({exc.strerror or exc}); "
+                "pass --run-dir with a writable folder"
+            ) from None
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    def snapshot(self, step: int) -> Path:
+        return self.checkpoints / f"snapshot-{step}.pt"
+
+    def snapshot_grid(self, step: int) -> Path:
+        return self.samples / f"snapshot-{step}.png"
+
+    def epoch_grid(self, epoch: int) -> Path:
+        return self.samples / f"epoch-{epoch:04d}.png"
+
+    def export_grid(self, step: int) -> Path:
+        return self.samples / f"export-step{step}.png"
+
+    def final_grid(self, step: int) -> Path:
+        return self.samples / f"final-step{step}.png"
+
+    @property
+    def progression_gif(self) -> Path:
+        return self.samples / "progression.gif"
+
+    def interpolation_gif(self, step: int) -> Path:
+        return self.samples / f"interpolation-step{step}.gif"
+
+    def epoch_grids(self) -> list[tuple[int, Path]]:
+        """(epoch, path) of each epoch-end grid written so far, in epoch order."""
+        found = []
+        for path in self.samples.glob("epoch-*.png"):
+            match = EPOCH_GRID.search(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def checkpoint_in(self) -> Path | None:
+        """The checkpoint ``--resume RUN_DIR`` continues from: checkpoints/last.pt (or a
+        last.pt beside it), None when there is none."""
+        for candidate in (self.last, self.root / "last.pt"):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    @staticmethod
+    def of_checkpoint(checkpoint: str | Path) -> RunDir:
+        """The run directory a checkpoint belongs to (RUN/checkpoints/x.pt -> RUN)."""
+        path = Path(checkpoint).resolve()
+        return RunDir(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
+
+
+def new_run_dir(root: str | Path = DEFAULT_RUNS) -> Path:
+    """``runs/<timestamp>``, with a suffix when that exists already."""
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    path = Path(root) / stamp
+    n = 2
+    while path.exists():
+        path = Path(root) / f"{stamp}-{n}"
+        n += 1
+    return path
+
+
+def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/tui-gan``, else ``~/.cache/tui-gan``."""
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "tui-gan"
+
+
+def decode_cache_dir() -> Path:
+    """``$TUI_GAN_CACHE_DIR``, else ``<cache root>/decoded``."""
+    explicit = os.environ.get("TUI_GAN_CACHE_DIR")
+    return Path(explicit).expanduser() if explicit else cache_root() / "decoded"
+
+
+def dataset_root(root: str | None = None) -> Path:
+    """Where named datasets are kept: ``--data-root``, else ``<cache root>/datasets``."""
+    return Path(root).expanduser() if root else cache_root() / "datasets"
+
+
+def describe_dataset_root() -> str:
+    """The default dataset root as the help text shows it."""
+    return "$XDG_CACHE_HOME/tui-gan/datasets, else ~/.cache/tui-gan/datasets"
