@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tui_gan.config import TrainConfig
+from tui_gan.core.config import TrainConfig
 
 
 def spy(monkeypatch, owner, name: str) -> list:
@@ -41,7 +41,7 @@ EXPLICIT = frozenset({"image_size", "ngf", "ndf", "batch_size"})
 
 @pytest.fixture
 def make_engine(tmp_path: Path):
-    from tui_gan.engine import Engine
+    from tui_gan.engine.engine import Engine
 
     def make(run_name: str = "run", resume=None, **overrides):
         return Engine(tiny_config(**overrides), tmp_path / run_name, explicit=EXPLICIT, resume=resume)
@@ -81,7 +81,7 @@ class EngineThread:
 
     def wait_for_step(self, step: int):
         """Return the first progress report at or past ``step``: training is under way."""
-        from tui_gan import events as ev
+        from tui_gan.core import events as ev
 
         return self.wait_for(ev.Progress, predicate=lambda e: e.step >= step)
 

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from tui_gan.allocator import _libc
+from tui_gan.speed.allocator import _libc
 
 PROBE = """
 import resource, sys
 import numpy as np
-from tui_gan.allocator import keep_freed_memory
+from tui_gan.speed.allocator import keep_freed_memory
 if sys.argv[1] == "tuned":
     assert keep_freed_memory() and keep_freed_memory()  # applied once, then remembered
 def faults():
@@ -38,9 +38,9 @@ def test_freed_activations_are_reused_without_page_faults():
 
 
 def test_cpu_engines_tune_the_allocator(make_engine, monkeypatch):
-    from tui_gan import engine as engine_module
+    from tui_gan import speed
 
     calls = []
-    monkeypatch.setattr(engine_module, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(speed, "keep_freed_memory", lambda: calls.append(1) or True)
     list(make_engine(max_steps=1).run())
     assert calls == [1]

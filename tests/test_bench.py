@@ -28,7 +28,7 @@ def test_bench_without_steps_times_the_steps_the_tutorial_runs_in_seconds(capsys
     """The default on a fast device: 10 steps would be a few milliseconds. The first round
     runs the tutorial loop for --seconds (and at least 10 steps); every loop after it times
     that many steps. (How many that is depends on the machine's load, so it is read back.)"""
-    from tui_gan import bench
+    from tui_gan.bench import compare as bench
 
     calls, real = [], bench.tutorial_loop
 
@@ -53,15 +53,15 @@ def test_bench_without_steps_times_the_steps_the_tutorial_runs_in_seconds(capsys
 
 def _tiny_tutorial():
     """A 16x16 config with batch 8 and 64 built-in images (8 batches a pass), for tutorial_loop."""
-    from tui_gan.builtin import make_builtin
-    from tui_gan.config import TrainConfig
+    from tui_gan.core.config import TrainConfig
+    from tui_gan.data.builtin import make_builtin
 
     config = TrainConfig(image_size=16, batch_size=8, ngf=8, ndf=8, device="cpu", channels=3)
     return config, torch.from_numpy(make_builtin(64, 16, 0, 3))
 
 
 def test_tutorial_loop_with_seconds_runs_at_least_the_steps_and_the_seconds():
-    from tui_gan.bench import tutorial_loop
+    from tui_gan.bench.tutorial import tutorial_loop
 
     config, images = _tiny_tutorial()
     rate, steps = tutorial_loop(config, images, torch.device("cpu"), 3, 1, seconds=0.3)
@@ -73,7 +73,7 @@ def test_tutorial_loop_with_seconds_runs_at_least_the_steps_and_the_seconds():
 def test_tutorial_loop_starts_no_new_pass_over_the_data_when_its_steps_are_done(monkeypatch):
     """1 + 7 steps of 8 images on 64: one pass. A second would start DataLoader workers
     (with --data) on the clock."""
-    from tui_gan.bench import tutorial_loop
+    from tui_gan.bench.tutorial import tutorial_loop
 
     passes = spy(monkeypatch, torch.utils.data.DataLoader, "__iter__")
     config, images = _tiny_tutorial()
@@ -82,7 +82,7 @@ def test_tutorial_loop_starts_no_new_pass_over_the_data_when_its_steps_are_done(
 
 
 def test_bench_overall_rate_is_images_over_total_time():
-    from tui_gan.bench import _overall
+    from tui_gan.bench.compare import _overall
 
     assert _overall([100.0, 100.0]) == 100.0
     assert _overall([100.0, 50.0]) == pytest.approx(66.667, rel=1e-4)  # equal images: 3 time units for 2
@@ -123,7 +123,7 @@ def test_bench_on_a_folder_of_jpegs(tmp_path, capsys):
 
 
 def test_screen_ab_compares_updating_and_frozen_stretches():
-    from tui_gan.screen_ab import ScreenAB
+    from tui_gan.bench.screen_ab import ScreenAB
 
     now = [0.0]
     ab = ScreenAB(phase=10.0, clock=lambda: now[0])
@@ -141,8 +141,8 @@ def test_screen_ab_compares_updating_and_frozen_stretches():
 
 @pytest.mark.parametrize("steps", [1, 31, 32, 33, 1500])
 def test_bench_app_mode_shows_the_epochs_its_steps_take(steps):
-    from tui_gan.bench import app_bench_config
-    from tui_gan.config import TrainConfig
+    from tui_gan.bench.app_cost import app_bench_config
+    from tui_gan.core.config import TrainConfig
 
     cfg = app_bench_config(TrainConfig(batch_size=64, max_images=2048), steps)  # 32 steps an epoch
     assert cfg.max_steps == steps and cfg.quality_images == 0
@@ -152,8 +152,8 @@ def test_bench_app_mode_shows_the_epochs_its_steps_take(steps):
 
 
 def test_bench_app_mode_runs_the_app(capsys):
-    from tui_gan.bench import app_bench
-    from tui_gan.config import TrainConfig
+    from tui_gan.bench.app_cost import app_bench
+    from tui_gan.core.config import TrainConfig
 
     config = TrainConfig(image_size=16, batch_size=8, ngf=8, ndf=8, nz=16, max_images=64, device="cpu",
                          progress_interval=0.02, sample_interval=0.2)

@@ -3,9 +3,9 @@ import os
 import pytest
 import torch
 
-from tui_gan import events as ev
-from tui_gan.checkpoint import load_checkpoint, save_checkpoint
-from tui_gan.errors import UserError
+from tui_gan.core import events as ev
+from tui_gan.core.errors import UserError
+from tui_gan.engine.checkpoint import load_checkpoint, save_checkpoint
 
 from .conftest import EXPLICIT, tiny_config
 
@@ -40,18 +40,18 @@ def test_exact_resume_is_bit_identical(make_engine):
     state = load_checkpoint(first.run_dir)
     assert state["step"] == 10 and state["batch_in_epoch"] == 10  # mid-epoch (14 per epoch)
     config = tiny_config(max_steps=20)
-    from tui_gan.engine import Engine
+    from tui_gan.engine.engine import Engine
 
     second = Engine(config, first.run_dir, explicit=EXPLICIT, resume=state)
     events = _finish(second)
     started = next(e for e in events if isinstance(e, ev.Started))
     assert started.step == 10 and started.history  # charts resume too
     assert second.step == 20 and second.epoch == 1
-    for a, b in zip(straight.netG.state_dict().values(), second.netG.state_dict().values()):
+    for a, b in zip(straight.gan.netG.state_dict().values(), second.gan.netG.state_dict().values()):
         assert torch.equal(a, b)
-    for a, b in zip(straight.netD.state_dict().values(), second.netD.state_dict().values()):
+    for a, b in zip(straight.gan.netD.state_dict().values(), second.gan.netD.state_dict().values()):
         assert torch.equal(a, b)
-    sa, sb = straight.optG.state_dict()["state"], second.optG.state_dict()["state"]
+    sa, sb = straight.gan.optG.state_dict()["state"], second.gan.optG.state_dict()["state"]
     for k in sa:
         assert torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"])
 
@@ -102,7 +102,7 @@ def test_run_dir_without_checkpoint(tmp_path):
 
 
 def test_snapshot_resume_rewrites_metrics_from_the_checkpoint(make_engine, tmp_path):
-    from tui_gan.engine import Engine
+    from tui_gan.engine.engine import Engine
 
     engine = make_engine("snap", max_steps=6)
     _finish(engine)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from tui_gan import cpulayers, winograd
-from tui_gan.models import Discriminator, Generator, weights_init
+from tui_gan.engine.models import Discriminator, Generator, weights_init
+from tui_gan.speed import cpulayers, winograd
 
 from .conftest import spy
 

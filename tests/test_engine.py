@@ -3,9 +3,10 @@ import math
 import pytest
 import torch
 
-from tui_gan import events as ev
+from tui_gan.core import events as ev
+from tui_gan.engine.gan import Gan
 
-from .conftest import EngineThread, spy
+from .conftest import EngineThread, spy, tiny_config
 
 
 def _params(module):
@@ -31,10 +32,10 @@ def test_a_few_steps_change_the_weights_and_give_finite_metrics(make_engine):
     for e in gen:
         if isinstance(e, ev.Started):
             break
-    for before, after in zip(_params(fresh.netG), _params(engine.netG)):
+    for before, after in zip(_params(fresh.gan.netG), _params(engine.gan.netG)):
         assert before.shape == after.shape
-    assert any(not torch.equal(a, b) for a, b in zip(_params(fresh.netG), _params(engine.netG)))
-    assert any(not torch.equal(a, b) for a, b in zip(_params(fresh.netD), _params(engine.netD)))
+    assert any(not torch.equal(a, b) for a, b in zip(_params(fresh.gan.netG), _params(engine.gan.netG)))
+    assert any(not torch.equal(a, b) for a, b in zip(_params(fresh.gan.netD), _params(engine.gan.netD)))
     gen.close()
 
 
@@ -96,12 +97,12 @@ def test_learning_rate_is_applied_at_the_epoch_boundary(make_engine, engine_thre
     engine.control.set_lr(lr_g=1e-3, lr_d=5e-4)
     pending = t.wait_for(ev.LrPending)
     assert (pending.lr_g, pending.lr_d) == (1e-3, 5e-4)
-    assert engine.lr_g == 2e-4  # not yet
+    assert engine.gan.lr_g == 2e-4  # not yet
     applied = t.wait_for(ev.LrApplied)
     assert (applied.lr_g, applied.lr_d) == (1e-3, 5e-4)
     end = t.wait_for(ev.EpochEnd)
     assert end.epoch == 1
-    assert engine.optG.param_groups[0]["lr"] == 1e-3 and engine.optD.param_groups[0]["lr"] == 5e-4
+    assert engine.gan.optG.param_groups[0]["lr"] == 1e-3 and engine.gan.optD.param_groups[0]["lr"] == 5e-4
     # the step the new rates took effect is the epoch boundary
     progress = t.wait_for(ev.Progress, predicate=lambda e: e.step > 14)
     assert progress.lr_g == 1e-3
@@ -163,21 +164,21 @@ def test_stop_requested_before_training(make_engine):
 def test_failure_during_training_saves_and_reports(make_engine, monkeypatch):
     engine = make_engine(epochs=5)
     calls = {"n": 0}
-    original = engine._train_step if hasattr(engine, "_train_step") else None
+    original = Gan.train_step
 
-    def flaky(real):
+    def flaky(gan, real):
         calls["n"] += 1
         if calls["n"] == 4:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
-        return original(real)
+        return original(gan, real)
 
-    monkeypatch.setattr(engine, "_train_step", flaky)
+    monkeypatch.setattr(Gan, "train_step", flaky)
     events = list(engine.run())
     error = events[-1]
     assert isinstance(error, ev.Error)
     assert "out of memory" in error.message and "--batch-size" in error.message
     assert error.checkpoint_path and error.checkpoint_path.endswith("last.pt")
-    from tui_gan.checkpoint import load_checkpoint
+    from tui_gan.engine.checkpoint import load_checkpoint
 
     assert load_checkpoint(error.checkpoint_path)["step"] == 3
 
@@ -214,7 +215,7 @@ def test_no_per_step_sync(make_engine, monkeypatch):
 def test_grayscale_folder_trains_end_to_end_in_one_channel(tmp_path, make_engine):
     from PIL import Image
 
-    from tui_gan import events as ev
+    from tui_gan.core import events as ev
 
     folder = tmp_path / "digits"
     folder.mkdir()
@@ -223,7 +224,7 @@ def test_grayscale_folder_trains_end_to_end_in_one_channel(tmp_path, make_engine
     engine = make_engine(data=str(folder), channels=None, max_images=None, max_steps=3)
     events = list(engine.run())
     assert engine.config.channels == 1
-    assert engine.netG.main[-2].out_channels == 1  # the last transposed conv, before Tanh
+    assert engine.gan.netG.main[-2].out_channels == 1  # the last transposed conv, before Tanh
     samples = [e for e in events if isinstance(e, ev.Samples)]
     assert samples[-1].images.shape[1] == 1
     finished = events[-1]
@@ -234,15 +235,15 @@ def test_grayscale_folder_trains_end_to_end_in_one_channel(tmp_path, make_engine
 
 
 def test_amp_trains_on_logits_and_keeps_checkpoints_compatible(make_engine):
-    from tui_gan.checkpoint import load_checkpoint
-    from tui_gan.engine import Engine
+    from tui_gan.engine.checkpoint import load_checkpoint
+    from tui_gan.engine.engine import Engine
 
     from .conftest import EXPLICIT, tiny_config
 
     engine = make_engine(max_steps=4, amp=True)
     events = list(engine.run())
-    assert isinstance(engine.criterion, torch.nn.BCEWithLogitsLoss)
-    assert not isinstance(engine._d_forward[-1], torch.nn.Sigmoid)  # logits, the Sigmoid left out
+    assert isinstance(engine.gan.criterion, torch.nn.BCEWithLogitsLoss)
+    assert not isinstance(engine.gan._d_forward[-1], torch.nn.Sigmoid)  # logits, the Sigmoid left out
     progress = [e for e in events if isinstance(e, ev.Progress)][-1]
     for value in (progress.loss_d, progress.loss_g):
         assert math.isfinite(value)
@@ -251,7 +252,7 @@ def test_amp_trains_on_logits_and_keeps_checkpoints_compatible(make_engine):
     # the same state_dict keys: an --amp run resumes without it
     resumed = Engine(tiny_config(max_steps=6), engine.run_dir, explicit=EXPLICIT, resume=load_checkpoint(engine.run_dir))
     list(resumed.run())
-    assert resumed.step == 6 and isinstance(resumed.criterion, torch.nn.BCELoss)
+    assert resumed.step == 6 and isinstance(resumed.gan.criterion, torch.nn.BCELoss)
 
 
 def test_compile_wraps_the_forward_passes_only(make_engine, monkeypatch):
@@ -264,7 +265,7 @@ def test_compile_wraps_the_forward_passes_only(make_engine, monkeypatch):
     monkeypatch.setattr(torch, "compile", fake_compile)
     engine = make_engine(max_steps=2, compile=True)
     list(engine.run())
-    assert compiled == [engine.netG, engine.netD]
+    assert compiled == [engine.gan.netG, engine.gan.netD]
     assert "main.0.weight" in engine.state_dict()["generator"]  # no _orig_mod. prefix
 
 
@@ -296,31 +297,31 @@ def test_a_step_is_the_tutorials_step(make_engine, monkeypatch, channels_last, w
     step gives the tutorial's gradients and weights."""
     import copy
 
-    from tui_gan import winograd
+    from tui_gan.speed import winograd
 
     products = spy(monkeypatch, winograd, "_products")
     engine = make_engine(max_steps=1, channels_last=channels_last, ngf=width, ndf=width)
     events = engine.run()
     while not isinstance(next(events), ev.Started):
         pass
-    assert engine.netD.main[0].weight.is_contiguous(memory_format=torch.channels_last) == channels_last
-    assert engine.cpu_layers == channels_last  # the channels-last CPU layers, on a CPU
-    netG, netD = copy.deepcopy(engine.netG).to(memory_format=torch.contiguous_format), copy.deepcopy(engine.netD)
+    assert engine.gan.netD.main[0].weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert engine.gan.speed.cpu_layers == channels_last  # the channels-last CPU layers, on a CPU
+    netG, netD = copy.deepcopy(engine.gan.netG).to(memory_format=torch.contiguous_format), copy.deepcopy(engine.gan.netD)
     netD = netD.to(memory_format=torch.contiguous_format)
-    noise_gen = torch.Generator().set_state(engine.noise_gen.get_state())
+    noise_gen = torch.Generator().set_state(engine.gan.noise_gen.get_state())
     real = torch.rand(16, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 2 - 1
     noise = torch.randn(16, engine.config.nz, 1, 1, generator=noise_gen)
 
     expected, d_grads, g_grads = _tutorial_step(netG, netD, real, noise)
-    got = engine._train_step(real.clone())
+    got = engine.gan.train_step(real.clone())
     close = (lambda a, b: torch.equal(a, b)) if not channels_last else (
         lambda a, b: torch.allclose(a, b, rtol=1e-4, atol=1e-6))
     assert close(got[:2], expected), (got[:2], expected)
     # the gradients, to float32 rounding of their largest terms (D's: from D's own pass)
-    for model, grads in ((engine.netD, d_grads), (engine.netG, g_grads)):
+    for model, grads in ((engine.gan.netD, d_grads), (engine.gan.netG, g_grads)):
         for (name, p), want in zip(model.named_parameters(), grads):
             assert (p.grad - want).abs().max() <= 1e-4 * want.abs().max(), name
-    for mine, theirs in ((engine.netG, netG), (engine.netD, netD)):
+    for mine, theirs in ((engine.gan.netG, netG), (engine.gan.netD, netD)):
         for (name, a), b in zip(mine.named_parameters(), theirs.parameters()):
             if width == 64:
                 # Adam's first step moves every weight by about the learning rate, whatever
@@ -330,7 +331,7 @@ def test_a_step_is_the_tutorials_step(make_engine, monkeypatch, channels_last, w
                 assert off.sum() <= a.numel() // 1000 and (a - b).abs().max() <= 2.1 * 2e-4, name
             else:
                 assert close(a, b), name
-    assert all(p.requires_grad for p in engine.netD.parameters())  # frozen only for G's pass
+    assert all(p.requires_grad for p in engine.gan.netD.parameters())  # frozen only for G's pass
     # D's 64 -> 128 conv: 3 forward and 3 input-gradient passes; G's 128 -> 64: 1 and 1
     assert len(products) == (8 if width == 64 else 0)
     events.close()
@@ -338,47 +339,47 @@ def test_a_step_is_the_tutorials_step(make_engine, monkeypatch, channels_last, w
 
 def test_speed_settings_resume_either_way(make_engine):
     """A channels-last, fused-Adam checkpoint resumes without them, and the other way round."""
-    from tui_gan.checkpoint import load_checkpoint
-    from tui_gan.engine import Engine
+    from tui_gan.engine.checkpoint import load_checkpoint
+    from tui_gan.engine.engine import Engine
 
     from .conftest import EXPLICIT, tiny_config
 
     first = make_engine(max_steps=3, channels_last=True, fused_adam=True)
     list(first.run())
-    assert first.optG.param_groups[0]["fused"] is True
+    assert first.gan.optG.param_groups[0]["fused"] is True
     resumed = Engine(tiny_config(max_steps=6, channels_last=False), first.run_dir, explicit=EXPLICIT,
                      resume=load_checkpoint(first.run_dir))
     events = list(resumed.run())
     assert isinstance(events[-1], ev.Finished) and resumed.step == 6
-    assert not resumed.netG.main[0].weight.is_contiguous(memory_format=torch.channels_last)
-    assert not resumed.optG.param_groups[0]["fused"]  # this run's choice, not the checkpoint's
+    assert not resumed.gan.netG.main[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not resumed.gan.optG.param_groups[0]["fused"]  # this run's choice, not the checkpoint's
     again = Engine(tiny_config(max_steps=8, fused_adam=True), first.run_dir, explicit=EXPLICIT,
                    resume=load_checkpoint(first.run_dir))
     list(again.run())
-    assert again.step == 8 and again.optD.param_groups[0]["fused"] is True
+    assert again.step == 8 and again.gan.optD.param_groups[0]["fused"] is True
 
 
 def test_resumed_adam_moments_take_the_weights_layout(make_engine):
     """Moments saved channels-last (a CPU run) resumed with contiguous weights (a GPU's
     default): they are copied to the weights' layout, and fused Adam, which goes wrong on
     mismatched layouts on a CPU and refuses them on CUDA, trains as foreach Adam does."""
-    from tui_gan.checkpoint import load_checkpoint
+    from tui_gan.engine.checkpoint import load_checkpoint
 
     first = make_engine(max_steps=3, channels_last=True)
     list(first.run())
-    assert first.optG.state[first.netG.main[0].weight]["exp_avg"].is_contiguous(memory_format=torch.channels_last)
+    assert first.gan.optG.state[first.gan.netG.main[0].weight]["exp_avg"].is_contiguous(memory_format=torch.channels_last)
     resumed = {}
     for fused in (False, True):
         engine = make_engine(f"fused-{fused}", resume=load_checkpoint(first.run_dir), max_steps=6,
                              channels_last=False, fused_adam=fused)
         list(engine.run())
-        assert engine.step == 6 and bool(engine.optG.param_groups[0]["fused"]) is fused
-        for opt, net in ((engine.optG, engine.netG), (engine.optD, engine.netD)):
+        assert engine.step == 6 and bool(engine.gan.optG.param_groups[0]["fused"]) is fused
+        for opt, net in ((engine.gan.optG, engine.gan.netG), (engine.gan.optD, engine.gan.netD)):
             for p in net.parameters():
                 moments = [v for v in opt.state[p].values() if v.shape == p.shape]
                 assert len(moments) == 2 and all(v.stride() == p.stride() for v in moments)
         resumed[fused] = engine
-    for a, b in zip(resumed[False].netG.parameters(), resumed[True].netG.parameters()):
+    for a, b in zip(resumed[False].gan.netG.parameters(), resumed[True].gan.netG.parameters()):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -387,15 +388,14 @@ def test_autocast_only_with_amp(make_engine):
     one on MPS."""
     import contextlib
 
-    assert isinstance(make_engine()._autocast(), contextlib.nullcontext)
-    engine = make_engine(amp=True)
-    engine.device = torch.device("cpu")
-    assert isinstance(engine._autocast(), torch.autocast)
+    cpu = torch.device("cpu")
+    assert isinstance(Gan(tiny_config(channels=3), cpu).autocast(), contextlib.nullcontext)
+    assert isinstance(Gan(tiny_config(channels=3, amp=True), cpu).autocast(), torch.autocast)
 
 
 def test_amp_where_the_device_has_no_bf16_is_a_user_error(make_engine, monkeypatch):
-    from tui_gan.devices import check_amp
-    from tui_gan.errors import UserError
+    from tui_gan.core.errors import UserError
+    from tui_gan.engine.devices import check_amp
 
     check_amp(torch.device("cpu"))  # bf16 autocast exists on every CPU (slow without bf16 units)
     with pytest.raises(UserError, match=r"--amp: bf16 autocast is not available on meta .*run without --amp"):
@@ -408,13 +408,13 @@ def test_amp_where_the_device_has_no_bf16_is_a_user_error(make_engine, monkeypat
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (9, 0))
         with pytest.raises(UserError, match=r"not available on cuda .*\(.*CUDA is not available.*\)"):
             check_amp(torch.device("cuda", 0))
-    monkeypatch.setattr("tui_gan.engine.check_amp", lambda device: check_amp(torch.device("meta")))
+    monkeypatch.setattr("tui_gan.engine.engine.check_amp", lambda device: check_amp(torch.device("meta")))
     with pytest.raises(UserError, match="--amp"):  # the engine checks before it loads anything
         next(e for e in make_engine(amp=True).run() if not isinstance(e, ev.Loading))
 
 
 def test_fused_adam_where_torch_lacks_it_is_a_user_error(make_engine, monkeypatch):
-    from tui_gan.errors import UserError
+    from tui_gan.core.errors import UserError
 
     real_adam = torch.optim.Adam
 
@@ -432,19 +432,19 @@ def test_fused_adam_where_torch_lacks_it_is_a_user_error(make_engine, monkeypatc
 
 
 def test_failures_are_described_on_torch_without_torch_out_of_memory_error(monkeypatch):
-    from tui_gan.engine import _describe_failure
+    from tui_gan.engine.devices import describe_failure
 
     monkeypatch.delattr(torch, "OutOfMemoryError", raising=False)  # added in torch 2.4
     cpu = torch.device("cpu")
-    assert _describe_failure(torch.cuda.OutOfMemoryError("CUDA error"), cpu).startswith("out of memory on cpu")
-    assert _describe_failure(ValueError("bad\nmore"), cpu) == "ValueError: bad"
+    assert describe_failure(torch.cuda.OutOfMemoryError("CUDA error"), cpu).startswith("out of memory on cpu")
+    assert describe_failure(ValueError("bad\nmore"), cpu) == "ValueError: bad"
 
 
 def test_cpu_checkpoints_hold_no_cuda_rng_state_and_older_lists_still_resume(make_engine):
     """Checkpoints once held a list of every visible GPU's RNG state (now: this run's GPU
     only, or None on other devices). On a CPU, lists in either form still resume; the
     CUDA side of this needs a GPU (.ci/gpu-bench resumes on one)."""
-    from tui_gan.checkpoint import load_checkpoint
+    from tui_gan.engine.checkpoint import load_checkpoint
 
     first = make_engine(max_steps=2)
     list(first.run())
@@ -457,7 +457,7 @@ def test_cpu_checkpoints_hold_no_cuda_rng_state_and_older_lists_still_resume(mak
 
 
 def test_compile_where_torch_cannot_is_a_user_error(make_engine, monkeypatch):
-    from tui_gan.errors import UserError
+    from tui_gan.core.errors import UserError
 
     def refuse(*args, **kwargs):
         raise RuntimeError("Dynamo is not supported on Python 3.12+\nmore")
@@ -465,3 +465,12 @@ def test_compile_where_torch_cannot_is_a_user_error(make_engine, monkeypatch):
     monkeypatch.setattr(torch, "compile", refuse)
     with pytest.raises(UserError, match=r"^--compile: Dynamo is not supported on Python 3.12\+; run without --compile$"):
         list(make_engine(compile=True).run())
+
+
+def test_before_step_hook_sees_every_step(make_engine):
+    """The benchmark's clock: a public hook, called before each training step."""
+    seen = []
+    engine = make_engine(max_steps=5)
+    engine.before_step = seen.append
+    list(engine.run())
+    assert seen == [0, 1, 2, 3, 4]

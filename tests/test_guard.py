@@ -8,26 +8,27 @@ import math
 
 import torch
 
-from tui_gan import events as ev
-from tui_gan.guard import GoodState, Rollbacks, SaturationWatch
+from tui_gan.core import events as ev
+from tui_gan.engine.gan import Gan
+from tui_gan.engine.guard import GoodState, Rollbacks, SaturationWatch
 
 from .conftest import EngineThread
 
 
 def _blow_up_at(engine, monkeypatch, steps: set[int]):
     """From the given steps on (counted from 1), a step ruins the weights and its losses."""
-    real_step = engine._train_step
+    real_step = Gan.train_step
 
-    def step(real):
-        out = real_step(real)
+    def step(gan, real):
+        out = real_step(gan, real)
         if engine.step + 1 in steps:
             with torch.no_grad():
-                for p in engine.netG.parameters():
+                for p in engine.gan.netG.parameters():
                     p.fill_(math.nan)
             return torch.full_like(out, math.nan)
         return out
 
-    monkeypatch.setattr(engine, "_train_step", step)
+    monkeypatch.setattr(Gan, "train_step", step)
 
 
 def _finite(module) -> bool:
@@ -43,8 +44,8 @@ def test_non_finite_losses_roll_back_pause_and_tell(make_engine, engine_thread, 
     assert "lower the learning rates" in warning.message
     paused = t.wait_for(ev.Paused)
     assert paused.reason == "diverged" and engine.step == 6
-    assert _finite(engine.netG) and _finite(engine.netD)  # the kept state is back
-    for p in engine.optG.state_dict()["state"].values():
+    assert _finite(engine.gan.netG) and _finite(engine.gan.netD)  # the kept state is back
+    for p in engine.gan.optG.state_dict()["state"].values():
         assert torch.isfinite(p["exp_avg"]).all()
 
     engine.control.resume()  # a single rollback: resuming is allowed
@@ -72,7 +73,7 @@ def test_repeated_divergence_stays_paused_until_the_learning_rate_changes(make_e
     engine.control.resume()
     t.wait_for(ev.Resumed)
     t.wait_for(ev.Progress, predicate=lambda e: e.step > step + 2)
-    assert engine.lr_g == 1e-5
+    assert engine.gan.lr_g == 1e-5
 
 
 def test_headless_stops_with_the_good_state_saved(make_engine, monkeypatch):
@@ -92,12 +93,11 @@ def test_a_non_finite_checkpoint_is_never_written(make_engine):
     engine = make_engine(max_steps=3)
     list(engine.run())
     with torch.no_grad():
-        next(engine.netG.parameters()).fill_(math.inf)
-    engine._saved = None
+        next(engine.gan.netG.parameters()).fill_(math.inf)
     path = engine._save(engine.run_dir / "checkpoints" / "again.pt")
     state = torch.load(path, weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
-    kept = engine._good.state["generator"]
+    kept = engine.guard.good.state["generator"]
     assert all(torch.equal(state["generator"][k], kept[k]) for k in kept)  # the last good weights
 
 
@@ -142,4 +142,4 @@ def test_a_blow_up_just_before_an_epoch_end_is_caught_there(make_engine, engine_
     warning = t.wait_for(ev.EngineWarning, predicate=lambda e: "diverged" in e.message)
     assert "before step 14" in warning.message
     t.wait_for(ev.Paused, predicate=lambda e: e.reason == "diverged")
-    assert _finite(engine.netG)
+    assert _finite(engine.gan.netG)

@@ -7,8 +7,8 @@ import math
 import torch
 from PIL import Image
 
-from tui_gan import events as ev
-from tui_gan.interpolation import latent_walk, slerp
+from tui_gan.core import events as ev
+from tui_gan.engine.interpolation import latent_walk, slerp
 
 from .conftest import EngineThread
 
@@ -43,14 +43,15 @@ def test_engine_renders_the_walks_on_request(make_engine, engine_thread):
 
 
 async def test_the_walk_view_animates_and_saves_a_gif(tmp_path):
-    from tui_gan.widgets.interpolation import InterpolationScreen
+    from tui_gan.tui.screens.interpolation import InterpolationScreen
+    from tui_gan.tui.state import RunState
 
     from .app_support import quit_app, wait_until
     from .test_app import SIZE, log_text, real_app
 
     app = real_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await pilot.press("i")
         await wait_until(pilot, lambda: isinstance(app.screen, InterpolationScreen), what="the walk view")
         view = app.screen

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 # The PyTorch DCGAN tutorial's classes, verbatim, as the benchmark runs them.
-from tui_gan.bench import TutorialDiscriminator, TutorialGenerator
-from tui_gan.models import Discriminator, Generator, generate, weights_init
+from tui_gan.bench.tutorial import TutorialDiscriminator, TutorialGenerator
+from tui_gan.engine.models import Discriminator, Generator, generate, weights_init
 
 
 def _layers(module):

@@ -8,9 +8,9 @@ import math
 
 import torch
 
-from tui_gan import events as ev
-from tui_gan.builtin import make_builtin
-from tui_gan.quality import RealReference, _binomial, _up, laplacian_pyramid, mean_pairwise_distance
+from tui_gan.core import events as ev
+from tui_gan.data.builtin import make_builtin
+from tui_gan.engine.quality import RealReference, _binomial, _up, laplacian_pyramid, mean_pairwise_distance
 
 from .conftest import EngineThread
 
@@ -87,11 +87,11 @@ def test_measure_on_request(make_engine, engine_thread):
 
 
 def test_collapse_warns_once_per_fall_from_variety(make_engine, monkeypatch):
-    from tui_gan import engine as engine_module
-    from tui_gan.quality import Quality
+    from tui_gan.engine import quality as quality_module
+    from tui_gan.engine.quality import Quality
 
     diversities = iter([0.05, 0.1, 0.9, 0.2, 0.1, 0.8, 0.3])  # step 0, then epochs 1-6
-    monkeypatch.setattr(engine_module.RealReference, "compare",
+    monkeypatch.setattr(quality_module.RealReference, "compare",
                         lambda self, fake: Quality(swd=10.0, swd_levels=[10.0], diversity=next(diversities)))
     engine = make_engine(epochs=6, quality_images=32)
     warnings = [(e.message, engine.step) for e in engine.run() if isinstance(e, ev.EngineWarning)]

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tui_gan import winograd
+from tui_gan.speed import winograd
 
 CL = torch.channels_last
 

@@ -10,15 +10,15 @@ import argparse
 import math
 import os
 import sys
-import time
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
-from .config import SUPPORTED_SIZES, TrainConfig
-from .datasets import DEFAULT_DATA_ROOT
-from .errors import UserError
+from .core.config import SUPPORTED_SIZES, TrainConfig
+from .core.errors import UserError
+from .core.rundir import RunDir, describe_dataset_root, new_run_dir
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
 RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam"}
@@ -88,7 +88,7 @@ def train_parser() -> ArgumentParser:
     )
     p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download), a folder of images, "
                    "or a dataset: mnist, fashion-mnist, kmnist, cifar10, cifar100, stl10, celeba")
-    p.add_argument("--data-root", metavar="DIR", help=f"where datasets are kept (default {DEFAULT_DATA_ROOT})")
+    p.add_argument("--data-root", metavar="DIR", help=f"where datasets are kept (default {describe_dataset_root()})")
     p.add_argument("--download", action="store_true", help="download the --data dataset if it is not there yet")
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="decode the images again instead of using the decode cache (and do not store them)")
@@ -167,8 +167,8 @@ def _flag_settings(args: dict[str, Any]) -> dict[str, Any]:
 
 def _normalise_data(spec: str, root: str | None = None, download: bool = False) -> str:
     """'builtin', a dataset name (checked for a local copy) or a folder's absolute path."""
-    from .datasets import check_available, describe, is_dataset_name
-    from .imagefiles import scan_folder  # no torch: cheap, and catches bad paths early
+    from .data.imagefiles import scan_folder  # no torch: cheap, and catches bad paths early
+    from .data.named import check_available, describe, is_dataset_name
 
     if spec == "builtin":
         return spec
@@ -182,16 +182,6 @@ def _normalise_data(spec: str, root: str | None = None, download: bool = False) 
         )
     scan_folder(spec)
     return str(Path(spec).expanduser().resolve())
-
-
-def default_run_dir(root: str | Path = "runs") -> Path:
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    path = Path(root) / stamp
-    n = 2
-    while path.exists():
-        path = Path(root) / f"{stamp}-{n}"
-        n += 1
-    return path
 
 
 def check_writable(run_dir: Path) -> None:
@@ -222,10 +212,10 @@ def resume_flags() -> str:
 
 def prepare_training(args: dict[str, Any]):
     """Turn parsed flags into an Engine (imports torch). Raises UserError for bad input."""
-    from .engine import Engine
+    from .engine.engine import Engine
 
     if "resume" in args:
-        from .checkpoint import load_checkpoint, run_dir_of
+        from .engine.checkpoint import load_checkpoint
 
         state = load_checkpoint(args["resume"])
         flag_values = _flag_settings(args)
@@ -242,12 +232,12 @@ def prepare_training(args: dict[str, Any]):
         config = TrainConfig.from_dict(saved, source=f"checkpoint {state['path']}")
         if {"data", "data_root", "download"} & set(flag_values):
             config.data = _normalise_data(config.data, config.data_root, config.download)
-        run_dir = Path(args["run_dir"]) if "run_dir" in args else run_dir_of(state["path"])
+        run_dir = Path(args["run_dir"]) if "run_dir" in args else RunDir.of_checkpoint(state["path"]).root
         check_writable(run_dir)
         return Engine(config, run_dir, explicit=set(flag_values), resume=state)
 
     config, explicit = build_config(args)
-    run_dir = Path(args["run_dir"]) if "run_dir" in args else default_run_dir()
+    run_dir = Path(args["run_dir"]) if "run_dir" in args else new_run_dir()
     check_writable(run_dir)
     return Engine(config, run_dir, explicit=explicit)
 
@@ -272,7 +262,7 @@ def run_train(argv: Sequence[str]) -> int:
 
 def run_app(args: dict[str, Any]) -> int:
     """The Textual app. torch is imported by its worker, after the first frame."""
-    from .app import TuiGanApp
+    from .tui.app import TuiGanApp
 
     name = Path(args["run_dir"]).name if "run_dir" in args else ""
     app = TuiGanApp(lambda: prepare_training(args), run_name=name)
@@ -287,7 +277,7 @@ def run_app(args: dict[str, Any]) -> int:
 
 def run_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)
-    from .sampling import sample_command
+    from .engine.sampling import sample_command
 
     return sample_command(args.checkpoint, args.n, args.seed, args.device, args.out, args.out_dir)
 
@@ -302,7 +292,7 @@ def gif_parser() -> ArgumentParser:
 
 def run_gif(argv: Sequence[str]) -> int:
     args = gif_parser().parse_args(argv)
-    from .progression import epoch_grids, make_gif
+    from .pictures.progression import epoch_grids, make_gif
 
     path = make_gif(args.run_dir, args.out, args.frame_ms)
     print(f"{path} ({len(epoch_grids(args.run_dir))} epochs)")
@@ -343,7 +333,7 @@ def bench_parser() -> ArgumentParser:
 
 def run_bench(argv: Sequence[str]) -> int:
     args = bench_parser().parse_args(argv)
-    from .bench import run_bench as bench
+    from .bench.compare import run_bench as bench
 
     return bench(args)
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .atomic import atomic_write
-from .errors import UserError, first_line
+from .. import __version__
+from ..core.atomic import atomic_write
+from ..core.errors import UserError, first_line
+from ..core.history import COLUMNS, rows_from_table
+from ..core.rundir import RunDir
+
+if TYPE_CHECKING:  # the engine imports this module
+    from .engine import Engine
 
 FORMAT = "tui-gan-checkpoint"
 VERSION = 1
@@ -28,9 +35,9 @@ def resolve_checkpoint_path(spec: str | Path) -> Path:
     """A run directory means its checkpoints/last.pt; a file is taken as it is."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "last.pt", path / "last.pt"):
-            if candidate.is_file():
-                return candidate
+        found = RunDir(path).checkpoint_in()
+        if found is not None:
+            return found
         raise UserError(f"{spec}: no checkpoints/last.pt in this folder; pass a run directory or a .pt file")
     if not path.exists():
         raise UserError(f"{spec}: no such checkpoint or run directory; check the path")
@@ -54,7 +61,57 @@ def load_checkpoint(spec: str | Path) -> dict[str, Any]:
     return state
 
 
-def run_dir_of(checkpoint_path: str | Path) -> Path:
-    """The run directory a checkpoint belongs to (RUN/checkpoints/x.pt -> RUN)."""
-    path = Path(checkpoint_path).resolve()
-    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+class CheckpointWriter:
+    """Writes one run's checkpoints, and skips a write when the same file already holds
+    the same step (an epoch's end followed by a stop, say)."""
+
+    def __init__(self) -> None:
+        self._saved: tuple[int, Path] | None = None  # (step, path) of the newest checkpoint written or loaded
+
+    def loaded(self, step: int, path: str | Path) -> None:
+        self._saved = (step, Path(path).resolve())
+
+    def save(self, path: Path, step: int, state: Callable[[], dict[str, Any]]) -> Path:
+        """Write ``state()`` to ``path`` unless it holds ``step`` already."""
+        if self._saved == (step, path.resolve()) and path.exists():
+            return path
+        save_checkpoint(path, state())
+        self._saved = (step, path.resolve())
+        return path
+
+
+def engine_state(engine: Engine) -> dict[str, Any]:
+    """Everything needed to continue ``engine``'s run exactly: tensors and plain data only."""
+    gan = engine.gan
+    rng = {**gan.rng_state(), "data": {"seed": engine.config.seed, "epoch": engine.epoch, "batch": engine.batch_in_epoch}}
+    history = torch.tensor(engine.history, dtype=torch.float64).reshape(-1, len(COLUMNS))
+    return {
+        **gan.state_dict(),
+        "step": engine.step,
+        "epoch": engine.epoch,
+        "batch_in_epoch": engine.batch_in_epoch,
+        "config": engine.config.to_dict(),
+        "rng": rng,
+        "history": {"columns": list(COLUMNS), "values": history},
+        "elapsed_s": float(engine.meter.train_time if engine.meter is not None else engine.elapsed_base),
+        "tui_gan_version": __version__,
+    }
+
+
+def restore_engine(engine: Engine, state: dict[str, Any]) -> str | None:
+    """Put a loaded checkpoint's run back into ``engine`` (its GAN built, its data loaded),
+    to continue exactly where it left off. Returns a warning for the user, if any."""
+    engine.step = int(state["step"])
+    engine.epoch = int(state["epoch"])
+    engine.batch_in_epoch = int(state.get("batch_in_epoch", 0))
+    if engine.batch_in_epoch >= engine.steps_per_epoch:  # the dataset shrank since
+        engine.epoch, engine.batch_in_epoch = engine.epoch + 1, 0
+    # learning rates given on the command line replace the ones that were waiting
+    warning = engine.gan.load_state_dict(state, engine.step, keep_pending=not {"lr_g", "lr_d"} & engine.explicit)
+    hist = state.get("history")
+    if hist is not None and len(hist.get("values", [])):
+        engine.history = rows_from_table(list(hist["columns"]), hist["values"].tolist())
+    engine.elapsed_base = float(state.get("elapsed_s", 0.0))
+    if "path" in state:
+        engine.checkpoints.loaded(engine.step, state["path"])
+    return warning

@@ -6,8 +6,8 @@ import warnings
 
 import torch
 
-from .config import parse_device
-from .errors import UserError, first_line
+from ..core.config import parse_device
+from ..core.errors import UserError, first_line
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -68,3 +68,12 @@ def describe_device(device: torch.device) -> str:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+def describe_failure(exc: Exception, device: torch.device | None) -> str:
+    """One line for a training step that failed: what to change for out-of-memory errors,
+    else the exception's type and first line."""
+    out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch.* from 2.4
+    if isinstance(exc, out_of_memory) or "out of memory" in str(exc).lower():
+        return f"out of memory on {device}: try a smaller --batch-size or --image-size"
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__

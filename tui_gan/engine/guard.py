@@ -118,3 +118,49 @@ class SaturationWatch:
                     f"D(G(z)) {d_g_z:.3f}, loss_G {loss_g:.1f}): the generator gets almost no gradient; "
                     "try a lower learning rate for D")
         return None
+
+
+class Guard:
+    """The guard's parts for one run, applied to each progress read (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.good = GoodState()
+        self.rollbacks = Rollbacks()
+        self.saturation = SaturationWatch()
+
+    def start(self, step: int, modules: dict[str, Any]) -> None:
+        """A rollback target from the first step on."""
+        self.good.keep(step, modules)
+
+    def inspect(self, step: int, means: list[float], modules: dict[str, Any],
+                lrs: tuple[float, float]) -> tuple[str | None, bool]:
+        """Look at a read's averages (loss_D, loss_G, D(x), D(G(z1)), D(G(z2))) taken before
+        ``step``: roll back from non-finite ones, warn about saturation, and now and then
+        keep the current state as the last good one. Returns (a warning, whether training
+        diverged and must pause)."""
+        if not all(math.isfinite(v) for v in means):
+            count = self.rollbacks.record(lrs)
+            restored = self.good.restore(modules)
+            what = ", ".join(f"{name} {v:g}" for name, v in zip(("loss_D", "loss_G"), means[:2]))
+            where = (f"restored the state of step {restored}" if restored is not None
+                     else "no good state was kept yet to restore")
+            return (f"training diverged before step {step} ({what}): {where} and paused; "
+                    f"lower the learning rates (l) before resuming (rollback {count} of {self.rollbacks.limit})",
+                    True)
+        warning = self.saturation.update(step, means[1], means[2], means[3])
+        if self.good.due():
+            self.good.keep(step, modules)
+        return warning, False
+
+    def refusal(self, lrs: tuple[float, float]) -> str | None:
+        """Why resuming at ``lrs`` is refused (it diverged there MAX_ROLLBACKS times), or None."""
+        if not self.rollbacks.blocked(lrs):
+            return None
+        return (f"training diverged {self.rollbacks.count} times at learning rates G {lrs[0]:g} "
+                f"D {lrs[1]:g}: set lower ones (l, apply now) before resuming")
+
+    def make_savable(self, modules: dict[str, Any]) -> None:
+        """Never write a checkpoint that cannot be trained from: non-finite weights are
+        replaced by the last good state. Raises RuntimeError when none is kept."""
+        if not weights_finite(modules.values()) and self.good.restore(modules) is None:
+            raise RuntimeError("the weights are not finite and no good state is kept; nothing was saved")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .images import to_uint8
+from ..data.pixels import to_uint8
 from .models import generate
 
 WALKS = 16

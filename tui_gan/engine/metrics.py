@@ -1,7 +1,8 @@
-"""Metrics: the history of averaged training statistics, metrics.csv, and throughput.
+"""Metric rows from progress-interval averages, metrics.csv, and throughput.
 
-Per-step statistics are summed on the device by the engine; this module only sees the
+Per-step statistics are summed on the device (meter.py); this module only sees the
 averages read back once per progress interval, so nothing here forces a device sync.
+The rows themselves are core/history.py's HistoryRow.
 """
 
 from __future__ import annotations
@@ -10,11 +11,7 @@ import csv
 import math
 from pathlib import Path
 
-STATS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2")
-QUALITY = ("swd", "diversity")
-COLUMNS = ("step", "epoch", *STATS, "lr_g", "lr_d", "images_per_sec", "elapsed_s", *QUALITY)
-"""A history row holds either the training statistics of an interval (quality columns
-NaN) or a quality measurement (training statistics NaN); see quality_row."""
+from ..core.history import COLUMNS, STATS, HistoryRow
 
 
 class RowAggregator:
@@ -29,6 +26,7 @@ class RowAggregator:
         self._since = 0.0
 
     def add(self, means: list[float], steps: int, images: int, seconds: float) -> None:
+        """``means`` of STATS over ``steps`` steps of ``images`` images in ``seconds``."""
         for i, v in enumerate(means):
             self._sums[i] += v * steps
         self._steps += steps
@@ -42,21 +40,15 @@ class RowAggregator:
     def due(self) -> bool:
         return self._steps > 0 and self._since >= self.interval
 
-    def take(self, step: int, epoch: int, lr_g: float, lr_d: float, elapsed: float) -> list[float]:
+    def take(self, step: int, epoch: int, lr_g: float, lr_d: float, elapsed: float) -> HistoryRow:
         """Close the current row and start a new one."""
         means = [s / self._steps for s in self._sums]
         ips = self._images / self._seconds if self._seconds > 0 else 0.0
-        row = [float(step), float(epoch), *means, lr_g, lr_d, ips, elapsed, math.nan, math.nan]
+        row = HistoryRow(step, epoch, *means, lr_g, lr_d, ips, elapsed)
         self._sums = [0.0] * len(STATS)
         self._steps = self._images = 0
         self._seconds = self._since = 0.0
         return row
-
-
-def quality_row(step: int, epoch: int, lr_g: float, lr_d: float, elapsed: float, swd: float,
-                diversity: float) -> list[float]:
-    """A history row for one quality measurement (see quality.py)."""
-    return [float(step), float(epoch), *[math.nan] * len(STATS), lr_g, lr_d, math.nan, elapsed, swd, diversity]
 
 
 class Throughput:
@@ -81,7 +73,7 @@ class Throughput:
 class MetricsCsv:
     """run_dir/metrics.csv, one row per history row, flushed as written."""
 
-    def __init__(self, path: str | Path, history: list[list[float]] | None = None):
+    def __init__(self, path: str | Path, history: list[HistoryRow] | None = None):
         self.path = Path(path)
         # (Re)write from the history so a resumed run's file matches its checkpoint exactly.
         self._file = open(self.path, "w", newline="", encoding="utf-8")
@@ -91,7 +83,7 @@ class MetricsCsv:
             self._writer.writerow(format_row(row))
         self._file.flush()
 
-    def append(self, row: list[float]) -> None:
+    def append(self, row: HistoryRow) -> None:
         self._writer.writerow(format_row(row))
         self._file.flush()
 
@@ -99,7 +91,7 @@ class MetricsCsv:
         self._file.close()
 
 
-def format_row(row: list[float]) -> list[str]:
+def format_row(row: HistoryRow) -> list[str]:
     out = []
     for name, value in zip(COLUMNS, row):
         if name in ("step", "epoch"):
@@ -115,15 +107,3 @@ def format_row(row: list[float]) -> list[str]:
         else:
             out.append(f"{value:.5f}")
     return out
-
-
-def format_duration(seconds: float | None) -> str:
-    """1h02m, 3m05s, 42s; '?' when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .images import from_uint8
+from ..data.pixels import from_uint8
+from .models import generate
 
 #: Neighbourhood side, neighbourhoods per image and level, projection directions. Karras et
 #: al. take 128 neighbourhoods of 16,384 images and 4×128 directions on a GPU; these keep a
@@ -160,3 +161,43 @@ def mean_pairwise_distance(images: torch.Tensor, side: int = 16, limit: int = 25
         return float("nan")
     d = torch.cdist(flat, flat)
     return float(d.sum() / (n * (n - 1)))
+
+
+class QualityProbe:
+    """Measures one run's generator against a fixed real subset, the same at every
+    measurement, and notices a collapse."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self._reference: RealReference | None = None
+        self._noise: torch.Tensor | None = None
+        self._collapse_warned = False
+
+    def images(self, dataset_size: int) -> int:
+        """How many images a measurement compares (0: the probe is off)."""
+        n = min(self.config.quality_images, dataset_size)
+        return n if n >= 2 else 0
+
+    @torch.no_grad()
+    def measure(self, netG: torch.nn.Module, data, device: torch.device) -> Quality:
+        """SWD and diversity of ``netG``'s images against ``data``'s fixed subset."""
+        cfg = self.config
+        if self._reference is None or self._noise is None:
+            n = self.images(len(data))
+            self._reference = RealReference(data.subset(n, cfg.seed), seed=cfg.seed)
+            noise = torch.randn(n, cfg.nz, 1, 1, generator=torch.Generator().manual_seed(cfg.seed + 1))
+            self._noise = noise.to(device)
+        fake = torch.cat([generate(netG, z) for z in self._noise.split(cfg.batch_size)])
+        return self._reference.compare(fake)
+
+    def collapse_warning(self, diversity: float, best_before: float) -> str | None:
+        """A warning the first time the samples fall from variety (``best_before``) to
+        COLLAPSE_RATIO of the data's. An untrained generator's outputs are all alike, and
+        early in a run they often are for an epoch or two before they spread out: only a
+        fall counts."""
+        collapsed = diversity < COLLAPSE_RATIO <= best_before
+        warn, self._collapse_warned = collapsed and not self._collapse_warned, collapsed
+        if not warn:
+            return None
+        return (f"the samples are {diversity:.2f}× as varied as the data: the generator may be collapsing "
+                "onto a few outputs (mode collapse); a lower learning rate or a restart from a snapshot can help")

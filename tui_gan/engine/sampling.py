@@ -6,11 +6,12 @@ from pathlib import Path
 
 import torch
 
+from ..core.config import TrainConfig
+from ..core.errors import UserError
+from ..data.pixels import to_uint8
+from ..pictures.grids import save_grid, save_png, to_pil
 from .checkpoint import load_checkpoint
-from .config import TrainConfig
 from .devices import resolve_device
-from .errors import UserError
-from .images import save_grid, save_png, to_pil, to_uint8
 from .models import Generator, generate
 
 #: Samples are drawn with batch statistics (as during training) in batches of this size.

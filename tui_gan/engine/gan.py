@@ -1,0 +1,255 @@
+"""The GAN itself: the tutorial's nets, optimizers and loss, one training step, the
+learning rates, and the random state that makes a run exactly resumable.
+
+The step is the PyTorch DCGAN tutorial's, with two differences that change no number
+(a test checks one step against the tutorial's weights and gradients): the statistics
+stay on the device (no ``.item()`` per step), and G's backward pass computes no weight
+gradients for D, which D's next ``zero_grad`` would throw away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn, optim
+
+from .. import speed
+from ..core import events as ev
+from ..core.config import TrainConfig
+from ..core.errors import UserError, first_line
+from ..data.pixels import to_uint8
+from .models import build_models, generate
+
+REAL_LABEL = 1.0
+FAKE_LABEL = 0.0
+FIXED_NOISE_SIZE = 64
+
+
+class Gan:
+    """Generator, discriminator, their Adam optimizers and the loss, on one device."""
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        """Build the nets and optimizers, seeded as the tutorial seeds them. Raises UserError
+        where an option cannot work here (--compile, --fused-adam)."""
+        self.config = config
+        self.device = device
+        torch.manual_seed(config.seed)
+        self.netG, self.netD = (m.to(device) for m in build_models(config))
+        self.speed = speed.apply(self.netG, self.netD, config, device)
+        # With --amp, D's last Sigmoid is left out of the forward pass and the loss is
+        # BCEWithLogits: the same maths, but safe under bf16 autocast (BCELoss is not).
+        self._d_forward: nn.Module = self.netD.main[:-1] if config.amp else self.netD
+        self._g_forward: nn.Module = self.netG
+        self.criterion = nn.BCEWithLogitsLoss() if config.amp else nn.BCELoss()
+        if config.compile:  # the originals keep their state_dict keys for checkpoints
+            try:
+                self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
+            except RuntimeError as exc:  # e.g. torch before 2.4 on Python 3.12
+                raise UserError(f"--compile: {first_line(exc)}; run without --compile") from None
+        self.optG, self.optD = self._optimizers()
+        self._g_params = list(self.netG.parameters())
+        cpu_gen = torch.Generator().manual_seed(config.seed)
+        self.fixed_noise = torch.randn(FIXED_NOISE_SIZE, config.nz, 1, 1, generator=cpu_gen).to(device)
+        self.noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+        self._labels: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.pending_lr: tuple[float, float] | None = None
+        """Learning rates (G, D) waiting for the next epoch boundary."""
+
+    def _optimizers(self) -> tuple[optim.Adam, optim.Adam]:
+        cfg = self.config
+        fused = {"fused": True} if cfg.fused_adam else {}
+        try:
+            return (optim.Adam(self.netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), **fused),
+                    optim.Adam(self.netD.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), **fused))
+        except (RuntimeError, ValueError) as exc:  # fused Adam: CUDA only before torch 2.4
+            if not cfg.fused_adam:
+                raise
+            raise UserError(f"--fused-adam: not available on {self.device.type} with torch {torch.__version__} "
+                            f"({first_line(exc)}); run without --fused-adam") from None
+
+    # ================================================================== learning rates
+
+    @property
+    def lr_g(self) -> float:
+        return float(self.optG.param_groups[0]["lr"])
+
+    @property
+    def lr_d(self) -> float:
+        return float(self.optD.param_groups[0]["lr"])
+
+    @property
+    def lrs(self) -> tuple[float, float]:
+        return self.lr_g, self.lr_d
+
+    def set_lrs(self, lr_g: float, lr_d: float) -> None:
+        for group in self.optG.param_groups:
+            group["lr"] = lr_g
+        for group in self.optD.param_groups:
+            group["lr"] = lr_d
+        self.config.lr_g, self.config.lr_d = lr_g, lr_d
+
+    def change_lrs(self, lr_g: float | None, lr_d: float | None, now: bool) -> ev.LrApplied | ev.LrPending:
+        """Apply new learning rates (None: keep that net's) now, or at the next epoch boundary."""
+        lr_g = self.lr_g if lr_g is None else lr_g
+        lr_d = self.lr_d if lr_d is None else lr_d
+        if now:
+            self.pending_lr = None
+            self.set_lrs(lr_g, lr_d)
+            return ev.LrApplied(lr_g, lr_d)
+        self.pending_lr = (lr_g, lr_d)
+        return ev.LrPending(lr_g, lr_d)
+
+    def apply_pending_lrs(self) -> ev.LrApplied | None:
+        """At an epoch boundary: the learning rates that were waiting for it."""
+        if self.pending_lr is None:
+            return None
+        lr_g, lr_d = self.pending_lr
+        self.pending_lr = None
+        self.set_lrs(lr_g, lr_d)
+        return ev.LrApplied(lr_g, lr_d)
+
+    # ================================================================== the step
+
+    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+        """One step of the tutorial's loop; returns [loss_D, loss_G, D(x), D(G(z1)), D(G(z2))]
+        as a tensor on the device (no sync)."""
+        b = real.size(0)
+        if b not in self._labels:
+            self._labels[b] = (
+                torch.full((b,), REAL_LABEL, device=self.device),
+                torch.full((b,), FAKE_LABEL, device=self.device),
+            )
+        real_label, fake_label = self._labels[b]
+        if self.speed.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+
+        # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
+        self.netD.zero_grad(set_to_none=True)
+        with self.autocast():
+            output = self._d_forward(real).view(-1)
+            err_d_real = self.criterion(output, real_label)
+        err_d_real.backward()
+        d_x = self._probability(output).mean()
+
+        noise = torch.randn(b, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
+        with self.autocast():
+            fake = self._g_forward(noise)
+            output = self._d_forward(fake.detach()).view(-1)
+            err_d_fake = self.criterion(output, fake_label)
+        err_d_fake.backward()
+        d_g_z1 = self._probability(output).mean()
+        err_d = err_d_real.detach() + err_d_fake.detach()
+        self.optD.step()
+
+        # (2) Update G: maximize log(D(G(z))) -- fake labels are real for the generator's cost
+        self.netG.zero_grad(set_to_none=True)
+        # Only G's gradients: D's from this pass would be discarded by its next zero_grad,
+        # so skipping them saves a third of D's backward pass and changes nothing. `inputs`
+        # does that for stock layers; cpulayers' autograd Functions need D's parameters
+        # marked as not requiring gradients.
+        if self.speed.cpu_layers:
+            self.netD.requires_grad_(False)
+        try:
+            with self.autocast():
+                output = self._d_forward(fake).view(-1)
+                err_g = self.criterion(output, real_label)
+            err_g.backward(inputs=self._g_params)
+        finally:
+            if self.speed.cpu_layers:
+                self.netD.requires_grad_(True)
+        d_g_z2 = self._probability(output).mean()
+        self.optG.step()
+
+        return torch.stack([err_d, err_g.detach(), d_x, d_g_z1, d_g_z2])
+
+    def autocast(self):
+        """bf16 autocast with --amp, else nothing (torch before 2.5 refuses even a disabled
+        autocast on MPS)."""
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _probability(self, output: torch.Tensor) -> torch.Tensor:
+        """D's verdicts in [0, 1]: the output itself, or sigmoid(logits) with --amp."""
+        output = output.detach().float()
+        return torch.sigmoid(output) if self.config.amp else output
+
+    def samples(self) -> torch.Tensor:
+        """The fixed-noise batch as uint8 (N, C, H, W) on the CPU."""
+        return to_uint8(generate(self.netG, self.fixed_noise)).cpu()
+
+    # ================================================================== state
+
+    def modules(self) -> dict[str, Any]:
+        """The checkpointed objects by their checkpoint keys (for the guard, too)."""
+        return {"generator": self.netG, "discriminator": self.netD, "optimizer_g": self.optG, "optimizer_d": self.optD}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, optimizer states, learning rates and the fixed noise: tensors and plain data."""
+        return {
+            **{name: m.state_dict() for name, m in self.modules().items()},
+            "lr_g": self.lr_g,
+            "lr_d": self.lr_d,
+            "pending_lr": list(self.pending_lr) if self.pending_lr else None,
+            "fixed_noise": self.fixed_noise.detach().cpu(),
+        }
+
+    def rng_state(self) -> dict[str, Any]:
+        return {
+            "torch_cpu": torch.get_rng_state(),
+            # this run's GPU only: a list of every visible GPU would not restore on fewer
+            "torch_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "noise": self.noise_gen.get_state(),
+            "noise_device": self.device.type,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], step: int, keep_pending: bool = True) -> str | None:
+        """Continue exactly where ``state`` (a checkpoint at ``step``) left off, keeping the
+        learning rates of this run's config (and the checkpoint's pending ones unless not
+        ``keep_pending``). Returns a warning when the noise sequence cannot continue (the
+        checkpoint comes from another kind of device)."""
+        self.netG.load_state_dict(state["generator"])
+        self.netD.load_state_dict(state["discriminator"])
+        _load_optimizer(self.optG, state["optimizer_g"])
+        _load_optimizer(self.optD, state["optimizer_d"])
+        self.set_lrs(self.config.lr_g, self.config.lr_d)
+        pending = state.get("pending_lr")
+        if pending is not None and keep_pending:
+            self.pending_lr = (float(pending[0]), float(pending[1]))
+        if "fixed_noise" in state:
+            self.fixed_noise = state["fixed_noise"].to(self.device)
+        rng = state.get("rng", {})
+        if "torch_cpu" in rng:
+            torch.set_rng_state(rng["torch_cpu"])
+        cuda_state = rng.get("torch_cuda")
+        if isinstance(cuda_state, list):  # older checkpoints: one state per visible GPU
+            index = self.device.index or 0
+            cuda_state = cuda_state[index] if index < len(cuda_state) else None
+        if self.device.type == "cuda" and isinstance(cuda_state, torch.Tensor):
+            torch.cuda.set_rng_state(cuda_state, self.device)
+        if rng.get("noise_device") == self.device.type and "noise" in rng:
+            self.noise_gen.set_state(rng["noise"])
+        elif "noise" in rng:
+            self.noise_gen.manual_seed(self.config.seed + 1 + step)
+            return (f"resumed on {self.device.type} from a {rng.get('noise_device')} checkpoint: "
+                    "the noise sequence restarts (the weights and optimizer state are exact)")
+        return None
+
+
+def _load_optimizer(optimizer: optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load a saved optimizer state, keeping this run's implementation choice (fused or not):
+    load_state_dict would otherwise take it from the checkpoint."""
+    flags = ("fused", "foreach", "capturable", "differentiable")
+    current = optimizer.param_groups[0]
+    groups = [{**g, **{k: current[k] for k in flags if k in current}} for g in saved["param_groups"]]
+    optimizer.load_state_dict({**saved, "param_groups": groups})
+    # load_state_dict casts dtype and device but keeps the saved memory layout: a CPU run's
+    # channels-last moments resumed with contiguous weights (a GPU's default) would send
+    # foreach Adam to its slow path, and make fused Adam fail (CUDA) or go wrong (CPU).
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)

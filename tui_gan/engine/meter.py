@@ -1,0 +1,165 @@
+"""What the engine measures while it trains: the per-step statistics summed on the device,
+the training clock, the metric history (and metrics.csv), and throughput.
+
+The one place the training loop reads the device: ``read`` copies the sums of the last
+progress interval (0.25 s by default) to the host, a few times a second instead of the
+tutorial's three ``.item()`` syncs per step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from ..core import events as ev
+from ..core.config import TrainConfig
+from ..core.history import HistoryRow
+from .metrics import MetricsCsv, RowAggregator, Throughput
+
+#: loss_D, loss_G, D(x), D(G(z1)), D(G(z2)): the statistics a step returns (see Gan.train_step).
+STAT_COUNT = 5
+
+
+class Position(Protocol):
+    """Where a run is (the Engine is one)."""
+
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    steps_per_epoch: int
+
+    @property
+    def total_steps(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One read of the accumulators: averages over ``steps`` steps (or the newest history
+    row's when there were none), their images per second, and a history row if one closed."""
+
+    means: list[float]
+    steps: int
+    images_per_sec: float
+    row: HistoryRow | None
+
+
+class Meter:
+    """Device accumulators, clocks, history rows and throughput for one run."""
+
+    def __init__(self, config: TrainConfig, device: torch.device, history: list[HistoryRow],
+                 elapsed_s: float, csv_path: Path) -> None:
+        self.config = config
+        self.history = history
+        self.csv = MetricsCsv(csv_path, history)
+        self._acc = torch.zeros(STAT_COUNT, device=device)
+        self._acc_steps = 0
+        self._rows = RowAggregator(config.log_interval)
+        self._throughput = Throughput()
+        self.train_time = elapsed_s
+        """Seconds of training in the whole run (resumed runs continue the count)."""
+        self._session_images = 0
+        self._session_time = 0.0
+        self.last_means: list[float] | None = None
+        """The averages of the newest read that had steps, until the next read."""
+        now = time.perf_counter()
+        self._last_progress = now
+        self._last_samples = now
+
+    # ----------------------------------------------------------------- per step
+
+    def add(self, stats: torch.Tensor) -> None:
+        """A step's statistics, summed on the device (no sync)."""
+        self._acc += stats
+        self._acc_steps += 1
+
+    def progress_due(self, now: float) -> bool:
+        return now - self._last_progress >= self.config.progress_interval
+
+    def samples_due(self, now: float) -> bool:
+        return now - self._last_samples >= self.config.sample_interval
+
+    # ----------------------------------------------------------------- clocks
+
+    def restart_clocks(self) -> None:
+        """After a pause: the time spent paused is not training."""
+        now = time.perf_counter()
+        self._last_progress = now
+        self._last_samples = now
+
+    def off_the_clock(self, started: float) -> float:
+        """Keep the seconds since ``started`` out of img/s: drawing samples, measuring and
+        rendering walks are not training. Returns them."""
+        seconds = time.perf_counter() - started
+        self._last_progress += seconds
+        return seconds
+
+    def samples_drawn(self) -> None:
+        self._last_samples = time.perf_counter()
+
+    def skip_to_now(self) -> None:
+        """Leave the time since the last read out of img/s (saving a checkpoint, say)."""
+        self._last_progress = time.perf_counter()
+
+    # ----------------------------------------------------------------- reads
+
+    def read(self, now: float, step: int, epoch: int, lrs: tuple[float, float], force_row: bool = False) -> Reading:
+        """Read the device accumulators (the one sync) and average them; close a history
+        row when one is due (or pending, with ``force_row``)."""
+        dt = now - self._last_progress
+        self._last_progress = now
+        steps = self._acc_steps
+        self.last_means = None
+        if steps:
+            means = (self._acc / steps).tolist()
+            self._acc.zero_()
+            self._acc_steps = 0
+            self.last_means = means
+        else:
+            losses = [row for row in self.history if row.is_training]
+            means = list(losses[-1][2:7]) if losses else [math.nan] * STAT_COUNT
+        images = steps * self.config.batch_size
+        self.train_time += dt
+        self._session_time += dt
+        self._session_images += images
+        self._throughput.update(steps, dt)
+        row = None
+        if steps:
+            self._rows.add(means, steps, images, dt)
+        if self._rows.due() or (force_row and self._rows.pending()):
+            row = self._rows.take(step, epoch, *lrs, self.train_time)
+            self.append(row)
+        return Reading(means, steps, images / dt if dt > 0 and steps else 0.0, row)
+
+    def progress(self, now: float, position: Position, lrs: tuple[float, float], force_row: bool = False) -> ev.Progress:
+        """Read the accumulators (the one sync) into a progress report at ``position``."""
+        reading = self.read(now, position.step, position.epoch, lrs, force_row)
+        loss_d, loss_g, d_x, d_g_z1, d_g_z2 = reading.means
+        return ev.Progress(
+            step=position.step, epoch=position.epoch, epoch_step=position.batch_in_epoch,
+            steps_per_epoch=position.steps_per_epoch, total_steps=position.total_steps,
+            loss_d=loss_d, loss_g=loss_g, d_x=d_x, d_g_z1=d_g_z1, d_g_z2=d_g_z2,
+            images_per_sec=reading.images_per_sec,
+            eta_s=self._throughput.eta(max(0, position.total_steps - position.step)),
+            elapsed_s=self.train_time, lr_g=lrs[0], lr_d=lrs[1], row=reading.row,
+        )
+
+    def session_images_per_sec(self) -> float:
+        """Images per second of training since this process started the run."""
+        return self._session_images / self._session_time if self._session_time > 0 else 0.0
+
+    # ----------------------------------------------------------------- history
+
+    def append(self, row: HistoryRow) -> None:
+        self.history.append(row)
+        self.csv.append(row)
+
+    def best_diversity(self) -> float:
+        return max((r.diversity for r in self.history if math.isfinite(r.diversity)), default=0.0)
+
+    def close(self) -> None:
+        self.csv.close()

@@ -1,0 +1,88 @@
+"""Setting up a run: its first event, and the slow part: the data is generated or decoded in a helper thread while the GAN is
+built in the engine's thread, with progress as Loading events.
+
+The first optimizer pulls in torch's compiler stack, which takes seconds: building the
+models while the data loads hides that. Unless the channels depend on the images (a
+folder decides 1 or 3 by what it holds), in which case the models wait for the data.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..core import events as ev
+from ..core.config import TrainConfig
+from ..data.loader import Dataset, StreamedDataset, load_dataset
+from ..pictures.progression import epoch_samples
+from .devices import describe_device
+from .gan import Gan
+
+if TYPE_CHECKING:  # the engine imports this module
+    from .engine import Engine
+
+
+class StoppedDuringSetup(Exception):
+    """A stop was requested before training started; there is nothing new to save."""
+
+
+Loaded = tuple[Dataset | StreamedDataset, Gan | None, list[str]]
+
+
+def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Callable[[], str | None],
+                      build_early: bool) -> Generator[ev.Loading, None, Loaded]:
+    """Yield Loading events; return the data, the GAN when ``build_early`` (else None: the
+    caller builds it once the data has decided the channels) and notes for the user.
+    Raises StoppedDuringSetup as soon as ``stop_reason()`` gives one."""
+    label = "generating the built-in dataset" if cfg.data == "builtin" else f"reading {cfg.data}"
+    updates: queue.Queue[tuple[int, int]] = queue.Queue()
+
+    def report(done: int, total: int) -> None:  # in the data thread
+        reason = stop_reason()
+        if reason is not None:
+            raise StoppedDuringSetup(reason)
+        updates.put((done, total))
+
+    gan = None
+    notes: list[str] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="tui-gan-data") as pool:
+        future = pool.submit(load_dataset, cfg, device, report, notes)
+        yield ev.Loading(label)
+        if build_early:
+            gan = Gan(cfg, device)
+        while not (future.done() and updates.empty()):
+            try:
+                done, total = updates.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            yield ev.Loading(label, done, total)
+        data = future.result()
+    return data, gan, notes
+
+
+def started_event(engine: Engine) -> ev.Started:
+    """The first event of training: the run's settings, data and history so far."""
+    cfg, gan, data = engine.config, engine.gan, engine.data
+    return ev.Started(
+        device=describe_device(engine.device),
+        preset=cfg.preset,
+        config=cfg.to_dict(),
+        dataset=data.name,
+        dataset_size=len(data),
+        steps_per_epoch=engine.steps_per_epoch,
+        total_steps=engine.total_steps,
+        run_dir=str(engine.run_dir),
+        step=engine.step,
+        epoch=engine.epoch,
+        resumed_from=engine.resume_state.get("path") if engine.resume_state else None,
+        history=list(engine.history),
+        lr_g=gan.lr_g,
+        lr_d=gan.lr_d,
+        skipped=list(data.skipped),
+        progression=(epoch_samples(engine.run_dir, len(gan.fixed_noise), cfg.image_size, cfg.channels)
+                     if engine.resume_state else []),
+    )
