@@ -5,19 +5,19 @@ from __future__ import annotations
 import math
 import time
 
-from tui_gan import events as ev
-from tui_gan.engine import Control
-from tui_gan.metrics import COLUMNS
+from tui_gan.core import events as ev
+from tui_gan.core.control import Control
+from tui_gan.core.history import HistoryRow
 
 
-def synthetic_history(n: int = 120) -> list[list[float]]:
+def synthetic_history(n: int = 120) -> list[HistoryRow]:
     rows = []
     for i in range(n):
         step = (i + 1) * 10
         loss_d = 1.4 * math.exp(-i / 40) + 0.35 + 0.08 * math.sin(i / 3)
         loss_g = 0.9 + 2.5 * (1 - math.exp(-i / 30)) + 0.3 * math.sin(i / 5)
         d_x = 0.55 + 0.3 * (1 - math.exp(-i / 30))
-        rows.append([step, step // 390, loss_d, loss_g, d_x, 0.3, 0.2, 2e-4, 2e-4, 400.0, i * 2.0])
+        rows.append(HistoryRow(step, step // 390, loss_d, loss_g, d_x, 0.3, 0.2, 2e-4, 2e-4, 400.0, i * 2.0))
     return rows
 
 
@@ -29,7 +29,7 @@ class ScriptedEngine:
         self.run_dir = run_dir
         self.samples = samples
         self.history = synthetic_history() if history is None else history
-        self.step = int(self.history[-1][0]) if self.history else 0
+        self.step = self.history[-1].step if self.history else 0
 
     def run(self):
         yield ev.Loading("generating the built-in dataset", 10000, 10000)
@@ -38,7 +38,7 @@ class ScriptedEngine:
             config={"epochs": 10, "image_size": 32, "batch_size": 64, "ngf": 32, "ndf": 32},
             dataset="builtin (10000 glyph images)", dataset_size=10000, steps_per_epoch=156,
             total_steps=1560, run_dir=self.run_dir, step=self.step, epoch=self.step // 156,
-            resumed_from=None, history_columns=list(COLUMNS), history=self.history,
+            resumed_from=None, history=self.history,
             lr_g=2e-4, lr_d=2e-4,
         )
         if self.samples is not None:
@@ -50,14 +50,15 @@ class ScriptedEngine:
         )
         ctl = self.control
         while ctl.stop_reason is None:
-            snapshot, export, lr = ctl.take_requests()
-            if snapshot:
+            requests = ctl.take_requests()
+            if requests.snapshot:
                 yield ev.SnapshotSaved(self.step, f"{self.run_dir}/checkpoints/snapshot-{self.step}.pt",
                                        f"{self.run_dir}/samples/snapshot-{self.step}.png")
-            if export:
+            if requests.export:
                 yield ev.Exported(self.step, f"{self.run_dir}/samples/export-step{self.step}.png")
-            if lr is not None:
-                yield (ev.LrApplied if lr[2] else ev.LrPending)(lr[0], lr[1])
+            if requests.lr is not None:
+                lr = requests.lr
+                yield (ev.LrApplied if lr.now else ev.LrPending)(lr.lr_g, lr.lr_d)
             if ctl.paused:
                 yield ev.Paused(self.step, ctl.pause_reason)
                 while ctl.paused and ctl.stop_reason is None:

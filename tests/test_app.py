@@ -8,14 +8,17 @@ from pathlib import Path
 
 import torch
 
-from tui_gan import events as ev
-from tui_gan.app import TuiGanApp
-from tui_gan.engine import Engine
-from tui_gan.errors import UserError
-from tui_gan.widgets.gauges import Gauge
-from tui_gan.widgets.loss_chart import LossChart
-from tui_gan.widgets.samples import SamplesView
-from tui_gan.widgets.status import StatusPanel
+from tui_gan.core import events as ev
+from tui_gan.core.errors import UserError
+from tui_gan.core.history import HistoryRow
+from tui_gan.engine.engine import Engine
+from tui_gan.engine.gan import Gan
+from tui_gan.tui.app import TuiGanApp
+from tui_gan.tui.state import RunState
+from tui_gan.tui.widgets.gauges import Gauge
+from tui_gan.tui.widgets.loss_chart import LossChart
+from tui_gan.tui.widgets.samples import SamplesView
+from tui_gan.tui.widgets.status import StatusPanel
 
 from .app_support import ScriptedEngine, open_screen, quit_app, wait_until
 from .conftest import EXPLICIT, tiny_config
@@ -30,42 +33,47 @@ def real_app(tmp_path: Path, **overrides) -> TuiGanApp:
 
 
 def log_text(app: TuiGanApp) -> str:
-    from textual.widgets import RichLog
+    """The event log's text, wrapped lines rejoined (also while a dialog is on top). A line
+    wrapped at a space loses that space: compare with ``logged``."""
+    return "".join(line.text for line in app.training_screen.event_log.lines)
 
-    return "".join(line.text for line in app.query_one(RichLog).lines)  # wrapped lines rejoined
+
+def logged(app: TuiGanApp, text: str) -> bool:
+    """Whether ``text`` is in the event log, wherever the log wrapped it."""
+    return "".join(text.split()) in "".join(log_text(app).split())
 
 
 async def test_training_keys_and_quit_saves(tmp_path):
     app = real_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await wait_until(pilot, lambda: app.query_one(StatusPanel).step > 2, what="steps")
         assert app.query_one("#gauge-d_x", Gauge).history  # gauges move
         await wait_until(pilot, lambda: app.query_one(SamplesView).shown > 0, what="samples")
 
         # pause: "pausing…" at once, "paused" when the engine confirms
-        app.action_toggle_pause()  # what space does; checked before the engine can answer
-        assert app.state == "pausing…"
-        await wait_until(pilot, lambda: app.state == "paused", what="paused")
+        app.training_screen.action_toggle_pause()  # what space does; checked before the engine can answer
+        assert app.state is RunState.PAUSING
+        await wait_until(pilot, lambda: app.state is RunState.PAUSED, what="paused")
         step = app.query_one(StatusPanel).step
         await pilot.pause(0.3)
         assert app.query_one(StatusPanel).step == step
         await pilot.press("space")
-        await wait_until(pilot, lambda: app.state == "training", what="resumed")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="resumed")
 
         # snapshot and export write files and show their paths
         await pilot.press("s")
-        await wait_until(pilot, lambda: "snapshot saved" in log_text(app), what="snapshot")
+        await wait_until(pilot, lambda: logged(app, "snapshot saved"), what="snapshot")
         snaps = list((tmp_path / "run" / "checkpoints").glob("snapshot-*.pt"))
-        assert snaps and str(snaps[0]) in log_text(app)
+        assert snaps and logged(app, str(snaps[0]))
         assert list((tmp_path / "run" / "samples").glob("snapshot-*.png"))
         await pilot.press("e")
-        await wait_until(pilot, lambda: "samples exported" in log_text(app), what="export")
+        await wait_until(pilot, lambda: logged(app, "samples exported"), what="export")
         assert list((tmp_path / "run" / "samples").glob("export-step*.png"))
 
         # pause with space, then toggle auto-pause (while paused, so no epoch end races it)
         await pilot.press("space")
-        await wait_until(pilot, lambda: app.state == "paused", what="paused by space")
+        await wait_until(pilot, lambda: app.state is RunState.PAUSED, what="paused by space")
         await pilot.press("a")
         assert app.control.pause_at_epoch_end is True
         await pilot.press("a")
@@ -81,11 +89,11 @@ async def test_training_keys_and_quit_saves(tmp_path):
 async def test_learning_rate_dialog_validates_and_applies(tmp_path):
     from textual.widgets import Button, Input, Label
 
-    from tui_gan.widgets.dialogs import LearningRateDialog
+    from tui_gan.tui.screens.learning_rate import LearningRateDialog
 
     app = TuiGanApp(lambda: ScriptedEngine())
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await open_screen(pilot, app, "l", LearningRateDialog)
         dialog = app.screen
         g = dialog.query_one("#lr-g", Input)
@@ -101,7 +109,7 @@ async def test_learning_rate_dialog_validates_and_applies(tmp_path):
         assert not dialog.query_one("#lr-epoch", Button).disabled
         await pilot.click("#lr-epoch")
         await wait_until(pilot, lambda: app.query_one(StatusPanel).pending == (1e-3, 5e-4), what="pending")
-        assert "will apply at the end of this epoch" in log_text(app)
+        assert logged(app, "will apply at the end of this epoch")
 
         # apply now
         await open_screen(pilot, app, "l", LearningRateDialog)
@@ -119,11 +127,11 @@ async def test_learning_rate_dialog_validates_and_applies(tmp_path):
 
 
 async def test_help_log_scale_theme_and_palette(tmp_path):
-    from tui_gan.widgets.dialogs import HelpScreen
+    from tui_gan.tui.screens.help import HelpScreen
 
     app = TuiGanApp(lambda: ScriptedEngine())
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await open_screen(pilot, app, "question_mark", HelpScreen)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help closed")
@@ -144,7 +152,7 @@ async def test_help_log_scale_theme_and_palette(tmp_path):
 async def test_quality_is_measured_on_m_and_charted_on_c(tmp_path):
     app = real_app(tmp_path, quality_images=64)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: "quality at step 0" in log_text(app), what="the first measurement")
+        await wait_until(pilot, lambda: logged(app, "quality at step 0"), what="the first measurement")
         chart = app.query_one(LossChart)
         await pilot.press("m")
         await wait_until(pilot, lambda: log_text(app).count("quality at step") >= 2, what="measured on request")
@@ -159,11 +167,11 @@ async def test_quality_is_measured_on_m_and_charted_on_c(tmp_path):
 
 
 async def test_browse_epoch_samples_and_write_the_gif(tmp_path):
-    from tui_gan.widgets.samples import SamplesView
+    from tui_gan.tui.widgets.samples import SamplesView
 
     app = real_app(tmp_path, epochs=3)  # 14 steps an epoch
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "finished", what="finished", timeout=60)
+        await wait_until(pilot, lambda: app.state is RunState.FINISHED, what="finished", timeout=60)
         view = app.query_one(SamplesView)
         assert view.border_subtitle.startswith("step 42")
         await pilot.press("left_square_bracket")
@@ -175,7 +183,7 @@ async def test_browse_epoch_samples_and_write_the_gif(tmp_path):
         await pilot.press("right_square_bracket", "right_square_bracket")
         assert view.border_subtitle.startswith("step 42")  # past the newest: live again
         await pilot.press("g")
-        await wait_until(pilot, lambda: "progression GIF (3 epochs)" in log_text(app), what="gif")
+        await wait_until(pilot, lambda: logged(app, "progression GIF (3 epochs)"), what="gif")
         assert (tmp_path / "run" / "samples" / "progression.gif").is_file()
         await quit_app(pilot, app)
 
@@ -183,7 +191,7 @@ async def test_browse_epoch_samples_and_write_the_gif(tmp_path):
 async def test_history_is_restored_in_the_chart(tmp_path):
     app = TuiGanApp(lambda: ScriptedEngine())
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         chart = app.query_one(LossChart)
         assert len(chart.steps) == 120
         assert len(app.query_one("#gauge-d_x", Gauge).history) >= 120
@@ -193,10 +201,10 @@ async def test_history_is_restored_in_the_chart(tmp_path):
 async def test_finished_run_stays_open_until_q(tmp_path):
     app = real_app(tmp_path, max_steps=3)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "finished", what="finished")
+        await wait_until(pilot, lambda: app.state is RunState.FINISHED, what="finished")
         await pilot.pause(0.2)
         assert app.is_running
-        assert "finished (max steps) at step 3" in log_text(app)
+        assert logged(app, "finished (max steps)")  # the wording is core/report.py's
         await pilot.press("q")
     assert app.return_code == 0
 
@@ -215,11 +223,11 @@ async def test_engine_error_is_shown_not_crashed(tmp_path, monkeypatch):
     def flaky(self, real):
         raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
 
-    monkeypatch.setattr(Engine, "_train_step", flaky)
+    monkeypatch.setattr(Gan, "train_step", flaky)
     app = real_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "error", what="error")
-        assert "out of memory" in log_text(app) and "checkpoint saved to" in log_text(app)
+        await wait_until(pilot, lambda: app.state is RunState.ERROR, what="error")
+        assert logged(app, "out of memory") and logged(app, "checkpoint saved to")
         assert app.is_running
         await pilot.press("q")
     assert (tmp_path / "run" / "checkpoints" / "last.pt").exists()
@@ -266,18 +274,18 @@ class BurstEngine(ScriptedEngine):
                     step=step, epoch=0, epoch_step=step, steps_per_epoch=156, total_steps=1560,
                     loss_d=0.5, loss_g=2.0, d_x=0.01 * i, d_g_z1=0.3, d_g_z2=0.2, images_per_sec=400.0,
                     eta_s=10.0, elapsed_s=1.0, lr_g=2e-4, lr_d=2e-4,
-                    row=[float(step), 0, 0.5, 2.0, 0.7, 0.3, 0.2, 2e-4, 2e-4, 400.0, 1.0],
+                    row=HistoryRow(step, 0, 0.5, 2.0, 0.7, 0.3, 0.2, 2e-4, 2e-4, 400.0, 1.0),
                 )
         yield from inner
 
 
 async def test_progress_is_throttled_but_nothing_is_lost():
-    from tui_gan.app import PROGRESS_REDRAW_S
+    from tui_gan.tui.training_screen import PROGRESS_REDRAW_S
 
     engine = BurstEngine()
     app = TuiGanApp(lambda: engine)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         chart, status = app.query_one(LossChart), app.query_one(StatusPanel)
         rows_before = len(chart.steps)
         await pilot.pause(PROGRESS_REDRAW_S)
@@ -290,12 +298,12 @@ async def test_progress_is_throttled_but_nothing_is_lost():
 
 
 async def test_events_reach_the_main_screen_while_a_dialog_is_open():
-    from tui_gan.widgets.dialogs import LearningRateDialog
+    from tui_gan.tui.screens.learning_rate import LearningRateDialog
 
     engine = BurstEngine()
     app = TuiGanApp(lambda: engine)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         chart, status = app.query_one(LossChart), app.query_one(StatusPanel)
         rows_before = len(chart.steps)
         await open_screen(pilot, app, "l", LearningRateDialog)

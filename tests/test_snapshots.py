@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tui_gan.app import TuiGanApp
-from tui_gan.builtin import make_builtin
-from tui_gan.widgets.samples import SamplesView
+from tui_gan.data.builtin import make_builtin
+from tui_gan.tui.app import TuiGanApp
+from tui_gan.tui.state import RunState
+from tui_gan.tui.widgets.samples import SamplesView
 
 from .app_support import ScriptedEngine, wait_until
 
@@ -25,7 +26,7 @@ def test_main_screen(snap_compare, size):
     app = _app()
 
     async def ready(pilot):
-        await wait_until(pilot, lambda: app.state == "training" and app.query_one(SamplesView).shown > 0,
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING and app.query_one(SamplesView).shown > 0,
                          what="a deterministic training screen")
         await pilot.pause(0.2)
 
@@ -36,7 +37,7 @@ def test_learning_rate_dialog(snap_compare):
     app = _app()
 
     async def open_dialog(pilot):
-        await wait_until(pilot, lambda: app.state == "training", what="training")
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await pilot.press("l")
         await pilot.pause(0.2)
         await pilot.press("x")  # an invalid value shows its message

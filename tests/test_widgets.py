@@ -4,10 +4,11 @@ import math
 
 import numpy as np
 
-from tui_gan.widgets.gauges import bar, sparkline
-from tui_gan.widgets.loss_chart import downsample, ema
-from tui_gan.widgets.samples import UPPER_HALF, canvas_to_strips, compose_canvas, fit_grid, render_halfblock
-from tui_gan.widgets.status import progress_bar
+from tui_gan.core.history import HistoryRow
+from tui_gan.tui.widgets.gauges import bar, sparkline
+from tui_gan.tui.widgets.loss_chart import downsample, ema
+from tui_gan.tui.widgets.samples import UPPER_HALF, canvas_to_strips, compose_canvas, fit_grid, render_halfblock
+from tui_gan.tui.widgets.status import progress_bar
 
 
 def test_half_block_cell_takes_upper_pixel_as_foreground_and_lower_as_background():
@@ -25,8 +26,8 @@ def test_half_block_cell_takes_upper_pixel_as_foreground_and_lower_as_background
 
 
 def test_on_a_256_colour_terminal_cells_take_the_nearest_fixed_palette_colour():
-    from rich.color import ColorType
     from rich._palettes import EIGHT_BIT_PALETTE
+    from rich.color import ColorType
 
     canvas = np.zeros((2, 3, 3), dtype=np.uint8)
     canvas[0] = [(255, 0, 0), (250, 3, 2), (0, 0, 0)]  # (250, 3, 2) is nearest to the cube's red
@@ -108,7 +109,7 @@ def test_progress_bar_width_and_percentage():
 async def test_loss_chart_draws_new_rows_at_most_every_interval():
     from textual.app import App
 
-    from tui_gan.widgets.loss_chart import LossChart
+    from tui_gan.tui.widgets.loss_chart import LossChart
 
     timed = []
 
@@ -126,10 +127,10 @@ async def test_loss_chart_draws_new_rows_at_most_every_interval():
         plots = []
         original = chart.replot
         chart.replot = lambda: (plots.append(len(chart.steps)), original())
-        row = {"step": 1.0, "loss_d": 1.0, "loss_g": 2.0}
+        row = HistoryRow(1, 0, 1.0, 2.0, 0.5, 0.5, 0.5, 2e-4, 2e-4, 100.0, 1.0)
         chart.add_rows([row])  # the first rows are drawn at once
-        chart.add_rows([dict(row, step=2.0)])
-        chart.add_rows([dict(row, step=3.0)])
+        chart.add_rows([row._replace(step=2)])
+        chart.add_rows([row._replace(step=3)])
         assert plots == [1]
         await pilot.pause(0.6)
         assert plots == [1, 3]  # one later redraw, with every row
@@ -137,7 +138,7 @@ async def test_loss_chart_draws_new_rows_at_most_every_interval():
 
         # slow builds space the redraws out to keep within CPU_SHARE of a core; fast ones
         # never bring the interval under the one asked for
-        from tui_gan.widgets.loss_chart import CPU_SHARE
+        from tui_gan.tui.widgets.loss_chart import CPU_SHARE
 
         assert len(timed) >= 2 and min(timed) > 0  # every build is timed
         LossChart.note_build_time(chart, 0.05)
@@ -150,7 +151,7 @@ async def test_text_lines_keep_styles_truncate_and_rebuild_only_changed_lines():
     from rich.text import Text
     from textual.app import App
 
-    from tui_gan.widgets.textlines import TextLines
+    from tui_gan.tui.widgets.textlines import TextLines
 
     class Two(TextLines):
         DEFAULT_CSS = "Two { height: 2; width: 12; }"

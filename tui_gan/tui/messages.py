@@ -6,7 +6,8 @@ from typing import Any
 
 from textual.message import Message
 
-from . import events as ev
+from ..core import events as ev
+from ..core.control import Control
 
 
 class EngineEvent(Message):
@@ -32,7 +33,7 @@ class EngineEvent(Message):
 class EngineReady(Message):
     """The engine exists (torch imported, config resolved); its control surface is live."""
 
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: Control) -> None:
         super().__init__()
         self.engine_control = control
 

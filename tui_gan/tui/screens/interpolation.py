@@ -7,7 +7,7 @@ each costs one samples redraw, which the training thread feels on a small CPU.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from textual import work
@@ -17,8 +17,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
-from ..errors import UserError
-from .samples import SamplesView
+from ...core.errors import UserError
+from ...core.rundir import RunDir
+from ..widgets.samples import SamplesView
 
 FPS = 8
 
@@ -30,11 +31,15 @@ class InterpolationScreen(ModalScreen[None]):
         Binding("space", "toggle_play", "Play / pause"),
     ]
 
-    def __init__(self, frames: Any, step: int, run_dir: str) -> None:
+    def __init__(self, frames: Any, step: int, run_dir: str,
+                 log_line: Callable[[str, str], None] | None = None) -> None:
+        """``log_line(text, style)`` writes to the training screen's event log: the GIF's
+        path stays there after this view is closed."""
         super().__init__()
         self.frames = frames  # uint8 (frames, walks, C, H, W), numpy
         self.step = step
         self.run_dir = run_dir
+        self.log_line = log_line
         self.frame = 0
         self.playing = True
 
@@ -75,12 +80,13 @@ class InterpolationScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="walk-gif", exit_on_error=False)
     def _write_gif(self) -> None:
-        from ..progression import frames_gif
+        from ...pictures.progression import frames_gif
 
-        path = Path(self.run_dir) / "samples" / f"interpolation-step{self.step}.gif"
+        path = RunDir(self.run_dir).interpolation_gif(self.step)
         try:
             frames_gif(self.frames, path, frame_ms=1000 // FPS, caption=f"step {self.step}")
-            self.app.call_from_thread(self.app.log_line, f"latent walk GIF: {path}", "green")
+            if self.log_line is not None:
+                self.app.call_from_thread(self.log_line, f"latent walk GIF: {path}", "green")
             self.app.call_from_thread(self.notify, str(path), title="GIF saved")
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 
 from textual_plotext import PlotextPlot
 
+from ...core.history import HistoryRow
 from .throttle import Throttle
 
 EMA_ALPHA = 0.1
@@ -75,18 +77,18 @@ class LossChart(PlotextPlot):
         """Space the redraws so that builds of ``seconds`` stay within CPU_SHARE."""
         self._redraws.interval = max(self.redraw_interval, seconds / CPU_SHARE)
 
-    def add_rows(self, rows: list[dict[str, float]]) -> None:
+    def add_rows(self, rows: Iterable[HistoryRow]) -> None:
         """Append history rows; they are drawn within ``redraw_interval`` seconds. A row holds
-        training statistics or a quality measurement (see metrics.COLUMNS)."""
+        training statistics or a quality measurement (see core/history.py)."""
         for row in rows:
-            if math.isfinite(row.get("swd", math.nan)):
-                self.quality_steps.append(row["step"])
-                self.quality["swd"].append(row["swd"])
-                self.quality["diversity"].append(row.get("diversity", math.nan))
-            if any(math.isfinite(row[key]) for _, key, _ in SERIES) or "swd" not in row:
-                self.steps.append(row["step"])
-                for _, key, _ in SERIES:
-                    self.values[key].append(row[key])
+            if math.isfinite(row.swd):
+                self.quality_steps.append(row.step)
+                self.quality["swd"].append(row.swd)
+                self.quality["diversity"].append(row.diversity)
+            if math.isfinite(row.loss_d) or math.isfinite(row.loss_g):
+                self.steps.append(row.step)
+                self.values["loss_d"].append(row.loss_d)
+                self.values["loss_g"].append(row.loss_g)
         self._redraws.request()
 
     def set_show_quality(self, on: bool) -> None:

@@ -8,14 +8,13 @@ as Strips that ``render_line`` hands out.
 from __future__ import annotations
 
 from functools import lru_cache
-
 from typing import TYPE_CHECKING
 
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Size
 from textual.filter import ANSIToTruecolor
+from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from ..metrics import format_duration
+from ...core import events as ev
+from ...core.report import format_duration
+from ..state import RunState
 from .textlines import TextLines
 
 STATE_STYLES = {
-    "loading…": "yellow",
-    "training": "bold green",
-    "pausing…": "yellow",
-    "paused": "bold yellow",
-    "stopping…": "yellow",
-    "finished": "bold cyan",
-    "error": "bold red",
+    RunState.LOADING: "yellow",
+    RunState.TRAINING: "bold green",
+    RunState.PAUSING: "yellow",
+    RunState.PAUSED: "bold yellow",
+    RunState.STOPPING: "yellow",
+    RunState.FINISHED: "bold cyan",
+    RunState.ERROR: "bold red",
 }
 FULL_HEIGHT = 9  # lines of content in the full layout; fewer rows get the compact one
 
@@ -41,7 +43,7 @@ def progress_bar(done: int, total: int, width: int) -> Text:
 class StatusPanel(TextLines):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.state = "loading…"
+        self.state = RunState.LOADING
         self.detail = ""
         self.epoch = 0
         self.epochs = 0
@@ -61,16 +63,31 @@ class StatusPanel(TextLines):
     def redraw(self) -> None:
         self.refresh()  # never layout=True: see the module docstring
 
+    def show_started(self, e: ev.Started) -> None:
+        self.epochs, self.epoch, self.step = e.config["epochs"], e.epoch, e.step
+        self.total_steps, self.device, self.run_dir = e.total_steps, e.device, e.run_dir
+        self.lr_g, self.lr_d = e.lr_g, e.lr_d
+        self.epoch_step, self.steps_per_epoch = e.step - e.epoch * e.steps_per_epoch, e.steps_per_epoch
+        self.redraw()
+
+    def show_progress(self, e: ev.Progress) -> None:
+        self.epoch, self.step, self.total_steps = e.epoch, e.step, e.total_steps
+        if e.images_per_sec:  # 0: not measured in this interval; keep the last speed shown
+            self.images_per_sec = e.images_per_sec
+        self.eta, self.lr_g, self.lr_d = e.eta_s, e.lr_g, e.lr_d
+        self.epoch_step, self.steps_per_epoch = e.epoch_step, e.steps_per_epoch
+        self.redraw()
+
     def lines(self, width: int, height: int) -> list[Text]:
         width = max(10, width)
-        state = Text(self.state, style=STATE_STYLES.get(self.state, "bold"))
+        state = Text(self.state.value, style=STATE_STYLES[self.state])
         if self.detail:
             state.append(f"  {self.detail}", style="dim")
         epoch = f"epoch {min(self.epoch + 1, self.epochs) if self.epochs else '–'}/{self.epochs or '–'} "
         bar = Text(epoch).append_text(progress_bar(self.epoch_step, self.steps_per_epoch, width - len(epoch)))
         step = f"{self.step:,}/{self.total_steps:,}" if self.total_steps else f"{self.step:,}"
         speed = f"{self.images_per_sec:,.0f} img/s" if self.images_per_sec else "– img/s"
-        eta = format_duration(self.eta) if self.state == "training" else "–"
+        eta = format_duration(self.eta) if self.state is RunState.TRAINING else "–"
         lr = "–" if self.lr_g is None else f"G {self.lr_g:.2g}  D {self.lr_d:.2g}"
         pending = Text("")
         if self.pending is not None:

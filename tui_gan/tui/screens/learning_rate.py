@@ -1,4 +1,4 @@
-"""Modal dialogs: the learning-rate editor and the help screen."""
+"""The learning-rate dialog: new rates for G and D, applied at the next epoch boundary or now."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from rich.table import Table
-from rich.text import Text
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label
 
 
 @dataclass(frozen=True)
@@ -101,31 +99,3 @@ class LearningRateDialog(ModalScreen[LearningRates | None]):
             self.app.bell()
             return
         self.dismiss(LearningRates(lr_g, lr_d, now))
-
-
-class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
-
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
-        super().__init__()
-        self.keys = keys
-
-    def compose(self) -> ComposeResult:
-        table = Table(box=None, padding=(0, 2), show_header=False)
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
-        for key, description in self.keys:
-            table.add_row(key, description)
-        note = Text(
-            "\nEvery action is also in the command palette (ctrl+p). Learning rates change at the "
-            "next epoch boundary unless you choose 'Apply now'. q saves checkpoints/last.pt before "
-            "it quits.\n\nPress escape to close.",
-            style="dim",
-        )
-        with Vertical(id="help-dialog"):
-            yield Label("tui-gan keys", id="help-title")
-            yield Static(table)
-            yield Static(note)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

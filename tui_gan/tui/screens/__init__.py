@@ -1,0 +1,1 @@
+"""Screens pushed over the training screen: help, learning rates, latent walks."""

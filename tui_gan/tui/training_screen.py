@@ -1,0 +1,346 @@
+"""The training screen: the layout, the engine's events drawn on it, and its keys' actions.
+
+The App (app.py) keeps the lifecycle: it runs the engine in a worker and hands each event
+to ``show_event`` here, which finds the event's handler in ``HANDLERS`` and writes the
+event's lines to the event log. Those lines come from core/report.py, so the app and the
+headless log describe an event in the same words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, RichLog
+
+from ..core import events as ev
+from ..core.control import Control
+from ..core.errors import UserError
+from ..core.history import HistoryRow
+from ..core.report import Report, Tone
+from ..core.rundir import RunDir
+from .keys import Scope, bindings, help_rows
+from .sample_history import SampleHistory, Shown
+from .screens.help import HelpScreen
+from .screens.interpolation import InterpolationScreen
+from .screens.learning_rate import LearningRateDialog, LearningRates
+from .state import RunState
+from .widgets.gauges import Gauge
+from .widgets.loss_chart import LossChart
+from .widgets.samples import SamplesView
+from .widgets.status import StatusPanel
+from .widgets.throttle import Throttle
+
+#: (name, label) of each gauge; the name is the field of Progress and HistoryRow it shows.
+GAUGES = (("d_x", "D(x)"), ("d_g_z1", "D(G(z1))"), ("d_g_z2", "D(G(z2))"))
+#: Seconds between redraws of the numbers (status, gauges). Every redraw holds the GIL that
+#: the training thread needs between its operations; see README, "Speed of the app".
+PROGRESS_REDRAW_S = 1.0
+#: The event log's style for each tone of a report line. STATUS lines (progress, loading)
+#: are left out: the status panel shows that state, and the log would scroll with it.
+TONE_STYLES = {Tone.PLAIN: "", Tone.GOOD: "green", Tone.WARNING: "yellow", Tone.ERROR: "bold red",
+               Tone.DONE: "bold cyan"}
+PAUSE_DETAILS = {"epoch end": "at the end of the epoch", "diverged": "diverged: lower the learning rates (l)"}
+BORDER_TITLES = {"chart": "Losses", "gauges": "Discriminator's verdicts", "samples": "Samples (fixed noise)",
+                 "status": "Status", "log": "Events"}
+
+
+def _as_array(images: Any) -> Any:
+    """Events carry torch tensors or numpy arrays; the widgets take numpy (no torch import)."""
+    return images.numpy() if hasattr(images, "numpy") else images
+
+
+class TrainingScreen(Screen[None]):
+    BINDINGS = bindings(Scope.TRAINING)
+
+    def __init__(self, run_name: str = "", screen_ab: Any = None) -> None:
+        """``screen_ab`` (a bench ScreenAB) freezes the progress and samples in alternate
+        stretches to measure what drawing them costs the training."""
+        super().__init__()
+        self.run_name = run_name
+        self.screen_ab = screen_ab
+        self.state = RunState.LOADING
+        self.control: Control | None = None  # set by attach() once the engine exists
+        self.report = Report()
+        self.run_dir = ""
+        self.samples = SampleHistory()
+        self._progress: ev.Progress | None = None  # the newest progress not yet drawn
+        self._progress_redraws = Throttle(self, PROGRESS_REDRAW_S, self._draw_progress)
+        # Built here and held: the handlers run several times a second and should not query
+        # for their widgets, and every attribute exists before the screen is mounted.
+        self.chart = LossChart(id="chart")
+        self.gauges = {name: Gauge(label, id=f"gauge-{name}") for name, label in GAUGES}
+        self.event_log = RichLog(id="log", markup=True, wrap=True, max_lines=1000)
+        self.event_log.can_focus = False  # it would take space (pause) for scrolling; the mouse still scrolls it
+        self.samples_view = SamplesView(id="samples")
+        self.status_panel = StatusPanel(id="status")
+
+    # ----------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◐")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield self.chart
+                with Vertical(id="gauges"):
+                    yield from self.gauges.values()
+                yield self.event_log
+            with Vertical(id="right"):
+                yield self.samples_view
+                yield self.status_panel
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_name or "loading…"
+        for widget_id, title in BORDER_TITLES.items():
+            self.query_one(f"#{widget_id}").border_title = title
+        self.log_line("loading torch and the data…", "dim")
+
+    # ----------------------------------------------------------------- what the App calls
+
+    def attach(self, control: Control) -> None:
+        """The engine exists: requests go to ``control`` from now on."""
+        self.control = control
+        control.pause_at_epoch_end = self.status_panel.auto_pause
+
+    @classmethod
+    def handles(cls, event_type: type) -> bool:
+        return event_type in cls.HANDLERS
+
+    def show_event(self, event: Any) -> None:
+        handler = self.HANDLERS.get(type(event))
+        if handler is None:
+            return  # an event of a newer engine: nothing here knows how to show it
+        for line in self.report.lines(event):
+            if line.tone is not Tone.STATUS:
+                self.log_line(line.text, TONE_STYLES[line.tone])
+        handler(self, event)
+
+    def set_state(self, state: RunState, detail: str = "") -> None:
+        self.state = state
+        status = self.status_panel
+        status.state, status.detail = state, detail
+        status.redraw()
+
+    def log_line(self, text: str, style: str = "") -> None:
+        self.event_log.write(Text(text, style=style))
+
+    # ----------------------------------------------------------------- one handler per event
+
+    def _show_loading(self, e: ev.Loading) -> None:
+        self.set_state(RunState.LOADING, e.message + (f" {e.done * 100 // e.total}%" if e.total else ""))
+
+    def _show_started(self, e: ev.Started) -> None:
+        if self.screen_ab is not None:
+            self.screen_ab.start()
+        self.status_panel.show_started(e)
+        self.run_dir = e.run_dir
+        self.samples.epochs = list(e.progression)  # a resumed run's earlier epochs
+        self.sub_title = e.run_dir.rstrip("/").split("/")[-1]
+        if e.history:
+            self.chart.add_rows(e.history)
+            for name, gauge in self.gauges.items():
+                gauge.extend_history([v for v in map(attrgetter(name), e.history) if math.isfinite(v)])
+        paused = self.control is not None and self.control.paused
+        self.set_state(RunState.PAUSING if paused else RunState.TRAINING)
+
+    def _show_progress(self, e: ev.Progress) -> None:
+        """Rows go to the chart at once (every one counts); the numbers are redrawn at most
+        every PROGRESS_REDRAW_S, showing the newest."""
+        if self.screen_ab is not None:
+            self.screen_ab.record(e.step)
+            if not self.screen_ab.updating():
+                return
+        if e.row is not None:
+            self.chart.add_rows([e.row])
+        self._progress = e
+        self._progress_redraws.request()
+
+    def _draw_progress(self) -> None:
+        e, self._progress = self._progress, None
+        if e is None or not self.is_attached:
+            return
+        for name, gauge in self.gauges.items():
+            gauge.update_value(attrgetter(name)(e))
+        self.status_panel.show_progress(e)
+
+    def _show_samples(self, e: ev.Samples) -> None:
+        if self.screen_ab is not None and not self.screen_ab.updating():
+            return
+        self._draw_samples(self.samples.set_live(e.step, _as_array(e.images)))
+
+    def _draw_samples(self, shown: Shown | None) -> None:
+        if shown is not None:
+            self.samples_view.set_images(shown.images)
+            self.samples_view.border_subtitle = shown.subtitle
+
+    def _show_epoch_end(self, e: ev.EpochEnd) -> None:
+        if e.images is not None:
+            self.samples.epochs.append((e.epoch, _as_array(e.images)))
+
+    def _show_quality(self, e: ev.Quality) -> None:
+        nan = math.nan  # the chart reads the step and the measurement only
+        self.chart.add_rows([HistoryRow.quality(e.step, e.epoch, nan, nan, nan, e.swd, e.diversity)])
+
+    def _show_interpolation(self, e: ev.Interpolation) -> None:
+        if isinstance(self.app.screen, InterpolationScreen):
+            self.app.screen.dismiss(None)
+        self.app.push_screen(InterpolationScreen(_as_array(e.frames), e.step, self.run_dir, self.log_line))
+
+    def _show_snapshot_saved(self, e: ev.SnapshotSaved) -> None:
+        self.notify(e.checkpoint_path, title="Snapshot saved")
+
+    def _show_exported(self, e: ev.Exported) -> None:
+        self.notify(e.path, title="Samples exported")
+
+    def _show_lr_pending(self, e: ev.LrPending) -> None:
+        self.status_panel.pending = (e.lr_g, e.lr_d)
+        self.status_panel.redraw()
+
+    def _show_lr_applied(self, e: ev.LrApplied) -> None:
+        status = self.status_panel
+        status.pending, status.lr_g, status.lr_d = None, e.lr_g, e.lr_d
+        status.redraw()
+
+    def _show_paused(self, e: ev.Paused) -> None:
+        if self.state is not RunState.STOPPING:
+            self.set_state(RunState.PAUSED, PAUSE_DETAILS.get(e.reason, ""))
+
+    def _show_resumed(self, e: ev.Resumed) -> None:
+        if self.state is not RunState.STOPPING:
+            self.set_state(RunState.TRAINING)
+
+    def _show_warning(self, e: ev.EngineWarning) -> None:
+        self.notify(e.message, severity="warning")
+
+    def _show_finished(self, e: ev.Finished) -> None:
+        self.set_state(RunState.FINISHED, e.reason.replace("_", " "))
+
+    def _show_error(self, e: ev.Error) -> None:
+        self.set_state(RunState.ERROR, e.message)
+        saved = f"checkpoint saved to {e.checkpoint_path}" if e.checkpoint_path else "no checkpoint could be saved"
+        self.notify(f"{e.message}\n{saved}", title="Training failed", severity="error", timeout=30)
+
+    HANDLERS: ClassVar[dict[type, Callable[[TrainingScreen, Any], None]]] = {
+        ev.Loading: _show_loading,
+        ev.Started: _show_started,
+        ev.Progress: _show_progress,
+        ev.Quality: _show_quality,
+        ev.Interpolation: _show_interpolation,
+        ev.Samples: _show_samples,
+        ev.EpochEnd: _show_epoch_end,
+        ev.SnapshotSaved: _show_snapshot_saved,
+        ev.Exported: _show_exported,
+        ev.LrPending: _show_lr_pending,
+        ev.LrApplied: _show_lr_applied,
+        ev.Paused: _show_paused,
+        ev.Resumed: _show_resumed,
+        ev.EngineWarning: _show_warning,
+        ev.Finished: _show_finished,
+        ev.Error: _show_error,
+    }
+
+    # ----------------------------------------------------------------- actions (see keys.py)
+
+    def _live_control(self, what: str) -> Control | None:
+        """The engine's control if it takes requests now; else None, and a note saying why."""
+        if self.control is None or not self.state.takes_requests:
+            self.notify(f"cannot {what} now: training is {self.state.value.rstrip('…')}", severity="warning")
+            return None
+        return self.control
+
+    def action_toggle_pause(self) -> None:
+        if self.control is None or not self.state.takes_requests:
+            self.app.bell()
+            return
+        if self.control.toggle_pause():
+            self.set_state(RunState.PAUSING)
+        else:
+            self.control.resume()
+            self.set_state(RunState.TRAINING)
+
+    def action_snapshot(self) -> None:
+        if control := self._live_control("snapshot"):
+            control.snapshot()
+            self.log_line("snapshot requested…", "dim")
+
+    def action_export(self) -> None:
+        if control := self._live_control("export"):
+            control.export()
+            self.log_line("export requested…", "dim")
+
+    def action_learning_rate(self) -> None:
+        control = self._live_control("change the learning rate")
+        if control is None:
+            return
+        status = self.status_panel
+        lr_g, lr_d = status.pending or (status.lr_g, status.lr_d)
+
+        def apply(result: LearningRates | None) -> None:
+            if result is not None:
+                control.set_lr(result.lr_g, result.lr_d, now=result.now)
+
+        self.app.push_screen(LearningRateDialog(lr_g, lr_d), apply)
+
+    def action_toggle_auto_pause(self) -> None:
+        status = self.status_panel
+        status.auto_pause = not status.auto_pause
+        if self.control is not None:
+            self.control.pause_at_epoch_end = status.auto_pause
+        status.redraw()
+        self.log_line(f"pause at every epoch end: {'on' if status.auto_pause else 'off'}")
+
+    def action_toggle_log_scale(self) -> None:
+        self.chart.set_log_scale(not self.chart.log_scale)
+
+    def action_toggle_chart(self) -> None:
+        chart = self.chart
+        chart.set_show_quality(not chart.show_quality)
+        chart.border_title = "Quality" if chart.show_quality else "Losses"
+
+    def action_browse(self, delta: int) -> None:
+        if not self.samples.epochs:
+            self.notify("no epoch has ended yet: the samples of each epoch's end are kept here", severity="warning")
+            return
+        self._draw_samples(self.samples.browse(delta))
+
+    def action_gif(self) -> None:
+        if not self.run_dir:
+            self.notify("no run directory yet", severity="warning")
+            return
+        self.log_line("writing the progression GIF…", "dim")
+        self._write_gif(self.run_dir)
+
+    @work(thread=True, exclusive=True, group="gif", exit_on_error=False)
+    def _write_gif(self, run_dir: str) -> None:
+        from ..pictures.progression import make_gif  # Pillow: loaded when first needed
+
+        try:
+            path = make_gif(run_dir)
+            epochs = len(RunDir(run_dir).epoch_grids())
+            self.app.call_from_thread(self.log_line, f"progression GIF ({epochs} epochs): {path}", "green")
+        except UserError as exc:
+            self.app.call_from_thread(self.log_line, f"no GIF: {exc}", "yellow")
+
+    def action_interpolate(self) -> None:
+        if control := self._live_control("render the latent walks"):
+            control.interpolate()
+            self.log_line("latent walks requested…", "dim")
+
+    def action_measure(self) -> None:
+        if control := self._live_control("measure the quality"):
+            control.measure()
+            self.log_line("quality measurement requested…", "dim")
+
+    def action_toggle_theme(self) -> None:
+        self.app.theme = "textual-light" if self.app.theme == "textual-dark" else "textual-dark"
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(help_rows()))
