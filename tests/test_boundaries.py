@@ -1,0 +1,221 @@
+"""The architecture's rules, checked on the source (see docs/design.md, "Boundary rules").
+
+Imports are read from the AST of every module (at any depth, lazy ones included; those
+under ``if TYPE_CHECKING:`` only name types and are left out), resolved to module names.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tui_gan
+
+PACKAGE_ROOT = Path(tui_gan.__file__).parent
+MAX_CLASS_LINES = 300
+MAX_MODULE_LINES = 400
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports_of(source: str, name: str, is_package: bool, known: set[str]) -> set[str]:
+    """The modules ``name`` imports: ``from . import x`` counts as module ``pkg.x`` when that
+    is one of ``known``, else as ``pkg``."""
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in known else target)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(source))
+    return found
+
+
+def import_graph(root: Path = PACKAGE_ROOT) -> dict[str, set[str]]:
+    files = {module_name(p): p for p in root.rglob("*.py")}
+    known = set(files)
+    return {name: imports_of(path.read_text(encoding="utf-8"), name, path.name == "__init__.py", known)
+            for name, path in files.items()}
+
+
+def in_layer(module: str, layer: str) -> bool:
+    return module == layer or module.startswith(layer + ".")
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that breaks a layer rule, as 'importer -> imported: rule'."""
+    out = []
+    for importer, imported in sorted(graph.items()):
+        for target in sorted(imported):
+            def bad(rule: str) -> None:
+                out.append(f"{importer} -> {target}: {rule}")  # noqa: B023 - used at once
+            ui_library = in_layer(target, "textual") or in_layer(target, "rich") or in_layer(target, "textual_plotext")
+            if ui_library and not in_layer(importer, "tui_gan.tui"):
+                bad("only tui_gan.tui may import textual or rich")
+            if in_layer(importer, "tui_gan.tui") and (in_layer(target, "torch") or in_layer(target, "torchvision")):
+                bad("the UI never imports torch")
+            if in_layer(importer, "tui_gan.tui") and in_layer(target, "tui_gan") and not any(
+                    in_layer(target, ok) for ok in ("tui_gan.tui", "tui_gan.core", "tui_gan.pictures")) \
+                    and target != "tui_gan":
+                bad("the UI imports only the core, pictures and itself (the rest loads torch)")
+            for torch_free in ("tui_gan.core", "tui_gan.pictures"):
+                if in_layer(importer, torch_free) and (in_layer(target, "torch") or in_layer(target, "torchvision")):
+                    bad(f"{torch_free} imports no torch")
+                if in_layer(importer, torch_free) and in_layer(target, "tui_gan") and not (
+                        in_layer(target, "tui_gan.core") or in_layer(target, torch_free) or target == "tui_gan"):
+                    bad(f"{torch_free} stands on the core alone")
+            if in_layer(importer, "tui_gan.data") and any(
+                    in_layer(target, layer) for layer in ("tui_gan.engine", "tui_gan.speed", "tui_gan.tui", "tui_gan.bench")):
+                bad("data does not import the engine, speed layers, UI or benchmark")
+            if in_layer(target, "tui_gan.speed") and not (
+                    in_layer(importer, "tui_gan.speed") or importer == "tui_gan.engine.gan"):
+                bad("only the GAN step (tui_gan.engine.gan) applies the speed layers")
+            if in_layer(importer, "tui_gan.engine") and any(
+                    in_layer(target, layer) for layer in ("tui_gan.tui", "tui_gan.bench", "tui_gan.cli", "tui_gan.headless")):
+                bad("the engine does not import its viewers")
+    return out
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan), and self-imports."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in graph:
+                continue
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in graph.get(v, ()):
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    return found
+
+
+# ----------------------------------------------------------------------------- the rules
+
+
+def test_every_layer_imports_only_what_it_may():
+    assert violations(import_graph()) == []
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph()) == []
+
+
+def test_importing_the_app_leaves_torch_out():
+    code = ("import sys, tui_gan.tui.app, tui_gan.cli, tui_gan.headless, tui_gan.core.report; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_engine_runs_without_textual():
+    code = ("import sys, tui_gan.engine.engine, tui_gan.headless, tui_gan.bench.compare, tui_gan.engine.sampling; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_event_has_a_line_in_the_report():
+    from tui_gan.core import events as ev
+    from tui_gan.core.report import Report
+
+    report = Report()
+    missing = [cls.__name__ for cls in event_classes(ev) if not report.handles(cls)]
+    assert missing == []
+
+
+def event_classes(module) -> list[type]:
+    return [obj for obj in vars(module).values()
+            if isinstance(obj, type) and obj.__module__ == module.__name__ and hasattr(obj, "__dataclass_fields__")]
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE_ROOT.rglob("*.py")), ids=lambda p: module_name(p))
+def test_sizes(path: Path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= MAX_MODULE_LINES, f"{len(lines)} lines"
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.ClassDef):
+            assert node.end_lineno - node.lineno + 1 <= MAX_CLASS_LINES, node.name
+
+
+# ----------------------------------------------------------------------------- the checker itself
+
+
+@pytest.mark.parametrize(("module", "source", "rule"), [
+    ("tui_gan.engine.gan", "import textual\n", "only tui_gan.tui may import textual"),
+    ("tui_gan.tui.widgets.samples", "def f():\n    import torch\n", "the UI never imports torch"),
+    ("tui_gan.tui.app", "from ..engine.engine import Engine\n", "the UI imports only the core"),
+    ("tui_gan.data.loader", "from ..engine import models\n", "data does not import the engine"),
+    ("tui_gan.engine.engine", "from .. import speed\n", "only the GAN step"),
+    ("tui_gan.core.config", "import torch\n", "tui_gan.core imports no torch"),
+])
+def test_the_rules_catch_a_forbidden_import(module: str, source: str, rule: str):
+    """A forbidden import added to a real module is reported (the rules are not vacuous)."""
+    graph = import_graph()
+    is_package = (PACKAGE_ROOT.parent / module.replace(".", "/") / "__init__.py").exists()
+    graph[module] = graph[module] | imports_of(source, module, is_package, set(graph))
+    assert any(rule in v for v in violations(graph))
+
+
+def test_the_cycle_check_catches_a_cycle():
+    graph = import_graph()
+    graph["tui_gan.core.config"] = graph["tui_gan.core.config"] | {"tui_gan.core.report"}
+    graph["tui_gan.core.report"] = graph["tui_gan.core.report"] | {"tui_gan.core.config"}
+    assert ["tui_gan.core.config", "tui_gan.core.report"] in cycles(graph)
+
+
+def test_type_checking_imports_are_not_dependencies():
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .engine import Engine\n"
+    assert imports_of(source, "tui_gan.engine.setup", False, {"tui_gan.engine.engine"}) == {"typing"}
