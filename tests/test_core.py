@@ -70,10 +70,9 @@ def test_the_report_writes_each_event_once_for_every_viewer():
                          dataset="builtin (10000 glyph images)", dataset_size=10000, steps_per_epoch=156,
                          total_steps=780, run_dir="runs/x", step=0, epoch=0, resumed_from=None, history=[],
                          lr_g=2e-4, lr_d=2e-4, skipped=["a.png"])
-    first, skipped = report.lines(started)
+    (first,) = report.lines(started)  # skipped files: the engine's warning says which
     assert first.text == "training on cpu, preset cpu (32×32, batch 64), data builtin (10000 glyph images)"
     assert first.full().endswith("· ngf=32, ndf=32 · 156 steps/epoch · run runs/x")
-    assert skipped.tone is Tone.WARNING
     (progress,) = report.lines(_progress())
     assert progress.tone is Tone.STATUS and "epoch 1/5 step 20/1560" in progress.text and "ETA 1m35s" in progress.text
     (epoch,) = report.lines(ev.EpochEnd(1, 156, "runs/x/samples/epoch-0001.png", "last.pt"))
@@ -121,3 +120,20 @@ def test_the_cache_follows_xdg_cache_home(monkeypatch, tmp_path):
     assert dataset_root() == Path("~/.cache/tui-gan/datasets").expanduser()
     monkeypatch.setenv("TUI_GAN_CACHE_DIR", str(tmp_path / "decoded-here"))
     assert decode_cache_dir() == tmp_path / "decoded-here"
+
+
+def test_the_report_ignores_events_it_does_not_know():
+    """A newer engine's event must not stop an older viewer (headless would lose the run)."""
+
+    class Unknown:
+        pass
+
+    report = Report()
+    assert report.lines(Unknown()) == [] and not report.handles(Unknown)
+
+
+def test_observing_keeps_the_context_without_writing():
+    report = Report()
+    report.observe(_progress(loss_d=0.25))
+    (epoch,) = report.lines(ev.EpochEnd(1, 156, "e.png", "last.pt"))
+    assert "loss_D 0.250" in epoch.text

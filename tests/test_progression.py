@@ -8,8 +8,9 @@ from PIL import Image
 
 from tui_gan.cli import main
 from tui_gan.core.errors import UserError
+from tui_gan.core.rundir import RunDir
 from tui_gan.pictures.grids import save_grid
-from tui_gan.pictures.progression import epoch_grids, make_gif
+from tui_gan.pictures.progression import make_gif
 
 
 def _run_with_epochs(tmp_path, epochs=(1, 2, 10)):
@@ -23,7 +24,7 @@ def _run_with_epochs(tmp_path, epochs=(1, 2, 10)):
 
 def test_gif_has_one_captioned_frame_per_epoch_in_order(tmp_path):
     run = _run_with_epochs(tmp_path)
-    assert [e for e, _ in epoch_grids(run)] == [1, 2, 10]
+    assert [e for e, _ in RunDir(run).epoch_grids()] == [1, 2, 10]
     path = make_gif(run, frame_ms=300)
     assert path == run / "samples" / "progression.gif"
     with Image.open(path) as gif:

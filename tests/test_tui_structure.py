@@ -176,3 +176,18 @@ async def test_ctrl_q_quits_from_over_a_dialog_and_q_closes_the_help_first():
         await pilot.press("ctrl+q")  # a priority binding: it passes the dialog
         await wait_until(pilot, lambda: app.engine_done.is_set(), what="the engine to stop")
     assert app.return_code == 0
+
+
+async def test_a_pause_still_queued_when_q_is_pressed_is_not_logged():
+    app = TuiGanApp(lambda: ScriptedEngine())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
+        screen = app.training_screen
+        before = len(screen.event_log.lines)
+        screen.set_state(RunState.STOPPING)
+        screen.show_event(ev.Paused(1200))
+        await pilot.pause(0.1)
+        assert len(screen.event_log.lines) == before and screen.state is RunState.STOPPING
+        screen.show_event(ev.Resumed(1200))  # as before the split: resumes are still logged
+        await wait_until(pilot, lambda: len(screen.event_log.lines) > before, what="the resumed line")
+        await quit_app(pilot, app)

@@ -292,10 +292,10 @@ def gif_parser() -> ArgumentParser:
 
 def run_gif(argv: Sequence[str]) -> int:
     args = gif_parser().parse_args(argv)
-    from .pictures.progression import epoch_grids, make_gif
+    from .pictures.progression import make_gif
 
     path = make_gif(args.run_dir, args.out, args.frame_ms)
-    print(f"{path} ({len(epoch_grids(args.run_dir))} epochs)")
+    print(f"{path} ({len(RunDir(args.run_dir).epoch_grids())} epochs)")
     return 0
 
 

@@ -43,13 +43,13 @@ class Printer:
             self._broken = True
 
     def handle(self, event: Any) -> None:
-        lines = self.report.lines(event)
         if isinstance(event, ev.Started):
             freeze_long_lived_objects()
             self._last_log = time.monotonic()
         if isinstance(event, (ev.Loading, ev.Progress)) and not self._due(event):
+            self.report.observe(event)  # not printed now: formatting it would be wasted
             return
-        for line in lines:
+        for line in self.report.lines(event):
             self.line(line.full())
 
     def _due(self, event: ev.Loading | ev.Progress) -> bool:
@@ -74,7 +74,7 @@ def run_headless(engine, out: TextIO | None = None, log_every: float = 5.0) -> i
         if len(received) == 1:
             engine.control.stop(SIGNAL_REASONS.get(signum, f"signal {signum}"))
             if signum != getattr(signal, "SIGHUP", None):
-                printer.line("stopping: saving checkpoints/last.pt …")
+                printer.line(Report.stopping().text)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_REASONS}
     code = 0

@@ -95,7 +95,7 @@ def run_bench(args) -> int:
     tutorial_rates, engine_rates = [], []
     steps = args.steps
     # The engine runs in a child process: it tunes this process's memory allocator for
-    # CPU training (allocator.py), which the tutorial loop, run as its users run it, must
+    # CPU training (speed/allocator.py), which the tutorial loop, run as its users run it, must
     # not inherit. Alternating rounds spread any drift in the machine's speed over both.
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         for r in range(args.rounds):

@@ -68,7 +68,7 @@ class Progress:
 
 @dataclass
 class Quality:
-    """A quality measurement of the generator (see quality.py)."""
+    """A quality measurement of the generator (see engine/quality.py)."""
 
     step: int
     epoch: int

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 STATS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2")
-QUALITY = ("swd", "diversity")
 
 
 class HistoryRow(NamedTuple):

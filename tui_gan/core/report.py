@@ -4,7 +4,9 @@ event log shows them.
 ``Report.lines(event)`` keeps the little context a line needs (the run's epochs, the newest
 progress) and returns the event's lines, each with a tone that a viewer may colour.
 Progress and loading lines are ``Tone.STATUS``: the headless log prints them every few
-seconds; the app shows that state in its status panel instead of its log.
+seconds; the app shows that state in its status panel instead of its log, and only lets
+the report ``observe`` those events (formatting a line four times a second that nobody
+reads would cost the UI thread for nothing).
 """
 
 from __future__ import annotations
@@ -78,9 +80,36 @@ class Report:
     def handles(self, event_type: type) -> bool:
         return event_type in self._writers
 
+    def observe(self, event: Any) -> None:
+        """Keep the context later lines need, without writing this event's."""
+        if isinstance(event, ev.Started):
+            self.epochs = event.config["epochs"]
+        elif isinstance(event, ev.Progress):
+            self.last_progress = event
+
     def lines(self, event: Any) -> list[Line]:
-        """The event's lines (none for events with nothing to say, such as samples)."""
-        return self._writers[type(event)](event)
+        """The event's lines: none for events with nothing to say (samples) or of a kind this
+        report does not know (a newer engine's)."""
+        self.observe(event)
+        writer = self._writers.get(type(event))
+        return writer(event) if writer is not None else []
+
+    # ----------------------------------------------------------------- not events
+
+    @staticmethod
+    def stopping() -> Line:
+        """When a viewer asks the engine to stop."""
+        return Line("stopping: saving checkpoints/last.pt…", Tone.WARNING)
+
+    @staticmethod
+    def saved_note(e: ev.Error) -> str:
+        """What an error left on disk."""
+        return f"checkpoint saved to {e.checkpoint_path}" if e.checkpoint_path else "no checkpoint could be saved"
+
+    @staticmethod
+    def loading_detail(e: ev.Loading) -> str:
+        """A short form of a loading line, for a status panel."""
+        return e.message + (f" {e.done * 100 // e.total}%" if e.total else "")
 
     # ----------------------------------------------------------------- one per event
 
@@ -91,17 +120,15 @@ class Report:
 
     def started(self, e: ev.Started) -> list[Line]:
         cfg = e.config
-        self.epochs = cfg["epochs"]
         size = cfg["image_size"]
         resumed = f", resumed from step {e.step}" if e.resumed_from else ""
         detail = (f"ngf={cfg['ngf']}, ndf={cfg['ndf']} · {e.steps_per_epoch} steps/epoch · run {e.run_dir}"
                   + (f" · checkpoint {e.resumed_from}" if e.resumed_from else ""))
-        lines = [Line(f"training on {e.device}, preset {e.preset} ({size}×{size}, batch {cfg['batch_size']}), "
-                      f"data {e.dataset}{resumed}", detail=detail)]
-        return lines + [Line(f"skipped unreadable file {path}", Tone.WARNING) for path in e.skipped[:3]]
+        # (files that could not be read are the engine's warning, which comes just before)
+        return [Line(f"training on {e.device}, preset {e.preset} ({size}×{size}, batch {cfg['batch_size']}), "
+                     f"data {e.dataset}{resumed}", detail=detail)]
 
     def progress(self, p: ev.Progress) -> list[Line]:
-        self.last_progress = p
         return [Line(
             f"epoch {p.epoch + 1}/{self.epochs} step {p.step}/{p.total_steps} | "
             f"loss_D {p.loss_d:.3f} loss_G {p.loss_g:.3f} | "
@@ -156,5 +183,4 @@ class Report:
             Tone.DONE)]
 
     def error(self, e: ev.Error) -> list[Line]:
-        saved = f"checkpoint saved to {e.checkpoint_path}" if e.checkpoint_path else "no checkpoint could be saved"
-        return [Line(f"error: {e.message}; {saved}", Tone.ERROR)]
+        return [Line(f"error: {e.message}; {self.saved_note(e)}", Tone.ERROR)]

@@ -6,19 +6,19 @@ from __future__ import annotations
 import pickle
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from .. import __version__
 from ..core.atomic import atomic_write
+from ..core.config import TrainConfig
 from ..core.errors import UserError, first_line
-from ..core.history import COLUMNS, rows_from_table
+from ..core.history import COLUMNS, HistoryRow, rows_from_table
 from ..core.rundir import RunDir
-
-if TYPE_CHECKING:  # the engine imports this module
-    from .engine import Engine
+from .gan import Gan
 
 FORMAT = "tui-gan-checkpoint"
 VERSION = 1
@@ -80,38 +80,46 @@ class CheckpointWriter:
         return path
 
 
-def engine_state(engine: Engine) -> dict[str, Any]:
-    """Everything needed to continue ``engine``'s run exactly: tensors and plain data only."""
-    gan = engine.gan
-    rng = {**gan.rng_state(), "data": {"seed": engine.config.seed, "epoch": engine.epoch, "batch": engine.batch_in_epoch}}
-    history = torch.tensor(engine.history, dtype=torch.float64).reshape(-1, len(COLUMNS))
+def run_state(gan: Gan, config: TrainConfig, position: tuple[int, int, int], history: list[HistoryRow],
+              elapsed_s: float) -> dict[str, Any]:
+    """Everything needed to continue a run exactly: the GAN's state, the position (step,
+    epoch, batch in the epoch), the settings and the history. Tensors and plain data only."""
+    step, epoch, batch_in_epoch = position
+    rng = {**gan.rng_state(), "data": {"seed": config.seed, "epoch": epoch, "batch": batch_in_epoch}}
     return {
         **gan.state_dict(),
-        "step": engine.step,
-        "epoch": engine.epoch,
-        "batch_in_epoch": engine.batch_in_epoch,
-        "config": engine.config.to_dict(),
+        "step": step,
+        "epoch": epoch,
+        "batch_in_epoch": batch_in_epoch,
+        "config": config.to_dict(),
         "rng": rng,
-        "history": {"columns": list(COLUMNS), "values": history},
-        "elapsed_s": float(engine.meter.train_time if engine.meter is not None else engine.elapsed_base),
+        "history": {"columns": list(COLUMNS), "values": torch.tensor(history, dtype=torch.float64).reshape(-1, len(COLUMNS))},
+        "elapsed_s": float(elapsed_s),
         "tui_gan_version": __version__,
     }
 
 
-def restore_engine(engine: Engine, state: dict[str, Any]) -> str | None:
-    """Put a loaded checkpoint's run back into ``engine`` (its GAN built, its data loaded),
-    to continue exactly where it left off. Returns a warning for the user, if any."""
-    engine.step = int(state["step"])
-    engine.epoch = int(state["epoch"])
-    engine.batch_in_epoch = int(state.get("batch_in_epoch", 0))
-    if engine.batch_in_epoch >= engine.steps_per_epoch:  # the dataset shrank since
-        engine.epoch, engine.batch_in_epoch = engine.epoch + 1, 0
-    # learning rates given on the command line replace the ones that were waiting
-    warning = engine.gan.load_state_dict(state, engine.step, keep_pending=not {"lr_g", "lr_d"} & engine.explicit)
+@dataclass(frozen=True)
+class Restored:
+    """Where a checkpoint's run stood, for the engine to continue from."""
+
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    history: list[HistoryRow]
+    elapsed_s: float
+    warning: str | None
+    """For the user, when the run cannot continue exactly (see Gan.load_state_dict)."""
+
+
+def restore_run(gan: Gan, state: dict[str, Any], steps_per_epoch: int, keep_pending_lrs: bool) -> Restored:
+    """Load a checkpoint's GAN state into ``gan`` and return the rest of its run."""
+    step, epoch = int(state["step"]), int(state["epoch"])
+    batch_in_epoch = int(state.get("batch_in_epoch", 0))
+    if batch_in_epoch >= steps_per_epoch:  # the dataset shrank since
+        epoch, batch_in_epoch = epoch + 1, 0
+    warning = gan.load_state_dict(state, step, keep_pending=keep_pending_lrs)
     hist = state.get("history")
-    if hist is not None and len(hist.get("values", [])):
-        engine.history = rows_from_table(list(hist["columns"]), hist["values"].tolist())
-    engine.elapsed_base = float(state.get("elapsed_s", 0.0))
-    if "path" in state:
-        engine.checkpoints.loaded(engine.step, state["path"])
-    return warning
+    history = (rows_from_table(list(hist["columns"]), hist["values"].tolist())
+               if hist is not None and len(hist.get("values", [])) else [])
+    return Restored(step, epoch, batch_in_epoch, history, float(state.get("elapsed_s", 0.0)), warning)

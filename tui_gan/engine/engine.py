@@ -20,14 +20,13 @@ from typing import Any
 import torch
 
 from ..core import events as ev
-from ..core.atomic import atomic_write_text
 from ..core.config import TrainConfig
 from ..core.control import Control, Requests
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
 from ..data.loader import Dataset, StreamedDataset, channels_known_in_advance
 from ..pictures.grids import save_grid
-from .checkpoint import CheckpointWriter, engine_state, restore_engine
+from .checkpoint import CheckpointWriter, restore_run, run_state
 from .devices import check_amp, describe_failure, resolve_device
 from .gan import Gan
 from .guard import Guard
@@ -109,24 +108,25 @@ class Engine:
         if cfg.channels is None:
             cfg.channels = channels_known_in_advance(cfg.data)
         self.paths.create(cfg.to_toml())
-        data, self.gan, notes = yield from load_data_and_gan(
-            cfg, self.device, lambda: self.control.stop_reason, build_early=cfg.channels is not None)
-        self.data = data
+        self.data, self.gan, notes = yield from load_data_and_gan(
+            cfg, self.device, lambda: self.control.stop_reason, self.paths.config)
         for note in notes:
             yield ev.EngineWarning(note)
-        if self.gan is None:
-            cfg.channels = data.channels
-            atomic_write_text(self.paths.config, cfg.to_toml())
-            self.gan = Gan(cfg, self.device)
-        if data.skipped:
-            names = ", ".join(Path(p).name for p in data.skipped[:3])
-            yield ev.EngineWarning(f"skipped {len(data.skipped)} unreadable file(s): {names}")
-        self.steps_per_epoch = len(data) // cfg.batch_size
+        self.steps_per_epoch = len(self.data) // cfg.batch_size
         if self.resume_state is not None:
-            warning = restore_engine(self, self.resume_state)
-            if warning:
-                yield ev.EngineWarning(warning)
+            yield from self._restore(self.resume_state)
         self.meter = Meter(cfg, self.device, self.history, self.elapsed_base, self.paths.metrics)
+
+    def _restore(self, state: dict[str, Any]) -> Iterator[Any]:
+        """Continue exactly where a checkpoint left off (learning rates given as flags
+        replace the ones that were waiting for an epoch's end)."""
+        restored = restore_run(self.gan, state, self.steps_per_epoch, not {"lr_g", "lr_d"} & self.explicit)
+        self.step, self.epoch, self.batch_in_epoch = restored.step, restored.epoch, restored.batch_in_epoch
+        self.history, self.elapsed_base = restored.history, restored.elapsed_s
+        if "path" in state:
+            self.checkpoints.loaded(self.step, state["path"])
+        if restored.warning:
+            yield ev.EngineWarning(restored.warning)
 
     @property
     def total_steps(self) -> int:
@@ -324,7 +324,8 @@ class Engine:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly: tensors and plain data only."""
-        return engine_state(self)
+        elapsed = self.meter.train_time if self.meter is not None else self.elapsed_base
+        return run_state(self.gan, self.config, (self.step, self.epoch, self.batch_in_epoch), self.history, elapsed)
 
     def _save(self, path: Path) -> Path:
         """Write a checkpoint unless this exact file already holds the current step; never

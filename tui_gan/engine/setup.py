@@ -11,32 +11,50 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
 from ..core import events as ev
+from ..core.atomic import atomic_write_text
 from ..core.config import TrainConfig
+from ..core.history import HistoryRow
 from ..data.loader import Dataset, StreamedDataset, load_dataset
 from ..pictures.progression import epoch_samples
 from .devices import describe_device
 from .gan import Gan
 
-if TYPE_CHECKING:  # the engine imports this module
-    from .engine import Engine
+
+class SetUp(Protocol):
+    """What the Started event reports of an engine that is set up (the Engine is one)."""
+
+    config: TrainConfig
+    run_dir: Path
+    device: torch.device
+    data: Dataset | StreamedDataset
+    gan: Gan
+    step: int
+    epoch: int
+    steps_per_epoch: int
+    history: list[HistoryRow]
+    resume_state: dict[str, Any] | None
+
+    @property
+    def total_steps(self) -> int: ...
 
 
 class StoppedDuringSetup(Exception):
     """A stop was requested before training started; there is nothing new to save."""
 
 
-Loaded = tuple[Dataset | StreamedDataset, Gan | None, list[str]]
+Loaded = tuple[Dataset | StreamedDataset, Gan, list[str]]
 
 
 def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Callable[[], str | None],
-                      build_early: bool) -> Generator[ev.Loading, None, Loaded]:
-    """Yield Loading events; return the data, the GAN when ``build_early`` (else None: the
-    caller builds it once the data has decided the channels) and notes for the user.
+                      config_toml: Path) -> Generator[ev.Loading, None, Loaded]:
+    """Yield Loading events; return the data, the GAN and warnings for the user. When the
+    images decide the channels, ``cfg`` gets them and ``config_toml`` is written again.
     Raises StoppedDuringSetup as soon as ``stop_reason()`` gives one."""
     label = "generating the built-in dataset" if cfg.data == "builtin" else f"reading {cfg.data}"
     updates: queue.Queue[tuple[int, int]] = queue.Queue()
@@ -52,7 +70,7 @@ def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Calla
     with ThreadPoolExecutor(1, thread_name_prefix="tui-gan-data") as pool:
         future = pool.submit(load_dataset, cfg, device, report, notes)
         yield ev.Loading(label)
-        if build_early:
+        if cfg.channels is not None:
             gan = Gan(cfg, device)
         while not (future.done() and updates.empty()):
             try:
@@ -61,10 +79,17 @@ def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Calla
                 continue
             yield ev.Loading(label, done, total)
         data = future.result()
+    if gan is None:
+        cfg.channels = data.channels
+        atomic_write_text(config_toml, cfg.to_toml())
+        gan = Gan(cfg, device)
+    if data.skipped:
+        names = ", ".join(Path(p).name for p in data.skipped[:3])
+        notes.append(f"skipped {len(data.skipped)} unreadable file(s): {names}")
     return data, gan, notes
 
 
-def started_event(engine: Engine) -> ev.Started:
+def started_event(engine: SetUp) -> ev.Started:
     """The first event of training: the run's settings, data and history so far."""
     cfg, gan, data = engine.config, engine.gan, engine.data
     return ev.Started(

@@ -19,11 +19,6 @@ from ..core.errors import UserError
 from ..core.rundir import RunDir
 
 
-def epoch_grids(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """(epoch, path) of each epoch-end grid of the run, in epoch order."""
-    return RunDir(run_dir).epoch_grids()
-
-
 def split_grid(image: np.ndarray, n: int, size: int, padding: int = 2) -> np.ndarray:
     """The inverse of images.grid: (H', W', C) mosaic of ``n`` tiles -> uint8 (n, C, size, size)."""
     nrow = max(1, math.ceil(math.sqrt(n)))
@@ -42,7 +37,7 @@ def epoch_samples(run_dir: str | Path, n: int, size: int, channels: int) -> list
     rows = math.ceil(n / nrow)
     expected = (2 + rows * (size + 2), 2 + nrow * (size + 2))
     out = []
-    for epoch, path in epoch_grids(run_dir):
+    for epoch, path in RunDir(run_dir).epoch_grids():
         try:
             with Image.open(path) as img:
                 arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
@@ -71,7 +66,7 @@ def make_gif(run_dir: str | Path, out: str | Path | None = None, frame_ms: int =
     run = Path(run_dir).expanduser()
     if not run.is_dir():
         raise UserError(f"{run_dir}: no such run directory; pass a folder under runs/")
-    grids = epoch_grids(run)
+    grids = RunDir(run).epoch_grids()
     if not grids:
         raise UserError(f"{run_dir}: no epoch grids yet (samples/epoch-*.png are written at each epoch's end)")
     frames = []

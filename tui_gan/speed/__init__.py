@@ -26,14 +26,14 @@ class SpeedChoice:
     cpu_layers: bool
     """cpulayers' autograd Functions stand in for stock layers (they need D's parameters
     marked as not requiring gradients during G's pass, see Gan.train_step)."""
-    allocator_tuned: bool
 
 
 def apply(netG: nn.Module, netD: nn.Module, config, device: torch.device) -> SpeedChoice:
     """Make ``netG`` and ``netD`` (in place) and this process fast for ``config`` on ``device``.
 
     - On a CPU, malloc keeps freed memory, so activations reuse their pages step after step
-      (about 1.14× at 64×64 on the 2-core test CPU).
+      (about 1.14× at 64×64 on the 2-core test CPU). This happens as the nets are built,
+      while the data may still be loading: every training step comes after it.
     - Channels-last layout: ``config.channels_last``, or by default on CPUs, where oneDNN's
       convolutions measured faster in it (about 1.14×); off elsewhere, not yet measured.
     - cpulayers (with Winograd for 64+ channels): on with channels-last on a CPU in fp32;
@@ -41,7 +41,8 @@ def apply(netG: nn.Module, netD: nn.Module, config, device: torch.device) -> Spe
     - CUDA: cuDNN's autotuner as ``config.cudnn_benchmark`` says.
     """
     on_cpu = device.type == "cpu"
-    tuned = keep_freed_memory() if on_cpu else False
+    if on_cpu:
+        keep_freed_memory()
     channels_last = config.channels_last if config.channels_last is not None else on_cpu
     if channels_last:
         for net in (netG, netD):
@@ -52,4 +53,4 @@ def apply(netG: nn.Module, netD: nn.Module, config, device: torch.device) -> Spe
         cpulayers.adopt(netD)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    return SpeedChoice(channels_last=channels_last, cpu_layers=cpu_layers, allocator_tuned=tuned)
+    return SpeedChoice(channels_last=channels_last, cpu_layers=cpu_layers)

@@ -27,6 +27,7 @@ from ..core import events as ev
 from ..core.control import Control
 from ..core.errors import UserError
 from ..core.gcfreeze import freeze_long_lived_objects
+from ..core.report import Report
 from .keys import Scope, bindings, palette_keys
 from .messages import EngineDone, EngineEvent, EngineFailed, EngineReady
 from .state import RunState
@@ -196,7 +197,7 @@ class TuiGanApp(App[int]):
         self._quitting = self._quitting or reason
         self._stop_requested.set()
         self.training_screen.set_state(RunState.STOPPING, "saving checkpoints/last.pt")
-        self.training_screen.log_line("stopping: saving checkpoints/last.pt…", "yellow")
+        self.training_screen.log_report_line(Report.stopping())
         if self.control is not None:
             self.control.stop(reason)
 

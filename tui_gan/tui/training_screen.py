@@ -24,7 +24,7 @@ from ..core import events as ev
 from ..core.control import Control
 from ..core.errors import UserError
 from ..core.history import HistoryRow
-from ..core.report import Report, Tone
+from ..core.report import Line, Report, Tone
 from ..core.rundir import RunDir
 from .keys import Scope, bindings, help_rows
 from .sample_history import SampleHistory, Shown
@@ -41,12 +41,12 @@ from .widgets.throttle import Throttle
 #: (name, label) of each gauge; the name is the field of Progress and HistoryRow it shows.
 GAUGES = (("d_x", "D(x)"), ("d_g_z1", "D(G(z1))"), ("d_g_z2", "D(G(z2))"))
 #: Seconds between redraws of the numbers (status, gauges). Every redraw holds the GIL that
-#: the training thread needs between its operations; see README, "Speed of the app".
+#: the training thread needs between its operations; see docs/benchmark.md, "Speed of the app".
 PROGRESS_REDRAW_S = 1.0
 #: The event log's style for each tone of a report line. STATUS lines (progress, loading)
-#: are left out: the status panel shows that state, and the log would scroll with it.
+#: never reach the log: the status panel shows that state, and the log would scroll with it.
 TONE_STYLES = {Tone.PLAIN: "", Tone.GOOD: "green", Tone.WARNING: "yellow", Tone.ERROR: "bold red",
-               Tone.DONE: "bold cyan"}
+               Tone.DONE: "bold cyan", Tone.STATUS: "dim"}
 PAUSE_DETAILS = {"epoch end": "at the end of the epoch", "diverged": "diverged: lower the learning rates (l)"}
 BORDER_TITLES = {"chart": "Losses", "gauges": "Discriminator's verdicts", "samples": "Samples (fixed noise)",
                  "status": "Status", "log": "Events"}
@@ -118,9 +118,12 @@ class TrainingScreen(Screen[None]):
         handler = self.HANDLERS.get(type(event))
         if handler is None:
             return  # an event of a newer engine: nothing here knows how to show it
-        for line in self.report.lines(event):
-            if line.tone is not Tone.STATUS:
-                self.log_line(line.text, TONE_STYLES[line.tone])
+        if isinstance(event, (ev.Progress, ev.Loading)):
+            self.report.observe(event)  # their lines are STATUS lines: the status panel shows them
+        elif not (isinstance(event, ev.Paused) and self.state is RunState.STOPPING):
+            # (a pause still queued when q was pressed is no news: the run is stopping)
+            for line in self.report.lines(event):
+                self.log_report_line(line)
         handler(self, event)
 
     def set_state(self, state: RunState, detail: str = "") -> None:
@@ -132,10 +135,13 @@ class TrainingScreen(Screen[None]):
     def log_line(self, text: str, style: str = "") -> None:
         self.event_log.write(Text(text, style=style))
 
+    def log_report_line(self, line: Line) -> None:
+        self.log_line(line.text, TONE_STYLES[line.tone])
+
     # ----------------------------------------------------------------- one handler per event
 
     def _show_loading(self, e: ev.Loading) -> None:
-        self.set_state(RunState.LOADING, e.message + (f" {e.done * 100 // e.total}%" if e.total else ""))
+        self.set_state(RunState.LOADING, Report.loading_detail(e))
 
     def _show_started(self, e: ev.Started) -> None:
         if self.screen_ab is not None:
@@ -225,8 +231,7 @@ class TrainingScreen(Screen[None]):
 
     def _show_error(self, e: ev.Error) -> None:
         self.set_state(RunState.ERROR, e.message)
-        saved = f"checkpoint saved to {e.checkpoint_path}" if e.checkpoint_path else "no checkpoint could be saved"
-        self.notify(f"{e.message}\n{saved}", title="Training failed", severity="error", timeout=30)
+        self.notify(f"{e.message}\n{Report.saved_note(e)}", title="Training failed", severity="error", timeout=30)
 
     HANDLERS: ClassVar[dict[type, Callable[[TrainingScreen, Any], None]]] = {
         ev.Loading: _show_loading,

@@ -1,5 +1,5 @@
 """Redraw at most every so often: every redraw holds the CPU and the GIL that the training
-thread needs (see README, "Speed of the app")."""
+thread needs (see docs/benchmark.md, "Speed of the app")."""
 
 from __future__ import annotations
 
