@@ -137,8 +137,8 @@ class Report:
 
     def quality(self, q: ev.Quality) -> list[Line]:
         levels = " / ".join(f"{v:.1f}" for v in q.swd_levels)
-        return [Line(f"quality at step {q.step}: SWD {q.swd:.2f} (levels {levels}) · diversity {q.diversity:.2f} "
-                     f"· {q.images} images, {q.seconds:.1f}s")]
+        return [Line(f"quality at step {q.step}: SWD {q.swd:.2f}, diversity {q.diversity:.2f} "
+                     f"({q.images} images, {q.seconds:.1f}s)", detail=f"SWD per level {levels}")]
 
     def interpolation(self, e: ev.Interpolation) -> list[Line]:
         frames, walks = e.frames.shape[:2]
