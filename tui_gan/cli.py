@@ -184,19 +184,6 @@ def _normalise_data(spec: str, root: str | None = None, download: bool = False) 
     return str(Path(spec).expanduser().resolve())
 
 
-def check_writable(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(
-            f"cannot write the run directory {str(run_dir)!r} ({exc.strerror or exc}); "
-            "pass --run-dir with a writable folder"
-        ) from None
-
-
 def resume_flags() -> str:
     """The flags that may change a resumed run (RESUME_OVERRIDABLE), as the parser spells
     them, in its order: '--data, ..., --[no-]amp, ... and --device'."""
@@ -233,12 +220,12 @@ def prepare_training(args: dict[str, Any]):
         if {"data", "data_root", "download"} & set(flag_values):
             config.data = _normalise_data(config.data, config.data_root, config.download)
         run_dir = Path(args["run_dir"]) if "run_dir" in args else RunDir.of_checkpoint(state["path"]).root
-        check_writable(run_dir)
+        RunDir(run_dir).check_writable()
         return Engine(config, run_dir, explicit=set(flag_values), resume=state)
 
     config, explicit = build_config(args)
     run_dir = Path(args["run_dir"]) if "run_dir" in args else new_run_dir()
-    check_writable(run_dir)
+    RunDir(run_dir).check_writable()
     return Engine(config, run_dir, explicit=explicit)
 
 

@@ -30,10 +30,21 @@ DEFAULT_RUNS = "runs"
 
 
 class RunDir:
-    """The paths of one run directory (nothing is created here)."""
+    """The paths of one run directory (only ``check_writable`` and ``create`` write)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+
+    def check_writable(self) -> None:
+        """Make the folder and write a probe file in it: the CLI's early check, before torch
+        loads. UserError when that is not possible."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise self._unwritable(exc) from None
 
     def create(self, config_toml: str) -> None:
         """Make the folders and write config.toml; UserError when that is not possible."""
@@ -42,10 +53,11 @@ class RunDir:
                 folder.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.config, config_toml)
         except OSError as exc:
-            raise UserError(
-                f"cannot write the run directory {str(self.root)!r} ({exc.strerror or exc}); "
-                "pass --run-dir with a writable folder"
-            ) from None
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: OSError) -> UserError:
+        return UserError(f"cannot write the run directory {str(self.root)!r} ({exc.strerror or exc}); "
+                         "pass --run-dir with a writable folder")
 
     @property
     def config(self) -> Path:

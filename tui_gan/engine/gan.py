@@ -92,17 +92,11 @@ class Gan:
 
     def change_lrs(self, lr_g: float | None, lr_d: float | None, now: bool) -> ev.LrApplied | ev.LrPending:
         """Apply new learning rates (None: keep that net's) now, or at the next epoch boundary."""
-        lr_g = self.lr_g if lr_g is None else lr_g
-        lr_d = self.lr_d if lr_d is None else lr_d
-        if now:
-            self.pending_lr = None
-            self.set_lrs(lr_g, lr_d)
-            return ev.LrApplied(lr_g, lr_d)
-        self.pending_lr = (lr_g, lr_d)
-        return ev.LrPending(lr_g, lr_d)
+        self.pending_lr = (self.lr_g if lr_g is None else lr_g, self.lr_d if lr_d is None else lr_d)
+        return self.apply_pending_lrs() if now else ev.LrPending(*self.pending_lr)
 
     def apply_pending_lrs(self) -> ev.LrApplied | None:
-        """At an epoch boundary: the learning rates that were waiting for it."""
+        """At an epoch boundary (or at once): the learning rates that were waiting."""
         if self.pending_lr is None:
             return None
         lr_g, lr_d = self.pending_lr

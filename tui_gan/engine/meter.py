@@ -39,11 +39,11 @@ class Position(Protocol):
 
 @dataclass(frozen=True)
 class Reading:
-    """One read of the accumulators: averages over ``steps`` steps (or the newest history
-    row's when there were none), their images per second, and a history row if one closed."""
+    """One read of the accumulators: averages over the steps since the last read (or the
+    newest history row's when there were none), their images per second, and a history row
+    if one closed."""
 
     means: list[float]
-    steps: int
     images_per_sec: float
     row: HistoryRow | None
 
@@ -133,7 +133,7 @@ class Meter:
         if self._rows.due() or (force_row and self._rows.pending()):
             row = self._rows.take(step, epoch, *lrs, self.train_time)
             self.append(row)
-        return Reading(means, steps, images / dt if dt > 0 and steps else 0.0, row)
+        return Reading(means, images / dt if dt > 0 and steps else 0.0, row)
 
     def progress(self, now: float, position: Position, lrs: tuple[float, float], force_row: bool = False) -> ev.Progress:
         """Read the accumulators (the one sync) into a progress report at ``position``."""

@@ -120,11 +120,10 @@ class TrainingScreen(Screen[None]):
             return  # an event of a newer engine: nothing here knows how to show it
         if isinstance(event, (ev.Progress, ev.Loading)):
             self.report.observe(event)  # their lines are STATUS lines: the status panel shows them
-        elif not (isinstance(event, ev.Paused) and self.state is RunState.STOPPING):
-            # (a pause still queued when q was pressed is no news: the run is stopping)
+            handler(self, event)
+        elif handler(self, event) is not False:  # False: the handler found it no news
             for line in self.report.lines(event):
                 self.log_report_line(line)
-        handler(self, event)
 
     def set_state(self, state: RunState, detail: str = "") -> None:
         self.state = state
@@ -215,9 +214,12 @@ class TrainingScreen(Screen[None]):
         status.pending, status.lr_g, status.lr_d = None, e.lr_g, e.lr_d
         status.redraw()
 
-    def _show_paused(self, e: ev.Paused) -> None:
-        if self.state is not RunState.STOPPING:
-            self.set_state(RunState.PAUSED, PAUSE_DETAILS.get(e.reason, ""))
+    def _show_paused(self, e: ev.Paused) -> bool:
+        """A pause still queued when q was pressed is no news: the run is stopping."""
+        if self.state is RunState.STOPPING:
+            return False
+        self.set_state(RunState.PAUSED, PAUSE_DETAILS.get(e.reason, ""))
+        return True
 
     def _show_resumed(self, e: ev.Resumed) -> None:
         if self.state is not RunState.STOPPING:
@@ -233,7 +235,9 @@ class TrainingScreen(Screen[None]):
         self.set_state(RunState.ERROR, e.message)
         self.notify(f"{e.message}\n{Report.saved_note(e)}", title="Training failed", severity="error", timeout=30)
 
-    HANDLERS: ClassVar[dict[type, Callable[[TrainingScreen, Any], None]]] = {
+    #: One handler per event class. A handler that returns False keeps the event's report
+    #: lines out of the event log.
+    HANDLERS: ClassVar[dict[type, Callable[[TrainingScreen, Any], bool | None]]] = {
         ev.Loading: _show_loading,
         ev.Started: _show_started,
         ev.Progress: _show_progress,
