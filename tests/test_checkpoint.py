@@ -1,8 +1,14 @@
+import io
 import os
+import pickle
+import random
+import struct
+import zipfile
 
 import pytest
 import torch
 
+from tui_gan.cli import main
 from tui_gan.core import events as ev
 from tui_gan.core.errors import UserError
 from tui_gan.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -72,7 +78,7 @@ def test_atomic_write_keeps_the_old_checkpoint_when_interrupted(tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {**good, "step": 2})
     monkeypatch.setattr(torch, "save", real_save)
-    assert load_checkpoint(path)["step"] == 1
+    assert torch.load(path, weights_only=True)["step"] == 1
     assert os.listdir(path.parent) == ["last.pt"]  # no temporary file left behind
 
 
@@ -113,3 +119,262 @@ def test_snapshot_resume_rewrites_metrics_from_the_checkpoint(make_engine, tmp_p
     assert events[-1].reason == "max_steps" and events[-1].step == 6
     rows = (engine.run_dir / "metrics.csv").read_text().splitlines()
     assert int(rows[-1].split(",")[0]) == 6
+
+
+# ----------------------------------------------------------------------------- any file at all
+# `tui-gan sample FILE` and `tui-gan --resume FILE` must end in one line and exit code 2 for
+# every file that is not a tui-gan checkpoint, whatever its bytes: never a traceback, never
+# code run from the file, never a run that starts from damaged weights.
+
+
+@pytest.fixture(scope="module")
+def real_checkpoint(tmp_path_factory) -> bytes:
+    """The bytes of a real (tiny) checkpoint, written once for the tests that damage it."""
+    from tui_gan.engine.engine import Engine
+
+    root = tmp_path_factory.mktemp("real")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUI_GAN_CACHE_DIR", str(root / "cache"))
+        list(Engine(tiny_config(max_steps=2), root / "run", explicit=EXPLICIT).run())
+    return (root / "run" / "checkpoints" / "last.pt").read_bytes()
+
+
+def _torch_bytes(obj, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer, **kwargs)
+    return buffer.getvalue()
+
+
+def _real_state(real: bytes) -> dict:
+    return torch.load(io.BytesIO(real), weights_only=True)
+
+
+class RunsCode:
+    """Pickled, it calls os.mkdir(path) when unpickled: evidence if a load ran it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def _refusal(capsys, argv) -> str | None:
+    """None when ``main(argv)`` exits 2 with one 'tui-gan: error:' line; else what it did."""
+    try:
+        code = main(argv)
+    except BaseException as exc:  # noqa: BLE001 - exactly what this test looks for
+        capsys.readouterr()
+        return f"raised {type(exc).__name__}: {str(exc)[:80]}"
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    if code != 2 or len(lines) != 1 or not lines[0].startswith("tui-gan: error: ") or "Traceback" in err:
+        return f"code {code}, stderr {err[-160:]!r}"
+    return None
+
+
+def _sample_argv(path, tmp_path) -> list[str]:
+    return ["sample", str(path), "--n", "4", "--device", "cpu", "--out", str(tmp_path / "grid.png")]
+
+
+def _resume_argv(path, tmp_path) -> list[str]:
+    return ["--resume", str(path), "--headless", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "3"]
+
+
+def _check_all_refused(capsys, tmp_path, patterns: dict[str, bytes], argv=_sample_argv) -> None:
+    failures = {}
+    for name, data in patterns.items():
+        path = tmp_path / f"{name}.pt"
+        path.write_bytes(data)
+        problem = _refusal(capsys, argv(path, tmp_path))
+        if problem:
+            failures[name] = problem
+    assert not failures, failures
+    assert not (tmp_path / "grid.png").exists() and not (tmp_path / "resumed" / "checkpoints").exists()
+
+
+def _random_patterns() -> dict[str, bytes]:
+    rng = random.Random(20240611)  # fixed: a failure names a pattern that reproduces
+    patterns = {"empty": b""}
+    for i, n in enumerate([1, 2, 3, 5, 7, 8, 16, 50, 64, 100, 255, 500, 512, 1000, 4096, 5000, 20000] * 2):
+        patterns[f"random{i}-{n}"] = rng.randbytes(n)
+    # random bytes behind the headers that lead the decoders further in: a zip's local and
+    # end records, pickle protocols 2 and 4, and the legacy torch.save format's magic number
+    legacy = _torch_bytes({"format": "x"}, _use_new_zipfile_serialization=False)[:12]
+    for label, prefix in [("zip", b"PK\x03\x04"), ("zipend", b"PK\x05\x06"), ("pickle2", b"\x80\x02"),
+                          ("pickle4", b"\x80\x04\x95"), ("legacy", legacy)]:
+        for n in (0, 10, 300):
+            patterns[f"{label}+{n}"] = prefix + rng.randbytes(n)
+    return patterns
+
+
+def test_random_bytes_are_refused_in_one_line(capsys, tmp_path):
+    _check_all_refused(capsys, tmp_path, _random_patterns())
+
+
+def _record_offsets(real: bytes) -> list[int]:
+    """Offsets whose bytes matter: headers, and the start, middle and end of records (the
+    pickle and tensors). Elsewhere (alignment padding, some directory fields) a flipped byte
+    leaves the same checkpoint."""
+    with zipfile.ZipFile(io.BytesIO(real)) as archive:
+        infos = archive.infolist()
+    offsets = {0, len(real) - 22}  # the first local header's signature, the end record's
+    for info in (infos[0], infos[1], infos[len(infos) // 2], infos[-1]):
+        name_len, extra_len = struct.unpack("<HH", real[info.header_offset + 26 : info.header_offset + 30])
+        start = info.header_offset + 30 + name_len + extra_len
+        offsets |= {info.header_offset + 30, start, start + info.file_size // 2, start + info.file_size - 1}
+    directory = real.find(b"PK\x01\x02", infos[-1].header_offset)
+    offsets |= {directory + 16, directory + 46}  # the first directory entry's CRC and name
+    return sorted(offsets)
+
+
+def _damaged(real: bytes) -> dict[str, bytes]:
+    patterns = {f"cut{n}": real[:n] for n in (1, 30, 100, 1000, len(real) // 3, len(real) // 2,
+                                               len(real) - 100, len(real) - 22, len(real) - 1)}
+    for offset in _record_offsets(real):
+        flipped = bytearray(real)
+        flipped[offset] ^= 0xFF
+        patterns[f"flip{offset}"] = bytes(flipped)
+    return patterns
+
+
+def test_truncated_and_flipped_checkpoints_are_refused(capsys, tmp_path, real_checkpoint):
+    good = tmp_path / "good.pt"
+    good.write_bytes(real_checkpoint)
+    assert main(_sample_argv(good, tmp_path)) == 0  # the undamaged file samples
+    (tmp_path / "grid.png").unlink()
+    _check_all_refused(capsys, tmp_path, _damaged(real_checkpoint))
+
+
+def _foreign_and_edited(real: bytes, evidence) -> dict[str, bytes]:
+    state = _real_state(real)
+    plain_zip = io.BytesIO()
+    with zipfile.ZipFile(plain_zip, "w") as archive:
+        archive.writestr("archive/data.pkl", b"not a pickle")
+        archive.writestr("notes.txt", "hello")
+
+    def edited(**changes):
+        return _torch_bytes({**state, **changes})
+
+    config = state["config"]
+    weights = state["generator"]
+    return {
+        "plain-zip": plain_zip.getvalue(),
+        "list": _torch_bytes([1, 2, 3]),
+        "tensor": _torch_bytes(torch.ones(3)),
+        "no-marker": _torch_bytes({"step": 1, "generator": {}}),
+        "marker-only": _torch_bytes({"format": "tui-gan-checkpoint"}),
+        "step-str": edited(step="x"),
+        "step-negative": edited(step=-1),
+        "epoch-float": edited(epoch=1.5),
+        "generator-tensor": edited(generator=torch.ones(2)),
+        "generator-list": edited(generator={**weights, "main.0.weight": [1.0, 2.0]}),
+        "generator-complex": edited(generator={k: v.to(torch.complex64) if v.is_floating_point() else v
+                                               for k, v in weights.items()}),
+        "discriminator-missing": edited(discriminator={}),
+        "config-list": edited(config=[1]),
+        "config-huge": edited(config={"image_size": "huge"}),
+        "config-unknown": edited(config={**config, "colour": "blue"}),
+        "config-tensor": edited(config={**config, "image_size": torch.ones(2)}),
+        "config-float-size": edited(config={**config, "image_size": 16.0}),
+        "config-ngf": edited(config={**config, "ngf": config["ngf"] * 2}),  # weights don't match
+        "optimizer-empty": edited(optimizer_g={}),
+        "lr-nan": edited(lr_g=float("nan")),
+        "pending-lr": edited(pending_lr="soon"),
+        "noise-shape": edited(fixed_noise=torch.zeros(4, 3)),
+        "rng-int": edited(rng=3),
+        "history-3d": edited(history={"columns": ["step"], "values": torch.ones(2, 2, 2)}),
+        "elapsed-str": edited(elapsed_s="long"),
+        "runs-code-pickle2": pickle.dumps(RunsCode(evidence), protocol=2),
+        "runs-code-pickle4": pickle.dumps(RunsCode(evidence), protocol=4),
+        "runs-code-torch": _torch_bytes(RunsCode(evidence)),
+        "runs-code-in-state": edited(config=RunsCode(evidence)),
+    }
+
+
+def test_foreign_and_edited_files_are_refused_without_running_code(capsys, tmp_path, real_checkpoint):
+    evidence = tmp_path / "code-ran"
+    _check_all_refused(capsys, tmp_path, _foreign_and_edited(real_checkpoint, evidence))
+    assert not evidence.exists()
+
+
+def test_resume_refuses_what_sample_refuses(capsys, tmp_path, real_checkpoint):
+    evidence = tmp_path / "code-ran"
+    damaged, edited = _damaged(real_checkpoint), _foreign_and_edited(real_checkpoint, evidence)
+    random_ = _random_patterns()
+    chosen = {"empty": b"", "random": random_["random16-20000"], "pickle2": random_["pickle2+300"],
+              **{k: damaged[k] for k in list(damaged)[::4]},
+              **{k: edited[k] for k in ("list", "step-str", "config-huge", "config-ngf", "generator-tensor",
+                                        "runs-code-torch", "runs-code-in-state")}}
+    _check_all_refused(capsys, tmp_path, chosen, argv=_resume_argv)
+    assert not evidence.exists()
+
+
+def test_paths_that_are_not_checkpoint_files(capsys, tmp_path):
+    empty_dir = tmp_path / "run-without-checkpoint"
+    (empty_dir / "checkpoints").mkdir(parents=True)
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"x")
+    paths = [empty_dir, blocker / "last.pt", tmp_path / ("x" * 5000)]
+    if hasattr(os, "mkfifo"):  # reading it would wait for a writer forever
+        os.mkfifo(tmp_path / "fifo.pt")
+        paths.append(tmp_path / "fifo.pt")
+    for path in paths:
+        for argv in (_sample_argv(path, tmp_path), _resume_argv(path, tmp_path)):
+            assert _refusal(capsys, argv) is None, (str(path)[:60], argv[0])
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_checkpoint(capsys, tmp_path, real_checkpoint):
+    path = tmp_path / "locked.pt"
+    path.write_bytes(real_checkpoint)
+    path.chmod(0)
+    try:
+        for argv in (_sample_argv(path, tmp_path), _resume_argv(path, tmp_path)):
+            assert _refusal(capsys, argv) is None, argv[0]
+    finally:
+        path.chmod(0o600)
+
+
+@pytest.mark.parametrize("damage", ["rng-size", "extra-param-group", "moment-shape", "history-nan-step"])
+def test_restore_refuses_content_only_loading_shows(tmp_path, real_checkpoint, damage):
+    """Damage that passes load_checkpoint's checks ends in a UserError from restore_run,
+    not in a traceback (or a failed first step)."""
+    from tui_gan.core.config import TrainConfig
+    from tui_gan.engine.checkpoint import restore_run
+    from tui_gan.engine.gan import Gan
+
+    state = _real_state(real_checkpoint)
+    if damage == "rng-size":
+        state["rng"] = {**state["rng"], "torch_cpu": torch.zeros(3, dtype=torch.uint8)}
+    elif damage == "extra-param-group":
+        groups = state["optimizer_g"]["param_groups"]
+        state["optimizer_g"] = {**state["optimizer_g"], "param_groups": groups + groups}
+    elif damage == "moment-shape":
+        first = next(iter(state["optimizer_d"]["state"].values()))
+        first["exp_avg"] = torch.zeros(3)
+    else:
+        state["history"]["values"][0, 0] = float("nan")
+    path = tmp_path / "edited.pt"
+    torch.save(state, path)
+    loaded = load_checkpoint(path)  # its structure is right
+    rng = torch.get_rng_state()
+    gan = Gan(TrainConfig.from_dict(loaded["config"]), torch.device("cpu"))
+    try:
+        with pytest.raises(UserError, match="cannot continue from this checkpoint"):
+            restore_run(gan, loaded, steps_per_epoch=14, keep_pending_lrs=True)
+    finally:
+        torch.set_rng_state(rng)
+
+
+def test_resume_from_content_only_loading_shows_is_one_line(capsys, tmp_path, real_checkpoint):
+    """The same end to end: the engine's setup ends in the one-line error."""
+    state = _real_state(real_checkpoint)
+    state["rng"] = {**state["rng"], "torch_cpu": torch.zeros(3, dtype=torch.uint8)}
+    path = tmp_path / "edited.pt"
+    torch.save(state, path)
+    rng = torch.get_rng_state()
+    try:
+        assert _refusal(capsys, _resume_argv(path, tmp_path)) is None
+    finally:
+        torch.set_rng_state(rng)

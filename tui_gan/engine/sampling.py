@@ -10,7 +10,7 @@ from ..core.config import TrainConfig
 from ..core.errors import UserError
 from ..data.pixels import to_uint8
 from ..pictures.grids import save_grid, save_png, to_pil
-from .checkpoint import load_checkpoint
+from .checkpoint import failure_reason, load_checkpoint
 from .devices import resolve_device
 from .models import Generator, generate
 
@@ -19,12 +19,14 @@ SAMPLE_BATCH = 64
 
 
 def generator_from_checkpoint(state: dict, device: torch.device) -> Generator:
+    """The generator of a checkpoint from load_checkpoint (which checked its settings and
+    weight shapes) on ``device``; UserError for weights that still do not load."""
     config = TrainConfig.from_dict(dict(state["config"]), source=f"checkpoint {state['path']}")
     netG = Generator(config.nz, config.ngf, config.channels or 3, config.image_size).to(device)
     try:
         netG.load_state_dict(state["generator"])
-    except RuntimeError as exc:
-        raise UserError(f"{state['path']}: generator weights do not match its config ({str(exc)[:100]})") from None
+    except Exception as exc:  # noqa: BLE001 - the file's content, whatever the way it does not fit
+        raise UserError(f"{state['path']}: generator weights do not match its config ({failure_reason(exc, 100)})") from None
     return netG
 
 
