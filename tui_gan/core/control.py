@@ -30,6 +30,8 @@ class Requests:
     measure: bool = False
     interpolate: bool = False
     lr: LrChange | None = None
+    auto_pause: bool | None = None
+    """Pausing at every epoch's end was switched on (True) or off (False)."""
 
 
 class Control:
@@ -84,6 +86,12 @@ class Control:
     def interpolate(self) -> None:
         """Render the latent walks (see engine/interpolation.py) with the current generator."""
         self._request(interpolate=True)
+
+    def set_pause_at_epoch_end(self, on: bool) -> None:
+        """Pause at every epoch's end from now on (or no longer); the engine reports the
+        change as an AutoPauseSet event, so every viewer shows it."""
+        self.pause_at_epoch_end = bool(on)
+        self._request(auto_pause=bool(on))
 
     def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None:
         """New learning rates: applied at the next epoch boundary, or at the next step if ``now``."""

@@ -167,3 +167,43 @@ class Error:
 
     message: str
     checkpoint_path: str | None
+
+
+@dataclass
+class AutoPauseSet:
+    """The run now pauses (or no longer pauses) at every epoch's end."""
+
+    on: bool
+
+
+@dataclass
+class Attached:
+    """What a viewer that connects to a training service mid-run needs, at once: the run
+    as a resumed run's Started would describe it now (history so far, the epoch-end samples,
+    the current learning rates), the event log's recent lines, and the latest state. The
+    live events follow it. Never yielded by the engine: the service (service/mirror.py)
+    builds it."""
+
+    started: Started | None
+    """None while the service is still loading (the Loading events follow)."""
+    log: list[tuple[str, str]]
+    """The event log's recent lines: (text, tone name of core.report.Tone)."""
+    loading: Loading | None = None
+    progress: Progress | None = None
+    samples: Samples | None = None
+    paused: str | None = None
+    """The pause's reason when the run is paused, else None."""
+    lr_pending: LrPending | None = None
+    auto_pause: bool = False
+    viewers: int = 1
+    """Viewers attached, this one included."""
+
+
+@dataclass
+class Disconnected:
+    """A viewer's connection to its training service ended before the run did. Never
+    yielded by the engine: the client (service/client.py) ends its stream with it."""
+
+    message: str
+    service_running: bool
+    """Whether the service still trains the run (this viewer was dropped, say)."""

@@ -75,6 +75,9 @@ class Report:
             ev.EngineWarning: self.warning,
             ev.Finished: self.finished,
             ev.Error: self.error,
+            ev.AutoPauseSet: self.auto_pause,
+            ev.Attached: self.attached,
+            ev.Disconnected: self.disconnected,
         }
 
     def handles(self, event_type: type) -> bool:
@@ -82,7 +85,11 @@ class Report:
 
     def observe(self, event: Any) -> None:
         """Keep the context later lines need, without writing this event's."""
-        if isinstance(event, ev.Started):
+        if isinstance(event, ev.Attached) and event.started is not None:
+            self.observe(event.started)
+            if event.progress is not None:
+                self.observe(event.progress)
+        elif isinstance(event, ev.Started):
             self.epochs = event.config["epochs"]
         elif isinstance(event, ev.Progress):
             self.last_progress = event
@@ -184,3 +191,19 @@ class Report:
 
     def error(self, e: ev.Error) -> list[Line]:
         return [Line(f"error: {e.message}; {self.saved_note(e)}", Tone.ERROR)]
+
+    def auto_pause(self, e: ev.AutoPauseSet) -> list[Line]:
+        return [Line(f"pause at every epoch end: {'on' if e.on else 'off'}")]
+
+    def attached(self, e: ev.Attached) -> list[Line]:
+        """The recent lines of the run's log, then a line saying where the run is now."""
+        lines = [Line(text, Tone(tone)) for text, tone in e.log]
+        if e.started is None:
+            return lines
+        step = e.progress.step if e.progress is not None else e.started.step
+        others = e.viewers - 1
+        with_others = f", {others} other viewer{'s' if others != 1 else ''}" if others else ""
+        return [*lines, Line(f"attached to the run at step {step}{with_others}", Tone.GOOD)]
+
+    def disconnected(self, e: ev.Disconnected) -> list[Line]:
+        return [Line(e.message, Tone.WARNING if e.service_running else Tone.ERROR)]

@@ -47,17 +47,19 @@ class Engine:
         explicit: frozenset[str] | set[str] = frozenset(),
         resume: dict[str, Any] | None = None,
         before_step: Callable[[int], None] | None = None,
+        control: Control | None = None,
     ) -> None:
         """``explicit``: the settings the user gave (a preset does not override them).
         ``resume``: a loaded checkpoint to continue. ``before_step(step)`` is called before
-        every training step, with the number of steps done (the benchmark's clock)."""
+        every training step, with the number of steps done (the benchmark's clock).
+        ``control``: the requests' channel, when a service made it before the engine."""
         self.config = config
         self.run_dir = Path(run_dir)
         self.paths = RunDir(self.run_dir)
         self.explicit = set(explicit)
         self.resume_state = resume
         self.before_step = before_step
-        self.control = Control()
+        self.control = control or Control()
         self.guard = Guard()
         self.quality = QualityProbe(config)
         # Built by run()'s setup, in this order (None until then):
@@ -65,10 +67,7 @@ class Engine:
         self.data: Dataset | StreamedDataset | None = None
         self.gan: Gan | None = None
         self.meter: Meter | None = None
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.steps_per_epoch = 0
+        self.step = self.epoch = self.batch_in_epoch = self.steps_per_epoch = 0
         self.history: list[HistoryRow] = []
         self.elapsed_base = 0.0
         """Seconds trained before this process (from the checkpoint when resuming)."""
@@ -246,6 +245,8 @@ class Engine:
 
     def _serve_one_shots(self) -> Iterator[Any]:
         requests: Requests = self.control.take_requests()
+        if requests.auto_pause is not None:
+            yield ev.AutoPauseSet(requests.auto_pause)
         if requests.measure:
             yield from self._measure_quality()
         if requests.interpolate:
