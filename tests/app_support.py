@@ -31,6 +31,19 @@ class ScriptedEngine:
         self.history = synthetic_history() if history is None else history
         self.step = self.history[-1].step if self.history else 0
 
+    def _serve_requests(self):
+        requests = self.control.take_requests()
+        if requests.snapshot:
+            yield ev.SnapshotSaved(self.step, f"{self.run_dir}/checkpoints/snapshot-{self.step}.pt",
+                                   f"{self.run_dir}/samples/snapshot-{self.step}.png")
+        if requests.export:
+            yield ev.Exported(self.step, f"{self.run_dir}/samples/export-step{self.step}.png")
+        if requests.auto_pause is not None:
+            yield ev.AutoPauseSet(requests.auto_pause)
+        if requests.lr is not None:
+            lr = requests.lr
+            yield (ev.LrApplied if lr.now else ev.LrPending)(lr.lr_g, lr.lr_d)
+
     def run(self):
         yield ev.Loading("generating the built-in dataset", 10000, 10000)
         yield ev.Started(
@@ -50,19 +63,12 @@ class ScriptedEngine:
         )
         ctl = self.control
         while ctl.stop_reason is None:
-            requests = ctl.take_requests()
-            if requests.snapshot:
-                yield ev.SnapshotSaved(self.step, f"{self.run_dir}/checkpoints/snapshot-{self.step}.pt",
-                                       f"{self.run_dir}/samples/snapshot-{self.step}.png")
-            if requests.export:
-                yield ev.Exported(self.step, f"{self.run_dir}/samples/export-step{self.step}.png")
-            if requests.lr is not None:
-                lr = requests.lr
-                yield (ev.LrApplied if lr.now else ev.LrPending)(lr.lr_g, lr.lr_d)
+            yield from self._serve_requests()
             if ctl.paused:
                 yield ev.Paused(self.step, ctl.pause_reason)
                 while ctl.paused and ctl.stop_reason is None:
                     ctl.wake.wait(0.05)
+                    yield from self._serve_requests()  # as the engine does while paused
                 if ctl.stop_reason is None:
                     yield ev.Resumed(self.step)
             ctl.wake.wait(0.05)

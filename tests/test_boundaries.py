@@ -99,9 +99,13 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
             if in_layer(target, "tui_gan.speed") and not (
                     in_layer(importer, "tui_gan.speed") or importer == "tui_gan.engine.gan"):
                 bad("only the GAN step (tui_gan.engine.gan) applies the speed layers")
-            if in_layer(importer, "tui_gan.engine") and any(
-                    in_layer(target, layer) for layer in ("tui_gan.tui", "tui_gan.bench", "tui_gan.cli", "tui_gan.headless")):
+            if in_layer(importer, "tui_gan.engine") and any(in_layer(target, layer) for layer in (
+                    "tui_gan.tui", "tui_gan.bench", "tui_gan.cli", "tui_gan.headless", "tui_gan.service", "tui_gan.runs")):
                 bad("the engine does not import its viewers")
+            if in_layer(importer, "tui_gan.service") and (
+                    in_layer(target, "torch") or in_layer(target, "torchvision") or (in_layer(target, "tui_gan") and not (
+                        in_layer(target, "tui_gan.core") or in_layer(target, "tui_gan.service") or target == "tui_gan"))):
+                bad("the service's protocol, hub and client stand on the core alone (no torch, no engine)")
     return out
 
 
@@ -154,7 +158,8 @@ def test_no_import_cycles():
 
 
 def test_importing_the_app_leaves_torch_out():
-    code = ("import sys, tui_gan.tui.app, tui_gan.cli, tui_gan.headless, tui_gan.core.report; "
+    code = ("import sys, tui_gan.tui.app, tui_gan.cli, tui_gan.headless, tui_gan.core.report, tui_gan.runs, "
+            "tui_gan.service.client, tui_gan.service.hub; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -200,6 +205,8 @@ def test_sizes(path: Path):
     ("tui_gan.data.loader", "from ..engine import models\n", "data does not import the engine"),
     ("tui_gan.engine.engine", "from .. import speed\n", "only the GAN step"),
     ("tui_gan.core.config", "import torch\n", "tui_gan.core imports no torch"),
+    ("tui_gan.service.hub", "from ..engine.engine import Engine\n", "the service's protocol, hub and client"),
+    ("tui_gan.engine.engine", "from ..service import hub\n", "the engine does not import its viewers"),
 ])
 def test_the_rules_catch_a_forbidden_import(module: str, source: str, rule: str):
     """A forbidden import added to a real module is reported (the rules are not vacuous)."""

@@ -175,7 +175,7 @@ def test_headless_shows_decode_progress():
     from tui_gan.headless import Printer
 
     out = io.StringIO()
-    printer = Printer(out, log_every=0.0)
+    printer = Printer([out], log_every=0.0)
     for done in (0, 5000, 10000):
         printer.handle(ev.Loading("reading /data/faces", done, 10000))
     lines = out.getvalue().splitlines()

@@ -202,7 +202,7 @@ def test_speed_flags_can_be_turned_off_on_resume(tmp_path):
     args = vars(train_parser().parse_args(flags))
     assert {k: args[k] for k in ("fused_adam", "cudnn_benchmark", "amp", "compile")} == dict.fromkeys(
         ("fused_adam", "cudnn_benchmark", "amp", "compile"), False)
-    engine = prepare_training(args)
+    engine = prepare_training(args, run)
     assert not engine.config.fused_adam and not engine.config.cudnn_benchmark
     assert "amp" not in vars(train_parser().parse_args([]))  # absent stays absent: the checkpoint's value
 

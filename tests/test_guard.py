@@ -77,12 +77,12 @@ def test_repeated_divergence_stays_paused_until_the_learning_rate_changes(make_e
 
 
 def test_headless_stops_with_the_good_state_saved(make_engine, monkeypatch):
-    from tui_gan.headless import run_headless
+    from tui_gan.headless import Printer, run_headless
 
     engine = make_engine(epochs=50)
     _blow_up_at(engine, monkeypatch, {5})
     out = io.StringIO()
-    assert run_headless(engine, out, log_every=60) == 1
+    assert run_headless(engine, Printer([out], log_every=60)) == 1
     text = out.getvalue()
     assert "warning: training diverged before step 5" in text and "finished (diverged)" in text
     state = torch.load(engine.run_dir / "checkpoints" / "last.pt", weights_only=True)

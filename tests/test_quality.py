@@ -49,7 +49,7 @@ def test_diversity_falls_to_zero_for_a_collapsed_generator():
 
 
 def test_quality_is_measured_each_epoch_falls_with_training_and_is_logged(make_engine):
-    from tui_gan.headless import run_headless
+    from tui_gan.headless import Printer, run_headless
 
     # small enough for a test, large enough to learn the glyphs' shapes within seconds
     engine = make_engine(image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024, epochs=3,
@@ -64,7 +64,7 @@ def test_quality_is_measured_each_epoch_falls_with_training_and_is_logged(make_e
             yield e
 
     engine.run = recording
-    assert run_headless(engine, out, log_every=60) == 0
+    assert run_headless(engine, Printer([out], log_every=60)) == 0
     quality = [e for e in events if isinstance(e, ev.Quality)]
     assert [(q.step, q.epoch) for q in quality] == [(0, 0), (64, 1), (128, 2), (192, 3)]  # start, epochs
     assert quality[-1].swd < 0.8 * quality[0].swd, [round(q.swd, 1) for q in quality]

@@ -17,18 +17,11 @@ from typing import Any
 
 from . import __version__
 from .core.config import SUPPORTED_SIZES, TrainConfig
-from .core.errors import UserError
+from .core.errors import ArgumentParser, UserError
 from .core.rundir import RunDir, describe_dataset_root, new_run_dir
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
 RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam"}
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def _number(convert, ok, wanted: str):
@@ -83,7 +76,9 @@ def train_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="tui-gan",
         description="Train a DCGAN in your terminal and watch it learn. "
-        "Other commands: 'tui-gan sample CHECKPOINT ...', 'tui-gan gif RUN_DIR' and 'tui-gan bench' (see their --help).",
+        "The run lives in a training service; the app is a window onto it. "
+        "Other commands: 'tui-gan attach [RUN_DIR]', 'tui-gan ls', 'tui-gan stop RUN_DIR', 'tui-gan logs RUN_DIR', "
+        "'tui-gan sample CHECKPOINT ...', 'tui-gan gif RUN_DIR' and 'tui-gan bench' (see their --help).",
         argument_default=argparse.SUPPRESS,  # absent flags stay absent: explicit flags win
     )
     p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download), a folder of images, "
@@ -122,6 +117,7 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a run from its last.pt or a snapshot")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags win)")
     p.add_argument("--headless", action="store_true", help="no UI: print log lines (also when stdout is not a terminal)")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the app's service: see runs.py
     p.add_argument("--log-every", type=positive_float, metavar="SECONDS", help="headless: seconds between log lines (default 5)")
     p.add_argument("--version", action="version", version=f"tui-gan {__version__}")
     return p
@@ -197,8 +193,18 @@ def resume_flags() -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def prepare_training(args: dict[str, Any]):
-    """Turn parsed flags into an Engine (imports torch). Raises UserError for bad input."""
+def training_run_dir(args: dict[str, Any]) -> RunDir:
+    """The run directory the flags train: --run-dir, else the resumed run's, else a new one."""
+    if "run_dir" in args:
+        return RunDir(Path(args["run_dir"]).expanduser().resolve())
+    if "resume" in args:
+        return RunDir.of_resume(args["resume"])
+    return RunDir(new_run_dir().resolve())
+
+
+def prepare_training(args: dict[str, Any], run_dir: Path, control: Any = None):
+    """Turn parsed flags into an Engine on ``run_dir`` (imports torch). Raises UserError
+    for bad input."""
     from .engine.engine import Engine
 
     if "resume" in args:
@@ -219,14 +225,10 @@ def prepare_training(args: dict[str, Any]):
         config = TrainConfig.from_dict(saved, source=f"checkpoint {state['path']}")
         if {"data", "data_root", "download"} & set(flag_values):
             config.data = _normalise_data(config.data, config.data_root, config.download)
-        run_dir = Path(args["run_dir"]) if "run_dir" in args else RunDir.of_checkpoint(state["path"]).root
-        RunDir(run_dir).check_writable()
-        return Engine(config, run_dir, explicit=set(flag_values), resume=state)
+        return Engine(config, run_dir, explicit=set(flag_values), resume=state, control=control)
 
     config, explicit = build_config(args)
-    run_dir = Path(args["run_dir"]) if "run_dir" in args else new_run_dir()
-    RunDir(run_dir).check_writable()
-    return Engine(config, run_dir, explicit=explicit)
+    return Engine(config, run_dir, explicit=explicit, control=control)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -240,26 +242,20 @@ def run_train(argv: Sequence[str]) -> int:
     elif "config" in args:
         raise UserError("--config cannot be combined with --resume (the settings come from the checkpoint)")
     if args.get("headless") or not sys.stdout.isatty():
-        from .headless import run_headless
+        return run_here(args)
+    from .runs import run_app
 
-        engine = prepare_training(args)
-        return run_headless(engine, log_every=args.get("log_every", 5.0))
-    return run_app(args)
+    return run_app(args, list(argv), training_run_dir(args))
 
 
-def run_app(args: dict[str, Any]) -> int:
-    """The Textual app. torch is imported by its worker, after the first frame."""
-    from .tui.app import TuiGanApp
+def run_here(args: dict[str, Any]) -> int:
+    """Train in this process (--headless, and the service the app starts), serving viewers."""
+    from .headless import Printer, serve_run
 
-    name = Path(args["run_dir"]).name if "run_dir" in args else ""
-    app = TuiGanApp(lambda: prepare_training(args), run_name=name)
-    app.run()
-    code = app.return_code or 0
-    if not app.engine_done.is_set() and app.control is not None:
-        # the app went away without the engine finishing (a crash, a lost terminal): save anyway
-        app.control.stop("app closed")
-        app.engine_done.wait(timeout=120)
-    return code
+    run_dir = training_run_dir(args)
+    printer = Printer([sys.stdout], args.get("log_every", 5.0))
+    return serve_run(run_dir, lambda control: prepare_training(args, run_dir.root, control), printer,
+                     as_service=bool(args.get("serve")))
 
 
 def run_sample(argv: Sequence[str]) -> int:
@@ -313,6 +309,10 @@ def bench_parser() -> ArgumentParser:
     p.set_defaults(cudnn_benchmark=False, fused_adam=False)
     p.add_argument("--app", action="store_true", help="instead: the cost of the app's screen, in the app itself "
                    "(--steps steps alternating stretches of --phase s with the screen updating and frozen)")
+    p.add_argument("--attached", action="store_true",
+                   help="instead: the speed of the service with the app attached against --headless, as separate "
+                        "processes alternated over --rounds rounds (the device's default settings, --steps steps: "
+                        "default 1500)")
     p.add_argument("--phase", type=positive_float, default=10.0, metavar="SECONDS",
                    help="--app: seconds per stretch (default 10)")
     return p
@@ -320,6 +320,12 @@ def bench_parser() -> ArgumentParser:
 
 def run_bench(argv: Sequence[str]) -> int:
     args = bench_parser().parse_args(argv)
+    if args.attached:  # separate processes: nothing of torch in this one
+        from .bench.service_cost import attached_bench
+
+        steps = str(args.steps or 1500)
+        return attached_bench(["--device", args.device, "--max-steps", steps, "--epochs", steps,
+                               "--quality-images", "0"], args.rounds)
     from .bench.compare import run_bench as bench
 
     return bench(args)
@@ -331,8 +337,11 @@ COMMANDS = {"sample": run_sample, "gif": run_gif, "bench": run_bench}
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in COMMANDS:
-            return COMMANDS[argv[0]](argv[1:])
+        from .runs import COMMANDS as RUN_COMMANDS
+
+        commands = {**COMMANDS, **RUN_COMMANDS}
+        if argv and argv[0] in commands:
+            return commands[argv[0]](argv[1:])
         return run_train(argv)
     except UserError as exc:
         print(f"tui-gan: error: {exc}", file=sys.stderr)

@@ -1,17 +1,28 @@
-"""Headless mode: the same engine, reported as log lines (for scripts, CI and nohup).
+"""Training in this process: headless mode and the training service.
 
-The lines are the report's (core/report.py), the same the app's event log shows."""
+The engine runs in the main thread and its events become log lines (core/report.py's, the
+same the app's event log shows) and frames for any viewer on the run's socket (the hub).
+``tui-gan --headless`` runs it in the foreground; the app starts it as a service: the same
+command in a session of its own, its output in the run's train.log."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
-import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from .core import events as ev
+from .core.control import Control
+from .core.errors import UserError
 from .core.gcfreeze import freeze_long_lived_objects
 from .core.report import Report
+from .core.rundir import RunDir
+from .service.hub import Hub
+from .service.runfiles import RunLock, ServiceRecord, socket_path
 
 SIGNAL_REASONS = {
     signal.SIGINT: "interrupted (Ctrl+C)",
@@ -26,21 +37,19 @@ class Printer:
     without losing the run. Progress lines come every ``log_every`` seconds, loading lines
     when the stage changes or, during a long decode, every ``log_every`` seconds."""
 
-    def __init__(self, out: TextIO, log_every: float):
-        self.out = out
+    def __init__(self, outs: list[TextIO], log_every: float):
+        self.outs = outs
         self.log_every = log_every
         self.report = Report()
         self._last_log = 0.0
         self._loading = ""
-        self._broken = False
 
     def line(self, text: str) -> None:
-        if self._broken:
-            return
-        try:
-            print(text, file=self.out, flush=True)
-        except (OSError, ValueError):  # the terminal went away: keep training, stop printing
-            self._broken = True
+        for out in list(self.outs):
+            try:
+                print(text, file=out, flush=True)
+            except (OSError, ValueError):  # the terminal went away: keep training, stop printing there
+                self.outs.remove(out)
 
     def handle(self, event: Any) -> None:
         if isinstance(event, ev.Started):
@@ -62,11 +71,13 @@ class Printer:
         return True
 
 
-def run_headless(engine, out: TextIO | None = None, log_every: float = 5.0) -> int:
-    """Drive ``engine`` to the end, printing log lines. Signals stop it cleanly (last.pt is
-    written first). Returns the process exit code: 0 finished, 1 training failed or
-    diverged (the last good state is saved), 128+N stopped by signal N."""
-    printer = Printer(out or sys.stdout, log_every)
+def run_headless(engine, printer: Printer, on_event: Callable[[Any], None] = lambda event: None,
+                 stop_on_divergence: bool = True) -> int:
+    """Drive ``engine`` to the end, printing log lines and handing every event to
+    ``on_event`` (the service's hub). Signals stop it cleanly (last.pt is written first).
+    Returns the process exit code: 0 finished, 1 training failed or diverged (the last good
+    state is saved), 128+N stopped by signal N. ``stop_on_divergence``: stop a diverged run
+    rather than leave it paused (when no viewer may be there to lower the learning rate)."""
     received: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -76,14 +87,17 @@ def run_headless(engine, out: TextIO | None = None, log_every: float = 5.0) -> i
             if signum != getattr(signal, "SIGHUP", None):
                 printer.line(Report.stopping().text)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_REASONS}
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # (tests run services in threads)
+        previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_REASONS}
     code = 0
     try:
         for event in engine.run():
+            on_event(event)
             printer.handle(event)
             if isinstance(event, ev.Error):
                 code = 1
-            elif isinstance(event, ev.Paused) and event.reason == "diverged":
+            elif isinstance(event, ev.Paused) and event.reason == "diverged" and stop_on_divergence:
                 # nobody is there to lower the learning rate: keep the restored state and stop
                 engine.control.stop("diverged")
                 code = 1
@@ -93,3 +107,90 @@ def run_headless(engine, out: TextIO | None = None, log_every: float = 5.0) -> i
     if received and code == 0:
         code = 128 + received[0]
     return code
+
+
+@contextlib.contextmanager
+def stop_on_signals(control: Control) -> Iterator[None]:
+    """While the engine is being built: a stop signal asks it to stop as soon as it runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        control.stop(SIGNAL_REASONS.get(signum, f"signal {signum}"))
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_REASONS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class Outcome:
+    """Where the run got to and how it ended, for the service's record."""
+
+    def __init__(self) -> None:
+        self.step = self.epoch = 0
+        self.state, self.reason, self.message = "stopped", "", ""
+        self.images_per_sec: float | None = None
+
+    def observe(self, event: Any) -> None:
+        if isinstance(event, (ev.Started, ev.Progress, ev.Finished)):
+            self.step, self.epoch = event.step, event.epoch
+        if isinstance(event, ev.Finished):
+            self.state = "finished" if event.reason in FINISHED_REASONS else "stopped"
+            self.reason, self.images_per_sec = event.reason, event.images_per_sec
+        elif isinstance(event, ev.Error):
+            self.state, self.message = "failed", event.message
+
+
+FINISHED_REASONS = ("completed", "max_steps")
+
+
+def serve_run(run_dir: RunDir, prepare: Callable[[Control], Any], printer: Printer, *, as_service: bool) -> int:
+    """Train ``run_dir`` in this process and serve it to viewers (``tui-gan attach``): the
+    one-writer lock, the socket and its hub, the service record. ``prepare(control)`` builds
+    the engine (imports torch; UserError for bad input, which viewers are told too).
+    ``as_service``: started by the app, output already in train.log; a diverged run waits,
+    paused, for a viewer to lower its learning rates. Otherwise (--headless) the lines go to
+    train.log too, and a diverged run stops: nobody may be watching."""
+    lock = RunLock(run_dir)
+    lock.acquire()
+    log_file = None
+    try:
+        if not as_service:
+            log_file = open(run_dir.log, "a", encoding="utf-8")
+            printer.outs.append(log_file)
+        control = Control()
+        hub = Hub(socket_path(run_dir.root), control, str(run_dir.root), note=printer.line)
+        hub.start()
+        record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path))
+        record.write(run_dir)
+        outcome = Outcome()
+        try:
+            with stop_on_signals(control):  # torch loads for seconds: a signal then stops the setup
+                engine = prepare(control)
+
+            def on_event(event: Any) -> None:
+                hub.publish(event)
+                outcome.observe(event)
+
+            return run_headless(engine, printer, on_event, stop_on_divergence=not as_service)
+        except UserError as exc:
+            hub.fail(str(exc))
+            outcome.state, outcome.message = "failed", str(exc)
+            raise
+        except BaseException as exc:
+            outcome.state, outcome.message = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            hub.close()
+            record.state, record.reason, record.message = outcome.state, outcome.reason, outcome.message
+            record.step, record.epoch, record.ended = outcome.step, outcome.epoch, time.time()
+            record.images_per_sec = outcome.images_per_sec
+            record.write(run_dir)
+    finally:
+        lock.release()
+        if log_file is not None:
+            log_file.close()

@@ -1,5 +1,7 @@
 """Errors the user can fix. The CLI prints them as one line and exits with code 2."""
 
+import argparse
+
 
 class UserError(Exception):
     """Bad input: a missing path, an invalid number, an unavailable device, a corrupt file.
@@ -15,3 +17,10 @@ def first_line(exc: BaseException) -> str:
     has none: for the reason in a one-line message."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are UserErrors: one line, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see {self.prog} --help)")

@@ -10,6 +10,9 @@ A run directory::
     samples/epoch-<NNNN>.png         the fixed-noise grid at each epoch's end
     samples/snapshot-<step>.png, export-step<step>.png, final-step<step>.png
     samples/progression.gif, interpolation-step<step>.gif
+    train.log                        the run's log lines (what --headless prints)
+    service.json                     the training service: pid, socket, state (service/runfiles.py)
+    service.lock                     held (flock) by the one process training this run
 
 The cache follows the XDG base directory rule: ``$XDG_CACHE_HOME/tui-gan`` when that is
 set, else ``~/.cache/tui-gan``; ``$TUI_GAN_CACHE_DIR`` moves the decode cache alone.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import zipfile
 from pathlib import Path
 
 from .atomic import atomic_write_text
@@ -66,6 +70,18 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.csv"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def service_record(self) -> Path:
+        return self.root / "service.json"
+
+    @property
+    def service_lock(self) -> Path:
+        return self.root / "service.lock"
 
     @property
     def checkpoints(self) -> Path:
@@ -117,6 +133,29 @@ class RunDir:
             if candidate.is_file():
                 return candidate
         return None
+
+    def is_run(self) -> bool:
+        """Whether this folder looks like a run directory (a config.toml or a service record)."""
+        return self.config.is_file() or self.service_record.is_file()
+
+    @staticmethod
+    def of_resume(spec: str | Path) -> RunDir:
+        """The run directory ``--resume SPEC`` continues: SPEC itself when it is a folder,
+        else the run of the checkpoint file it names. UserError when SPEC names neither."""
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            if RunDir(path).checkpoint_in() is None:
+                raise UserError(f"{spec}: no checkpoints/last.pt in this folder; pass a run directory or a .pt file")
+            return RunDir(path.resolve())
+        if not path.exists():
+            raise UserError(f"{spec}: no such checkpoint or run directory; check the path")
+        # Checked before a service takes the folder for the run (torch reads the rest later):
+        # torch.save writes a zip archive, so anything else is not a checkpoint of ours.
+        if not path.is_file():
+            raise UserError(f"{spec}: not a regular file; pass a .pt file or a run directory")
+        if not zipfile.is_zipfile(path):
+            raise UserError(f"{spec}: not a readable tui-gan checkpoint (not a file torch.save wrote)")
+        return RunDir.of_checkpoint(path)
 
     @staticmethod
     def of_checkpoint(checkpoint: str | Path) -> RunDir:

@@ -1,0 +1,250 @@
+"""The service's hub and the client, in one process: a scripted engine served on a real
+Unix socket, real viewers connecting to it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tui_gan.core import events as ev
+from tui_gan.core.errors import UserError
+from tui_gan.core.rundir import RunDir
+from tui_gan.service import hub as hub_module
+from tui_gan.service import protocol
+from tui_gan.service.client import Connection, RemoteRun
+from tui_gan.service.hub import Hub
+from tui_gan.service.runfiles import peer_uid
+
+from .app_support import ScriptedEngine, wait_until
+
+
+class Served:
+    """A scripted engine whose events go to a hub, as the service's main thread does it."""
+
+    def __init__(self, folder: Path, **hub_options):
+        self.engine = ScriptedEngine(run_dir=str(folder))
+        self.notes: list[str] = []
+        self.socket = folder / "s.sock"
+        self.hub = Hub(self.socket, self.engine.control, str(folder), note=self.notes.append, **hub_options)
+        self.hub.start()
+        self.run = RunDir(folder)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        for event in self.engine.run():
+            self.hub.publish(event)
+
+    def viewer(self) -> RemoteRun:
+        conn, welcome = Connection.open(str(self.socket), "view")
+        assert welcome["kind"] == "welcome" and welcome["pid"] == os.getpid()
+        return RemoteRun(conn, self.run)
+
+    def close(self):
+        self.engine.control.stop("test over")
+        self.thread.join(5)
+        self.hub.close(flush_s=0.5)
+
+
+@pytest.fixture
+def served():
+    folder = Path(tempfile.mkdtemp(prefix="tg-"))  # short: AF_UNIX paths have a 108-byte limit
+    made: list[Served] = []
+
+    def make(**hub_options) -> Served:
+        made.append(Served(folder, **hub_options))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+class Stream:
+    """A viewer's events, read in a thread."""
+
+    def __init__(self, remote: RemoteRun):
+        self.remote = remote
+        self.events: list = []
+        self.thread = threading.Thread(target=lambda: self.events.extend(remote.run()) or None, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, kind, predicate=lambda e: True, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in list(self.events) if isinstance(e, kind) and predicate(e)]
+            if found:
+                return found[-1]
+            time.sleep(0.01)
+        raise AssertionError(f"no {kind.__name__}; got {[type(e).__name__ for e in self.events]}")
+
+
+def test_two_viewers_see_the_run_so_far_and_what_either_asks_for(served):
+    s = served()
+    a = Stream(s.viewer())
+    attached = a.wait_for(ev.Attached, lambda e: e.started is not None)
+    b = Stream(s.viewer())
+    late = b.wait_for(ev.Attached)
+    assert len(late.started.history) == 120 and late.progress.step == late.started.step
+    assert late.viewers == 2 and late.log[0][0].startswith("training on cpu")
+    assert attached is not None
+
+    a.remote.control.pause()
+    assert b.wait_for(ev.Paused).step == s.engine.step and s.engine.control.paused
+    b.remote.control.set_lr(1e-5, 2e-5)
+    assert a.wait_for(ev.LrPending).lr_d == 2e-5
+    a.remote.control.set_pause_at_epoch_end(True)
+    assert b.wait_for(ev.AutoPauseSet).on and s.engine.control.pause_at_epoch_end
+    assert b.remote.control.pause_at_epoch_end and b.remote.control.paused
+    b.remote.control.toggle_pause()  # paused: toggling resumes
+    assert a.wait_for(ev.Resumed)
+
+    third = Stream(s.viewer())  # joins after all that: the same state
+    snap = third.wait_for(ev.Attached)
+    assert snap.paused is None and snap.auto_pause and snap.lr_pending.lr_g == 1e-5
+    assert any("paused at step" in text for text, _ in snap.log)
+
+    b.remote.control.stop("quit")
+    for stream in (a, b, third):
+        assert stream.wait_for(ev.Finished).reason == "quit"
+        stream.thread.join(5)
+        assert not any(isinstance(e, ev.Disconnected) for e in stream.events)
+
+
+def test_a_viewer_of_another_version_is_refused_with_a_reason(served):
+    s = served()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(s.socket))
+    sock.sendall(protocol.frame({"kind": "hello", "version": 99, "want": "view"}))
+    conn = Connection(sock)
+    header, _ = conn.next_frame()
+    assert header["kind"] == "refused" and "protocol 99" in header["message"]
+    with pytest.raises(EOFError):
+        conn.next_frame()
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\xff" * 64,  # a length far past the limit
+    protocol.PREFIX.pack(5, 0) + b"{nope",
+    protocol.frame({"kind": "request", "op": "format_disk"}),
+    protocol.frame({"kind": "request", "op": "set_lr", "args": {"lr_g": -1}}),
+    protocol.frame({"kind": "request", "op": "stop", "args": {"reason": 5}}),
+])
+def test_a_bad_frame_closes_that_connection_only(served, garbage):
+    s = served()
+    good = Stream(s.viewer())
+    good.wait_for(ev.Attached)
+    conn, _ = Connection.open(str(s.socket), "view")
+    conn.sock.sendall(garbage)
+    frames = []
+    with pytest.raises((EOFError, OSError)):
+        while True:
+            frames.append(conn.next_frame()[0])
+    assert frames[-1]["kind"] == "refused"
+    assert s.engine.control.stop_reason is None and not s.engine.control.paused
+    good.remote.control.snapshot()  # the other viewer and the run carry on
+    assert good.wait_for(ev.SnapshotSaved)
+
+
+def test_a_silent_connection_is_closed(served, monkeypatch):
+    monkeypatch.setattr(hub_module, "HELLO_TIMEOUT_S", 0.2)
+    s = served()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(s.socket))
+    header, _ = Connection(sock).next_frame()
+    assert header["kind"] == "refused" and "no hello" in header["message"]
+
+
+def test_a_stalled_viewer_is_dropped_and_never_slows_the_engine(served):
+    s = served(max_backlog=256 << 10)
+    reader = Stream(s.viewer())
+    stalled = socket.socket(socket.AF_UNIX)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(str(s.socket))
+    stalled.sendall(protocol.frame({"kind": "hello", "version": protocol.VERSION, "want": "view"}))
+    wait = time.monotonic() + 5
+    while s.hub._watching() < 2 and time.monotonic() < wait:
+        time.sleep(0.01)
+    grid = np.zeros((64, 3, 16, 16), np.uint8)  # 48 KiB a frame
+    started = time.perf_counter()
+    for step in range(3000):
+        s.hub.publish(ev.Samples(step, 0, grid))  # latest-value: coalesced, never piles up
+    for epoch in range(40):
+        s.hub.publish(ev.EpochEnd(epoch, epoch, "p", "c", grid))  # kept: these pile up
+    publish_s = time.perf_counter() - started
+    assert publish_s < 1.0, publish_s  # an append each: the engine's thread never waits
+    deadline = time.monotonic() + 10
+    while s.hub._watching() > 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert s.hub._watching() == 1, "the stalled viewer was not dropped"
+    assert any("fell" in note and "behind" in note for note in s.notes)
+    reader.wait_for(ev.EpochEnd, lambda e: e.epoch == 39)  # the reading viewer got everything
+    assert len([e for e in reader.events if isinstance(e, ev.EpochEnd)]) == 40
+    stalled.close()
+
+
+def test_status_answers_once_and_hangs_up(served):
+    s = served()
+    Stream(s.viewer()).wait_for(ev.Attached)
+    conn, status = Connection.open(str(s.socket), "status")
+    assert status["kind"] == "status" and status["state"] == "running" and status["viewers"] == 1
+    assert status["step"] == s.engine.step
+    with pytest.raises((EOFError, OSError)):
+        conn.next_frame()
+
+
+def test_the_service_going_away_ends_the_stream_with_disconnected(served):
+    s = served()
+    stream = Stream(s.viewer())
+    stream.wait_for(ev.Attached)
+    s.hub.close(flush_s=0.1)  # gone without a Finished (as if killed)
+    gone = stream.wait_for(ev.Disconnected)
+    assert not gone.service_running and "--resume" in gone.message
+
+
+def test_peer_credentials_name_this_user():
+    a, b = socket.socketpair(socket.AF_UNIX)
+    assert peer_uid(a) in (os.getuid(), None)
+    a.close()
+    b.close()
+
+
+def test_failed_setup_reaches_the_viewer_as_a_user_error(served):
+    s = served()
+    remote = s.viewer()
+    s.hub.fail("--data /nope: no such folder")
+    with pytest.raises(UserError, match="no such folder"):
+        list(remote.run())
+
+
+async def test_the_app_over_a_socket_steers_and_detaches(served):
+    from tui_gan.tui.app import TuiGanApp
+    from tui_gan.tui.state import RunState
+
+    s = served()
+    other = Stream(s.viewer())
+    other.wait_for(ev.Attached)
+    app = TuiGanApp(s.viewer, run_name="demo", detachable=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.training_screen
+        await wait_until(pilot, lambda: screen.state is RunState.TRAINING, what="attached")
+        log = "\n".join(line.text for line in screen.event_log.lines)
+        assert "attached to the run at step" in log and "1 other viewer" in log
+        assert len(screen.chart.steps) >= 120
+        await pilot.press("space")
+        await wait_until(pilot, lambda: screen.state is RunState.PAUSED, what="paused")
+        other.wait_for(ev.Paused)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: screen.status_panel.auto_pause, what="auto-pause on")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: not app.is_running, what="the app to leave")
+    assert app.detached and s.engine.control.stop_reason is None  # the run goes on
+    other.remote.control.resume()
+    other.wait_for(ev.Resumed)

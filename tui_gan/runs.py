@@ -1,0 +1,246 @@
+"""Runs as the user sees them: start one in a training service and watch it, attach to one,
+list them, stop one, read one's log. No torch here: every command answers at once.
+
+The model: a run lives in a training service, a process of its own (``tui-gan --headless
+--serve``, in a session of its own, its output in the run's train.log). The app is a window
+onto it: ``d`` closes the window and the training goes on; a dropped SSH session does the
+same; ``q`` stops the run (saving last.pt first) and closes the window.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .core import events as ev
+from .core.errors import ArgumentParser, UserError
+from .core.report import format_duration
+from .core.rundir import DEFAULT_RUNS, RunDir
+from .service.client import Connection, RemoteRun, connect_to_run, wait_for_service
+from .service.runfiles import ServiceRecord, check_not_running, is_held
+
+# ----------------------------------------------------------------------------- state of a run
+
+
+def run_state(run: RunDir) -> tuple[str, ServiceRecord | None]:
+    """running (a live service holds the run), finished, stopped, failed, or lost (its
+    record says running, nobody holds it: the service died without a word)."""
+    record = ServiceRecord.read(run)
+    if is_held(run):
+        return "running", record
+    if record is None:
+        return ("stopped" if run.checkpoint_in() else "unknown"), None
+    return ("lost" if record.state == "running" else record.state), record
+
+
+def not_running_error(run: RunDir, state: str, record: ServiceRecord | None) -> UserError:
+    """Why nothing can attach to (or stop) ``run``, and what to do instead."""
+    root = run.root
+    at = f" at step {record.step}" if record else ""
+    resume = f"tui-gan --resume {root}"
+    if state == "finished":
+        return UserError(f"{root} has finished{at}; see its samples with 'tui-gan gif {root}', "
+                         f"or train it further with '{resume} --epochs N'")
+    if state == "lost":
+        saved = "from its last checkpoint" if run.checkpoint_in() else "(it had saved no checkpoint yet: start again)"
+        return UserError(f"{root} was lost: its training service died{at} (killed?); resume it {saved}: {resume}")
+    if state == "failed":
+        why = f": {record.message}" if record and record.message else ""
+        return UserError(f"{root} failed{why}; see 'tui-gan logs {root}'")
+    return UserError(f"{root} is not running (stopped{at}); continue it with: {resume}")
+
+
+def running_run(spec: str | None) -> RunDir:
+    """The run a command acts on: ``spec``, or the most recently started running run."""
+    if spec is None:
+        running = [(record.started, run) for run, (state, record) in list_runs(Path(DEFAULT_RUNS))
+                   if state == "running" and record is not None]
+        if not running:
+            raise UserError(f"no run is being trained under {DEFAULT_RUNS}/; start one with 'tui-gan', "
+                            "or name a run directory (see 'tui-gan ls')")
+        return max(running, key=lambda pair: pair[0])[1]
+    run = RunDir(Path(spec).expanduser().resolve())
+    if not run.root.is_dir() or not run.is_run():
+        raise UserError(f"{spec}: not a run directory (no config.toml or service.json); see 'tui-gan ls'")
+    owner = run.root.stat().st_uid
+    if owner != os.getuid():
+        raise UserError(f"{spec} belongs to another user (uid {owner}); tui-gan only attaches to your own runs")
+    state, record = run_state(run)
+    if state != "running":
+        raise not_running_error(run, state, record)
+    return run
+
+
+def list_runs(root: Path) -> list[tuple[RunDir, tuple[str, ServiceRecord | None]]]:
+    if not root.is_dir():
+        return []
+    runs = [RunDir(p.resolve()) for p in sorted(root.iterdir()) if p.is_dir() and RunDir(p).is_run()]
+    return [(run, run_state(run)) for run in runs]
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+def start_service(argv: list[str], run: RunDir) -> subprocess.Popen:
+    """Start ``tui-gan ARGV --headless --serve`` for ``run``: a fresh interpreter (never a
+    fork of this one), in a session of its own so a hang-up of this terminal never reaches
+    it, its output appended to the run's train.log."""
+    check_not_running(run)
+    run.check_writable()
+    with open(run.log, "a", encoding="utf-8") as log:
+        return subprocess.Popen(
+            # --run-dir last: it wins over the user's (same folder, but absolute)
+            [sys.executable, "-m", "tui_gan", *argv, "--headless", "--serve", "--run-dir", str(run.root)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            close_fds=True)
+
+
+def run_app(args: dict[str, Any], argv: list[str], run: RunDir) -> int:
+    """A new run (or a resumed one) in a service, and the app attached to it."""
+    process = start_service(argv, run)
+    return watch(lambda leaving: wait_for_service(run, process, leaving), run)
+
+
+def watch(connect: Any, run: RunDir) -> int:
+    """The app on a service's run; ``connect(leaving)`` (in the app's worker) returns a
+    RemoteRun, or gives up waiting once the Event ``leaving`` is set."""
+    from .tui.app import TuiGanApp
+
+    app = TuiGanApp(lambda: connect(app.leaving), run_name=run.root.name, detachable=True)
+    app.run()
+    if app.detached:
+        print(f"detached: {run.root} goes on training. Come back with: tui-gan attach {run.root}")
+    return app.return_code or 0
+
+
+def run_attach(argv: list[str]) -> int:
+    p = argparse_parser("attach", "Open the app on a running run: its history so far, then live.")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                   help=f"a run directory (default: the newest running run under {DEFAULT_RUNS}/)")
+    args = p.parse_args(argv)
+    run = running_run(args.run_dir)
+
+    def connect(_leaving: Any) -> RemoteRun:
+        conn, _ = connect_to_run(run)
+        return RemoteRun(conn, run)
+
+    return watch(connect, run)
+
+
+def argparse_parser(command: str, description: str) -> ArgumentParser:
+    return ArgumentParser(prog=f"tui-gan {command}", description=description)
+
+
+# ----------------------------------------------------------------------------- ls, stop, logs
+
+
+def run_ls(argv: list[str]) -> int:
+    p = argparse_parser("ls", "List the runs: state, step and epoch, speed, quality, age.")
+    p.add_argument("dir", nargs="?", default=DEFAULT_RUNS, metavar="DIR", help=f"where the runs are (default {DEFAULT_RUNS}/)")
+    args = p.parse_args(argv)
+    root = Path(args.dir).expanduser()
+    if not root.is_dir():
+        raise UserError(f"{args.dir}: no such folder; pass the folder your runs are in (default {DEFAULT_RUNS}/)")
+    runs = list_runs(root)
+    if not runs:
+        print(f"no runs in {args.dir}")
+        return 0
+    for run, (state, record) in runs:
+        print(ls_line(run, state, record))
+    return 0
+
+
+def ls_line(run: RunDir, state: str, record: ServiceRecord | None) -> str:
+    step, epoch, speed, swd = (record.step, record.epoch, None, None) if record else (None, None, None, None)
+    if state == "running" and record is not None:
+        try:
+            conn, status = Connection.open(record.socket, "status", timeout=2.0)
+            conn.close()
+            state = status["state"]
+            step, epoch, speed, swd = status["step"], status["epoch"], status["images_per_sec"], status["swd"]
+        except (OSError, UserError, KeyError, ValueError):
+            pass  # it does not answer now: still running, numbers unknown
+    if swd is None:
+        swd = last_swd(run)
+    started = record.started if record else run.config.stat().st_mtime if run.config.exists() else time.time()
+    parts = [f"{state:<8}", f"step {step:>7}" if step is not None else "step       ?",
+             f"epoch {epoch:>3}" if epoch is not None else "epoch   ?",
+             f"{speed:>6,.0f} img/s" if speed else " " * 12,
+             f"SWD {swd:6.2f}" if swd is not None else " " * 10,
+             f"{format_duration(time.time() - started):>6} ago"]
+    return f"{os.path.relpath(run.root)}  " + "  ".join(parts)
+
+
+def last_swd(run: RunDir) -> float | None:
+    """The newest SWD in metrics.csv (a quality row), if any."""
+    import csv
+    import math
+
+    try:
+        with open(run.metrics, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return None
+    for row in reversed(rows):
+        try:
+            value = float(row.get("swd") or "nan")
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            return value
+    return None
+
+
+def run_stop(argv: list[str]) -> int:
+    p = argparse_parser("stop", "Save a running run's last.pt and stop it.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a running run's directory (see 'tui-gan ls')")
+    run = running_run(p.parse_args(argv).run_dir)
+    conn, _ = connect_to_run(run)
+    remote = RemoteRun(conn, run)
+    print(f"stopping {run.root}: saving checkpoints/last.pt…", flush=True)
+    for event in remote.run():
+        if isinstance(event, ev.Attached):
+            remote.control.stop("tui-gan stop")
+        elif isinstance(event, ev.Finished):
+            print(f"stopped at step {event.step}; saved {event.checkpoint_path}")
+            return 0
+        elif isinstance(event, ev.Error):
+            print(f"tui-gan: the run failed: {event.message}", file=sys.stderr)
+            return 1
+        elif isinstance(event, ev.Disconnected):
+            print(f"tui-gan: {event.message}", file=sys.stderr)
+            return 1
+    return 1
+
+
+def run_logs(argv: list[str]) -> int:
+    p = argparse_parser("logs", "A run's log lines (what --headless prints).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (see 'tui-gan ls')")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines while the run trains")
+    args = p.parse_args(argv)
+    run = RunDir(Path(args.run_dir).expanduser())
+    if not run.root.is_dir() or not run.is_run():
+        raise UserError(f"{args.run_dir}: not a run directory (no config.toml or service.json); see 'tui-gan ls'")
+    if not run.log.is_file():
+        raise UserError(f"{args.run_dir}: no train.log (it was started by an older tui-gan)")
+    with open(run.log, encoding="utf-8", errors="replace") as log:
+        sys.stdout.write(log.read())
+        sys.stdout.flush()
+        while args.follow:
+            line = log.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            elif is_held(run):
+                time.sleep(0.2)
+            else:
+                sys.stdout.write(log.read())
+                break
+    return 0
+
+
+COMMANDS = {"attach": run_attach, "ls": run_ls, "stop": run_stop, "logs": run_logs}

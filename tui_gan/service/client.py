@@ -1,0 +1,241 @@
+"""The viewer's side of the socket: a run in a training service, shaped like an Engine.
+
+``RemoteRun`` has what the app uses of an Engine: ``control`` (requests) and ``run()`` (the
+event stream), so the app has one code path whether the engine runs in its own process
+(tests, the benchmark) or in a service. Torch-free: the app process never imports torch.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ..core import events as ev
+from ..core.errors import UserError
+from ..core.rundir import RunDir
+from . import protocol
+from .requests import request
+from .runfiles import ServiceRecord, is_held
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+class Connection:
+    """A blocking, framed connection to one service."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = protocol.FrameReader()
+        self._send_lock = threading.Lock()
+        self._frames: list[tuple[dict[str, Any], list[Any]]] = []
+
+    @classmethod
+    def open(cls, path: str, want: str, timeout: float = CONNECT_TIMEOUT_S) -> tuple[Connection, dict[str, Any]]:
+        """Connect, say hello, and return the connection and the service's answer (welcome,
+        or for ``want="status"`` the status). OSError if nobody listens; UserError if the
+        service refuses this viewer."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            conn = cls(sock)
+            conn.send({"kind": "hello", "version": protocol.VERSION, "want": want})
+            header, _ = conn.next_frame()
+        except BaseException:
+            sock.close()
+            raise
+        if header["kind"] == "refused":
+            sock.close()
+            raise UserError(str(header.get("message", "the service refused this viewer")))
+        sock.settimeout(None)
+        return conn, header
+
+    def send(self, header: dict[str, Any]) -> bool:
+        """Send one frame; False when the service has gone (its stream's end says so)."""
+        try:
+            with self._send_lock:
+                self.sock.sendall(protocol.frame(header))
+            return True
+        except OSError:
+            return False
+
+    def next_frame(self) -> tuple[dict[str, Any], list[Any]]:
+        """The next frame; EOFError when the service hangs up, ProtocolError on a bad one."""
+        while not self._frames:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise EOFError("the service closed the connection")
+            self._frames.extend(self.reader.feed(data))
+        return self._frames.pop(0)
+
+    def close(self) -> None:
+        """Hang up; a thread blocked in ``next_frame`` returns with EOFError or OSError."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class RemoteControl:
+    """The Control a viewer steers a service's run with: the same methods, as requests.
+    What it knows of the run's state (paused, auto-pause) comes from the event stream."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._paused = False
+        self._auto_pause = False
+        self.stop_reason: str | None = None
+
+    def observe(self, event: Any) -> None:
+        if isinstance(event, ev.Attached):
+            self._paused, self._auto_pause = event.paused is not None, event.auto_pause
+        elif isinstance(event, ev.Paused):
+            self._paused = True
+        elif isinstance(event, ev.Resumed):
+            self._paused = False
+        elif isinstance(event, ev.AutoPauseSet):
+            self._auto_pause = event.on
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def toggle_pause(self) -> bool:
+        """Ask for the opposite of the run's state; True if that is a pause."""
+        pause = not self._paused
+        self._paused = pause
+        self.conn.send(request("pause" if pause else "resume"))
+        return pause
+
+    def pause(self, reason: str = "requested") -> None:
+        self._paused = True
+        self.conn.send(request("pause"))
+
+    def resume(self) -> None:
+        self._paused = False
+        self.conn.send(request("resume"))
+
+    def stop(self, reason: str = "stopped") -> None:
+        self.stop_reason = self.stop_reason or reason
+        self.conn.send(request("stop", reason=reason))
+
+    def snapshot(self) -> None:
+        self.conn.send(request("snapshot"))
+
+    def export(self) -> None:
+        self.conn.send(request("export"))
+
+    def measure(self) -> None:
+        self.conn.send(request("measure"))
+
+    def interpolate(self) -> None:
+        self.conn.send(request("interpolate"))
+
+    def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None:
+        self.conn.send(request("set_lr", lr_g=lr_g, lr_d=lr_d, now=now))
+
+    @property
+    def pause_at_epoch_end(self) -> bool:
+        return self._auto_pause
+
+    @pause_at_epoch_end.setter
+    def pause_at_epoch_end(self, on: bool) -> None:
+        self.set_pause_at_epoch_end(on)
+
+    def set_pause_at_epoch_end(self, on: bool) -> None:
+        self.conn.send(request("auto_pause", on=bool(on)))
+
+
+class RemoteRun:
+    """A service's run as the app sees an Engine: ``control`` and ``run()``."""
+
+    def __init__(self, conn: Connection, run_dir: RunDir) -> None:
+        self.conn = conn
+        self.run_dir = run_dir
+        self.control = RemoteControl(conn)
+
+    def run(self) -> Iterator[Any]:
+        """The run's events, starting with an Attached; ends with Finished or Error, or with
+        Disconnected when the connection ends first. UserError if the run failed to start."""
+        progression: list[tuple[int, Any]] = []
+        ended = False
+        try:
+            while True:
+                header, arrays = self.conn.next_frame()
+                kind = header["kind"]
+                if kind == "epoch":
+                    progression.append((int(header["epoch"]), arrays[0]))
+                elif kind == "event":
+                    event = protocol.decode_event(header, arrays, progression)
+                    progression = []
+                    self.control.observe(event)
+                    ended = ended or isinstance(event, (ev.Finished, ev.Error))
+                    yield event
+                elif kind in ("failed", "refused"):
+                    raise UserError(str(header.get("message", "the training service refused")))
+        except (EOFError, OSError, protocol.ProtocolError) as exc:
+            if not ended:
+                yield self._disconnected(exc)
+        finally:
+            self.conn.close()
+
+    def _disconnected(self, exc: BaseException) -> ev.Disconnected:
+        root = self.run_dir.root
+        if is_held(self.run_dir):
+            why = f" ({exc})" if isinstance(exc, protocol.ProtocolError) else ""
+            return ev.Disconnected(f"lost the connection to the service{why}; the training goes on: "
+                                   f"tui-gan attach {root}", service_running=True)
+        return ev.Disconnected(f"the training service ended unexpectedly (see {self.run_dir.log}); "
+                               f"resume it with: tui-gan --resume {root}", service_running=False)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect_to_run(run_dir: RunDir, want: str = "view") -> tuple[Connection, dict[str, Any]]:
+    """Connect to the service that trains ``run_dir`` (UserError when none does)."""
+    record = ServiceRecord.read(run_dir)
+    if record is None or not is_held(run_dir):
+        raise UserError(f"{run_dir.root}: no training service is running for this run")
+    try:
+        return Connection.open(record.socket, want)
+    except OSError as exc:
+        raise UserError(f"{run_dir.root}: cannot reach its training service at {record.socket} "
+                        f"({exc.strerror or exc})") from None
+
+
+def wait_for_service(run_dir: RunDir, process: Any, give_up: threading.Event | None = None,
+                     timeout: float = 120.0) -> RemoteRun:
+    """Connect to the service just spawned as ``process``, once it listens. UserError with
+    its own one-line error if it exits first (bad input found after torch loaded, say).
+    Stops waiting when ``give_up`` is set (the viewer is leaving)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (give_up is not None and give_up.is_set()):
+        if process.poll() is not None:
+            raise UserError(last_error(run_dir) or f"the training service exited ({process.returncode}); "
+                            f"see {run_dir.log}")
+        record = ServiceRecord.read(run_dir)
+        if record is not None and record.pid == process.pid and record.state == "running":
+            try:
+                conn, _ = Connection.open(record.socket, "view")
+                return RemoteRun(conn, run_dir)
+            except OSError:
+                pass  # the record is written just before it listens
+        time.sleep(0.05)
+    raise UserError(f"the training service did not start within {timeout:.0f} s; see {run_dir.log}")
+
+
+def last_error(run_dir: RunDir) -> str | None:
+    """The one-line error a service printed last to its log, if any."""
+    try:
+        lines = run_dir.log.read_text(errors="replace").splitlines()[-50:]
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("tui-gan: error: "):
+            return line.removeprefix("tui-gan: error: ")
+    return None
