@@ -144,7 +144,7 @@ async def test_help_log_scale_theme_and_palette(tmp_path):
         assert app.theme != theme
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for expected in ("Pause / resume", "Snapshot: full checkpoint + sample PNG", "Export the samples as a PNG grid",
-                         "Change the learning rates", "Pause at every epoch end (on/off)", "Save last.pt and quit"):
+                         "Change the learning rates", "Pause at every epoch end (on/off)", "Stop the training (saving last.pt) and quit"):
             assert expected in titles
         await quit_app(pilot, app)
 

@@ -61,16 +61,16 @@ def test_both_binding_lists_are_the_key_table():
     assert all(k.scope is Scope.APP for k in KEYS if k.action == "quit_safely")
 
 
-def test_the_help_screen_lists_the_fifteen_keys_in_table_order():
+def test_the_help_screen_lists_the_sixteen_keys_in_table_order():
     rows = help_rows()
-    assert [key for key, _ in rows] == ["space", "s", "e", "l", "a", "y", "c", "[", "]", "g", "i", "m", "t", "?", "q"]
-    assert rows[0] == ("space", "Pause / resume") and rows[-1] == ("q", "Save last.pt and quit")
+    assert [key for key, _ in rows] == ["space", "s", "e", "l", "a", "y", "c", "[", "]", "g", "i", "m", "t", "?", "d", "q"]
+    assert rows[0] == ("space", "Pause / resume") and rows[-1] == ("q", "Stop the training (saving last.pt) and quit")
     assert rows == [(k.shown, k.description) for k in KEYS if k.in_help]
 
 
 def test_footer_keys_are_the_screens_in_table_order_then_the_apps():
     shown = [k.shown for k in KEYS if k.footer]
-    assert shown == ["space", "s", "e", "l", "a", "?", "q"]
+    assert shown == ["space", "s", "e", "l", "a", "?", "d", "q"]
     # the footer lists the screen's bindings before the App's: the App's keys come last
     scopes = [k.scope for k in KEYS if k.footer]
     assert scopes == sorted(scopes, key=lambda s: s is Scope.APP)

@@ -33,6 +33,8 @@ from .messages import EngineDone, EngineEvent, EngineFailed, EngineReady
 from .state import RunState
 from .training_screen import TrainingScreen
 
+#: Signals that end the app. In-process, they stop the engine (saving first); with a
+#: service, they detach: the training goes on.
 STOP_SIGNALS = {signal.SIGTERM: "terminated (SIGTERM)"}
 if hasattr(signal, "SIGHUP"):
     STOP_SIGNALS[signal.SIGHUP] = "hung up (SIGHUP)"
@@ -46,14 +48,23 @@ class TuiGanApp(App[int]):
     BINDINGS = bindings(Scope.APP)
 
     def __init__(self, make_engine: Callable[[], Any], run_name: str = "", screen_ab: Any = None,
-                 **kwargs: Any) -> None:
-        """``make_engine`` is called in the worker thread (it may import torch and raise
-        UserError); the engine it returns is iterated there. ``screen_ab`` (a ScreenAB)
-        freezes the screen in alternate stretches to measure its cost (``tui-gan bench --app``)."""
+                 detachable: bool = False, **kwargs: Any) -> None:
+        """``make_engine`` is called in the worker thread (it may import torch, or connect
+        to a service, and raise UserError); what it returns (an Engine, or a service's
+        RemoteRun: ``control`` and ``run()``) is iterated there. ``detachable``: the run
+        lives in a service, so leaving (d, a hang-up, SIGTERM) leaves it training; otherwise
+        the engine is this process's and every way out stops it, saving first. ``screen_ab``
+        (a ScreenAB) freezes the screen in alternate stretches to measure its cost
+        (``tui-gan bench --app``)."""
         super().__init__(**kwargs)
         self.make_engine = make_engine
         self.run_name = run_name
         self.screen_ab = screen_ab
+        self.detachable = detachable
+        self.detached = False
+        self._source: Any = None  # what make_engine returned
+        self.leaving = threading.Event()
+        """Set when the app leaves: a make_engine still waiting for a service gives up."""
         self.finish_exits = False  # leave when training finishes (the app benchmark)
         self.control: Control | None = None
         self.exit_code = 0
@@ -96,7 +107,10 @@ class TuiGanApp(App[int]):
         self._previous_handlers = {sig: signal.signal(sig, self._signal_handler) for sig in STOP_SIGNALS}
 
     def _signal_handler(self, signum: int, _frame: Any) -> None:
-        self._on_stop_signal(signum, STOP_SIGNALS.get(signum, f"signal {signum}"))
+        if self.detachable:
+            self._on_detach_signal(signum)
+        else:
+            self._on_stop_signal(signum, STOP_SIGNALS.get(signum, f"signal {signum}"))
         watchdog = threading.Thread(target=self._exit_when_saved, name="tui-gan-exit", daemon=True)
         watchdog.start()
 
@@ -114,6 +128,24 @@ class TuiGanApp(App[int]):
         except RuntimeError:  # the loop is closed: the watchdog will exit
             pass
 
+    def _on_detach_signal(self, sig: int) -> None:
+        """Hang-up or SIGTERM with the run in a service: leave, and leave it training."""
+        self.exit_code = self.exit_code or 128 + int(sig)
+        self.detached = True
+        self._hang_up()
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self.exit, self.exit_code, self.exit_code)
+            except RuntimeError:
+                pass
+
+    def _hang_up(self) -> None:
+        """Close the connection to the service: the worker's stream ends at once."""
+        self.leaving.set()
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
     def _exit_when_saved(self, grace: float = 2.0) -> None:
         self.engine_done.wait(timeout=600)
         time.sleep(grace)  # normally the app has exited by now and this thread is gone
@@ -130,6 +162,7 @@ class TuiGanApp(App[int]):
             except UserError as exc:
                 self.post_message(EngineFailed(str(exc), user_error=True))
                 return
+            self._source = engine
             if self._stop_requested.is_set():
                 engine.control.stop(self._quitting or "app closed")
             self.post_message(EngineReady(engine.control))
@@ -201,10 +234,22 @@ class TuiGanApp(App[int]):
         if self.control is not None:
             self.control.stop(reason)
 
+    def action_detach(self) -> None:
+        if not self.detachable:
+            self.notify("this training runs inside the app: q saves and quits", severity="warning")
+            return
+        self.detached = not self._quitting  # after q the run is stopping: that is no detach
+        self._hang_up()
+        self.exit(0, return_code=0)
+
     def on_unmount(self) -> None:
-        """However the app ends, the engine stops and saves (the CLI waits for it)."""
+        """In-process, however the app ends, the engine stops and saves (the CLI waits for
+        it); with a service, the app just hangs up."""
         for sig, handler in self._previous_handlers.items():
             signal.signal(sig, handler)
+        if self.detachable:
+            self._hang_up()
+            return
         self._stop_requested.set()
         if self.control is not None:
             self.control.stop(self._quitting or "app closed")

@@ -50,7 +50,7 @@ class Key:
         return "action_" + self.action.partition("(")[0]
 
 
-QUIT = "Save last.pt and quit"
+QUIT = "Stop the training (saving last.pt) and quit"
 
 KEYS: tuple[Key, ...] = (
     Key("space", "space", "toggle_pause", "Pause / resume", "Pause", footer=True),
@@ -68,6 +68,8 @@ KEYS: tuple[Key, ...] = (
     Key("t", "t", "toggle_theme", "Dark / light theme", "Theme"),
     # not in the palette: the palette is where the help would send you
     Key("?", "question_mark", "help", "This help", "Help", footer=True, in_palette=False),
+    Key("d", "d", "detach", "Detach: close this window, the training goes on (tui-gan attach)", "Detach",
+        footer=True, scope=Scope.APP),
     Key("q", "q", "quit_safely", QUIT, "Quit", footer=True, scope=Scope.APP),
     # the terminal's habits: one quit in the help and the palette is enough
     Key("ctrl+c", "ctrl+c", "quit_safely", QUIT, "Quit", scope=Scope.APP, priority=True, in_help=False,

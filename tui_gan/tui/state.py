@@ -16,6 +16,8 @@ class RunState(enum.Enum):
     STOPPING = "stopping…"
     FINISHED = "finished"
     ERROR = "error"
+    DISCONNECTED = "disconnected"
+    """This window lost its service (the run may go on: ``tui-gan attach``)."""
 
     @property
     def takes_requests(self) -> bool:

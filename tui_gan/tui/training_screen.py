@@ -1,4 +1,5 @@
-"""The training screen: the layout, the engine's events drawn on it, and its keys' actions.
+"""The training screen: the layout and the engine's events drawn on it (its keys' actions
+are training_actions.py's).
 
 The App (app.py) keeps the lifecycle: it runs the engine in a worker and hands each event
 to ``show_event`` here, which finds the event's handler in ``HANDLERS`` and writes the
@@ -14,7 +15,6 @@ from operator import attrgetter
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -22,16 +22,13 @@ from textual.widgets import Footer, Header, RichLog
 
 from ..core import events as ev
 from ..core.control import Control
-from ..core.errors import UserError
 from ..core.history import HistoryRow
 from ..core.report import Line, Report, Tone
-from ..core.rundir import RunDir
-from .keys import Scope, bindings, help_rows
+from .keys import Scope, bindings
 from .sample_history import SampleHistory, Shown
-from .screens.help import HelpScreen
 from .screens.interpolation import InterpolationScreen
-from .screens.learning_rate import LearningRateDialog, LearningRates
 from .state import RunState
+from .training_actions import TrainingActions
 from .widgets.gauges import Gauge
 from .widgets.loss_chart import LossChart
 from .widgets.samples import SamplesView
@@ -57,7 +54,7 @@ def _as_array(images: Any) -> Any:
     return images.numpy() if hasattr(images, "numpy") else images
 
 
-class TrainingScreen(Screen[None]):
+class TrainingScreen(TrainingActions, Screen[None]):
     BINDINGS = bindings(Scope.TRAINING)
 
     def __init__(self, run_name: str = "", screen_ab: Any = None) -> None:
@@ -77,7 +74,9 @@ class TrainingScreen(Screen[None]):
         # for their widgets, and every attribute exists before the screen is mounted.
         self.chart = LossChart(id="chart")
         self.gauges = {name: Gauge(label, id=f"gauge-{name}") for name, label in GAUGES}
-        self.event_log = RichLog(id="log", markup=True, wrap=True, max_lines=1000)
+        # min_width: RichLog renders at least 78 columns by default and crops the rest, which
+        # cut off the lines of a 68-column (120x40) or 46-column (80x24) panel
+        self.event_log = RichLog(id="log", markup=True, wrap=True, max_lines=1000, min_width=20)
         self.event_log.can_focus = False  # it would take space (pause) for scrolling; the mouse still scrolls it
         self.samples_view = SamplesView(id="samples")
         self.status_panel = StatusPanel(id="status")
@@ -108,7 +107,6 @@ class TrainingScreen(Screen[None]):
     def attach(self, control: Control) -> None:
         """The engine exists: requests go to ``control`` from now on."""
         self.control = control
-        control.pause_at_epoch_end = self.status_panel.auto_pause
 
     @classmethod
     def handles(cls, event_type: type) -> bool:
@@ -231,6 +229,31 @@ class TrainingScreen(Screen[None]):
     def _show_finished(self, e: ev.Finished) -> None:
         self.set_state(RunState.FINISHED, e.reason.replace("_", " "))
 
+    def _show_auto_pause(self, e: ev.AutoPauseSet) -> None:
+        self.status_panel.auto_pause = e.on
+        self.status_panel.redraw()
+
+    def _show_attached(self, e: ev.Attached) -> None:
+        """A service's run so far, shown as the events that made it would have shown it;
+        the log gets the run's recent lines (the report's lines of this event) instead of
+        theirs."""
+        if e.started is None:
+            if e.loading is not None:
+                self._show_loading(e.loading)
+            return
+        self._show_started(e.started)
+        for part in (e.progress, e.samples, e.lr_pending):
+            if part is not None:
+                self.HANDLERS[type(part)](self, part)
+        self._show_auto_pause(ev.AutoPauseSet(e.auto_pause))
+        if e.paused is not None:
+            self._show_paused(ev.Paused(e.progress.step if e.progress else e.started.step, e.paused))
+
+    def _show_disconnected(self, e: ev.Disconnected) -> None:
+        self.set_state(RunState.DISCONNECTED, "the training goes on" if e.service_running else "service gone")
+        self.notify(e.message, title="Disconnected", severity="warning" if e.service_running else "error",
+                    timeout=30)
+
     def _show_error(self, e: ev.Error) -> None:
         self.set_state(RunState.ERROR, e.message)
         self.notify(f"{e.message}\n{Report.saved_note(e)}", title="Training failed", severity="error", timeout=30)
@@ -254,102 +277,7 @@ class TrainingScreen(Screen[None]):
         ev.EngineWarning: _show_warning,
         ev.Finished: _show_finished,
         ev.Error: _show_error,
+        ev.AutoPauseSet: _show_auto_pause,
+        ev.Attached: _show_attached,
+        ev.Disconnected: _show_disconnected,
     }
-
-    # ----------------------------------------------------------------- actions (see keys.py)
-
-    def _live_control(self, what: str) -> Control | None:
-        """The engine's control if it takes requests now; else None, and a note saying why."""
-        if self.control is None or not self.state.takes_requests:
-            self.notify(f"cannot {what} now: training is {self.state.value.rstrip('…')}", severity="warning")
-            return None
-        return self.control
-
-    def action_toggle_pause(self) -> None:
-        if self.control is None or not self.state.takes_requests:
-            self.app.bell()
-            return
-        if self.control.toggle_pause():
-            self.set_state(RunState.PAUSING)
-        else:
-            self.control.resume()
-            self.set_state(RunState.TRAINING)
-
-    def action_snapshot(self) -> None:
-        if control := self._live_control("snapshot"):
-            control.snapshot()
-            self.log_line("snapshot requested…", "dim")
-
-    def action_export(self) -> None:
-        if control := self._live_control("export"):
-            control.export()
-            self.log_line("export requested…", "dim")
-
-    def action_learning_rate(self) -> None:
-        control = self._live_control("change the learning rate")
-        if control is None:
-            return
-        status = self.status_panel
-        lr_g, lr_d = status.pending or (status.lr_g, status.lr_d)
-
-        def apply(result: LearningRates | None) -> None:
-            if result is not None:
-                control.set_lr(result.lr_g, result.lr_d, now=result.now)
-
-        self.app.push_screen(LearningRateDialog(lr_g, lr_d), apply)
-
-    def action_toggle_auto_pause(self) -> None:
-        status = self.status_panel
-        status.auto_pause = not status.auto_pause
-        if self.control is not None:
-            self.control.pause_at_epoch_end = status.auto_pause
-        status.redraw()
-        self.log_line(f"pause at every epoch end: {'on' if status.auto_pause else 'off'}")
-
-    def action_toggle_log_scale(self) -> None:
-        self.chart.set_log_scale(not self.chart.log_scale)
-
-    def action_toggle_chart(self) -> None:
-        chart = self.chart
-        chart.set_show_quality(not chart.show_quality)
-        chart.border_title = "Quality" if chart.show_quality else "Losses"
-
-    def action_browse(self, delta: int) -> None:
-        if not self.samples.epochs:
-            self.notify("no epoch has ended yet: the samples of each epoch's end are kept here", severity="warning")
-            return
-        self._draw_samples(self.samples.browse(delta))
-
-    def action_gif(self) -> None:
-        if not self.run_dir:
-            self.notify("no run directory yet", severity="warning")
-            return
-        self.log_line("writing the progression GIF…", "dim")
-        self._write_gif(self.run_dir)
-
-    @work(thread=True, exclusive=True, group="gif", exit_on_error=False)
-    def _write_gif(self, run_dir: str) -> None:
-        from ..pictures.progression import make_gif  # Pillow: loaded when first needed
-
-        try:
-            path = make_gif(run_dir)
-            epochs = len(RunDir(run_dir).epoch_grids())
-            self.app.call_from_thread(self.log_line, f"progression GIF ({epochs} epochs): {path}", "green")
-        except UserError as exc:
-            self.app.call_from_thread(self.log_line, f"no GIF: {exc}", "yellow")
-
-    def action_interpolate(self) -> None:
-        if control := self._live_control("render the latent walks"):
-            control.interpolate()
-            self.log_line("latent walks requested…", "dim")
-
-    def action_measure(self) -> None:
-        if control := self._live_control("measure the quality"):
-            control.measure()
-            self.log_line("quality measurement requested…", "dim")
-
-    def action_toggle_theme(self) -> None:
-        self.app.theme = "textual-light" if self.app.theme == "textual-dark" else "textual-dark"
-
-    def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(help_rows()))

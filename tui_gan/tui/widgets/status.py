@@ -21,6 +21,7 @@ STATE_STYLES = {
     RunState.STOPPING: "yellow",
     RunState.FINISHED: "bold cyan",
     RunState.ERROR: "bold red",
+    RunState.DISCONNECTED: "bold magenta",
 }
 FULL_HEIGHT = 9  # lines of content in the full layout; fewer rows get the compact one
 
