@@ -37,6 +37,7 @@ class Served:
         self.run = RunDir(folder)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+        wait_for(lambda: self.hub.mirror.progress is not None, "the scripted run to start")
 
     def _run(self):
         for event in self.engine.run():
@@ -136,6 +137,10 @@ def test_a_viewer_of_another_version_is_refused_with_a_reason(served):
     protocol.frame({"kind": "request", "op": "format_disk"}),
     protocol.frame({"kind": "request", "op": "set_lr", "args": {"lr_g": -1}}),
     protocol.frame({"kind": "request", "op": "stop", "args": {"reason": 5}}),
+    protocol.frame({"kind": "request", "op": [], "args": {}}),
+    protocol.frame({"kind": "request", "op": "set_lr", "args": {"lr_g": 10 ** 400}}),
+    protocol.PREFIX.pack(60000, 0) + b"[" * 60000,  # nested past the stack
+    protocol.PREFIX.pack(55, 0) + b'{"kind":"x","arrays":[{"dtype":"<f8","shape":[1e999]}]}',
 ])
 def test_a_bad_frame_closes_that_connection_only(served, garbage):
     s = served()
@@ -169,25 +174,47 @@ def test_a_stalled_viewer_is_dropped_and_never_slows_the_engine(served):
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(str(s.socket))
     stalled.sendall(protocol.frame({"kind": "hello", "version": protocol.VERSION, "want": "view"}))
-    wait = time.monotonic() + 5
-    while s.hub._watching() < 2 and time.monotonic() < wait:
-        time.sleep(0.01)
+    wait_for(lambda: s.hub.watching == 2, "the stalled viewer to attach")
     grid = np.zeros((64, 3, 16, 16), np.uint8)  # 48 KiB a frame
-    started = time.perf_counter()
-    for step in range(3000):
-        s.hub.publish(ev.Samples(step, 0, grid))  # latest-value: coalesced, never piles up
-    for epoch in range(40):
-        s.hub.publish(ev.EpochEnd(epoch, epoch, "p", "c", grid))  # kept: these pile up
-    publish_s = time.perf_counter() - started
-    assert publish_s < 1.0, publish_s  # an append each: the engine's thread never waits
-    deadline = time.monotonic() + 10
-    while s.hub._watching() > 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert s.hub._watching() == 1, "the stalled viewer was not dropped"
+    for step in range(3000):  # 140 MiB of latest values: each replaces the one before
+        s.hub.publish(ev.Samples(step, 0, grid))
+    reader.wait_for(ev.Samples, lambda e: e.step == 2999)
+    time.sleep(0.2)
+    assert s.hub.watching == 2, "coalesced samples alone must not pile up"
+    for epoch in range(40):  # kept, every one: these pile up (at the pace the reader reads)
+        s.hub.publish(ev.EpochEnd(epoch, epoch, "p", "c", grid))
+        reader.wait_for(ev.EpochEnd, lambda e, epoch=epoch: e.epoch == epoch)
+    wait_for(lambda: s.hub.watching == 1, "the stalled viewer to be dropped")
     assert any("fell" in note and "behind" in note for note in s.notes)
     reader.wait_for(ev.EpochEnd, lambda e: e.epoch == 39)  # the reading viewer got everything
     assert len([e for e in reader.events if isinstance(e, ev.EpochEnd)]) == 40
     stalled.close()
+
+
+def test_publish_leaves_encoding_and_sending_to_the_hubs_thread(served, monkeypatch):
+    """The engine's thread never waits on a viewer: publishing only queues the event."""
+    encoded_on = []
+    real_frame = protocol.frame
+    monkeypatch.setattr(protocol, "frame", lambda *a: encoded_on.append(threading.current_thread()) or real_frame(*a))
+    s = served()
+    stalled = socket.socket(socket.AF_UNIX)
+    stalled.connect(str(s.socket))
+    stalled.sendall(real_frame({"kind": "hello", "version": protocol.VERSION, "want": "view"}))
+    wait_for(lambda: s.hub.watching == 1, "a viewer")
+    publisher = threading.current_thread()
+    for step in range(200):
+        s.hub.publish(ev.Samples(step, 0, np.zeros((64, 3, 64, 64), np.uint8)))
+    wait_for(lambda: len(encoded_on) > 3, "frames")
+    assert publisher not in encoded_on and {t.name for t in encoded_on} == {"tui-gan-hub"}
+    stalled.close()
+
+
+def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def test_status_answers_once_and_hangs_up(served):
@@ -248,3 +275,26 @@ async def test_the_app_over_a_socket_steers_and_detaches(served):
     assert app.detached and s.engine.control.stop_reason is None  # the run goes on
     other.remote.control.resume()
     other.wait_for(ev.Resumed)
+
+
+def test_one_event_larger_than_the_backlog_limit_still_reaches_everyone(served):
+    s = served(max_backlog=64 << 10)
+    stream = Stream(s.viewer())
+    stream.wait_for(ev.Attached)
+    walks = np.ones((48, 16, 3, 32, 32), np.uint8)  # 2.3 MiB: latent walks at 32x32
+    s.hub.publish(ev.Interpolation(7, 0, walks))
+    got = stream.wait_for(ev.Interpolation)
+    assert got.frames.shape == walks.shape and s.hub.watching == 1
+
+
+def test_a_viewer_attaching_as_the_run_ends_is_told_it_ended(served):
+    s = served()
+    s.engine.control.stop("quit")
+    wait_for(lambda: s.hub.mirror.finished is not None, "the Finished")
+    late = Stream(s.viewer())
+    assert late.wait_for(ev.Finished).reason == "quit"
+    _, status = Connection.open(str(s.socket), "status")
+    assert status["state"] == "ending"
+    s.hub.close(flush_s=0.5)
+    late.thread.join(5)
+    assert not any(isinstance(e, ev.Disconnected) for e in late.events)

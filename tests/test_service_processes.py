@@ -128,7 +128,8 @@ def test_a_killed_service_is_reported_lost_and_resumes(tmp_path, capsys):
     service.kill()  # SIGKILL: no chance to save or clean up
     service.wait(10)
     assert main(["ls", str(tmp_path)]) == 0
-    assert "run  lost" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "run  lost" in listed and "(resume: tui-gan --resume" in listed
     assert main(["attach", str(run.root)]) == 2
     err = capsys.readouterr().err
     assert "was lost" in err and f"tui-gan --resume {run.root}" in err
@@ -185,3 +186,29 @@ def test_the_training_outlives_its_app(tmp_path, how):
         os.close(leader)
         if record is not None and is_held(run):
             os.kill(record.pid, signal.SIGKILL)
+
+
+def test_a_signal_while_the_service_starts_still_ends_in_a_record(tmp_path):
+    """Stopped while torch loads: no checkpoint to write, but not a 'lost' run either."""
+    run = RunDir(tmp_path / "run")
+    service = start_headless(run.root)
+    try:
+        wait(lambda: ServiceRecord.read(run), what="the service's record")
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(30) == 128 + signal.SIGTERM
+        assert ServiceRecord.read(run).state == "stopped" and not is_held(run)
+    finally:
+        service.kill()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="making another user's run needs root")
+def test_another_users_run_is_refused_in_one_line(tmp_path, capsys):
+    other = tmp_path / "theirs"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "config.toml").write_text("")
+    os.chmod(other, 0o700)
+    os.chown(other, 65534, 65534)
+    for argv in (["attach", str(other)], ["stop", str(other)], ["logs", str(other)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "belongs to another user" in err and err.count("\n") == 1

@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from .core import events as ev
@@ -40,16 +40,20 @@ class Printer:
     def __init__(self, outs: list[TextIO], log_every: float):
         self.outs = outs
         self.log_every = log_every
+        # the hub's thread writes its notes too; re-entrant: a signal handler prints from the
+        # main thread, perhaps in the middle of one of its lines
+        self._lock = threading.RLock()
         self.report = Report()
         self._last_log = 0.0
         self._loading = ""
 
     def line(self, text: str) -> None:
-        for out in list(self.outs):
-            try:
-                print(text, file=out, flush=True)
-            except (OSError, ValueError):  # the terminal went away: keep training, stop printing there
-                self.outs.remove(out)
+        with self._lock:
+            for out in list(self.outs):
+                try:
+                    print(text, file=out, flush=True)
+                except (OSError, ValueError):  # the terminal went away: keep training, stop printing there
+                    self.outs.remove(out)
 
     def handle(self, event: Any) -> None:
         if isinstance(event, ev.Started):
@@ -71,60 +75,60 @@ class Printer:
         return True
 
 
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP ask the run to stop (it saves last.pt first), for as long
+    as this is entered: in the service, from before the lock is taken until its record
+    says how the run ended, so no signal can leave a run that saved reported as lost."""
+
+    def __init__(self, control: Control, printer: Printer) -> None:
+        self.control = control
+        self.printer = printer
+        self.received: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # (tests run services in threads)
+            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in SIGNAL_REASONS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.received.append(signum)
+        if len(self.received) == 1:
+            self.control.stop(SIGNAL_REASONS.get(signum, f"signal {signum}"))
+            if signum != getattr(signal, "SIGHUP", None):
+                self.printer.line(Report.stopping().text)
+
+    def exit_code(self, code: int) -> int:
+        """128+N when signal N stopped a run that would otherwise have exited 0."""
+        return 128 + self.received[0] if self.received and code == 0 else code
+
+
 def run_headless(engine, printer: Printer, on_event: Callable[[Any], None] = lambda event: None,
-                 stop_on_divergence: bool = True) -> int:
+                 stop_on_divergence: bool = True, signals: StopSignals | None = None) -> int:
     """Drive ``engine`` to the end, printing log lines and handing every event to
-    ``on_event`` (the service's hub). Signals stop it cleanly (last.pt is written first).
+    ``on_event`` (the service's hub). Signals stop it cleanly (last.pt is written first;
+    ``signals``: handlers the caller has installed, else this installs its own).
     Returns the process exit code: 0 finished, 1 training failed or diverged (the last good
     state is saved), 128+N stopped by signal N. ``stop_on_divergence``: stop a diverged run
     rather than leave it paused (when no viewer may be there to lower the learning rate)."""
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            engine.control.stop(SIGNAL_REASONS.get(signum, f"signal {signum}"))
-            if signum != getattr(signal, "SIGHUP", None):
-                printer.line(Report.stopping().text)
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():  # (tests run services in threads)
-        previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_REASONS}
+    if signals is None:
+        with StopSignals(engine.control, printer) as own:
+            return run_headless(engine, printer, on_event, stop_on_divergence, own)
     code = 0
-    try:
-        for event in engine.run():
-            on_event(event)
-            printer.handle(event)
-            if isinstance(event, ev.Error):
-                code = 1
-            elif isinstance(event, ev.Paused) and event.reason == "diverged" and stop_on_divergence:
-                # nobody is there to lower the learning rate: keep the restored state and stop
-                engine.control.stop("diverged")
-                code = 1
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received and code == 0:
-        code = 128 + received[0]
-    return code
-
-
-@contextlib.contextmanager
-def stop_on_signals(control: Control) -> Iterator[None]:
-    """While the engine is being built: a stop signal asks it to stop as soon as it runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        control.stop(SIGNAL_REASONS.get(signum, f"signal {signum}"))
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_REASONS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    for event in engine.run():
+        on_event(event)
+        printer.handle(event)
+        if isinstance(event, ev.Error):
+            code = 1
+        elif isinstance(event, ev.Paused) and event.reason == "diverged" and stop_on_divergence:
+            # nobody is there to lower the learning rate: keep the restored state and stop
+            engine.control.stop("diverged")
+            code = 1
+    return signals.exit_code(code)
 
 
 class Outcome:
@@ -155,42 +159,44 @@ def serve_run(run_dir: RunDir, prepare: Callable[[Control], Any], printer: Print
     ``as_service``: started by the app, output already in train.log; a diverged run waits,
     paused, for a viewer to lower its learning rates. Otherwise (--headless) the lines go to
     train.log too, and a diverged run stops: nobody may be watching."""
-    lock = RunLock(run_dir)
-    lock.acquire()
-    log_file = None
-    try:
-        if not as_service:
-            log_file = open(run_dir.log, "a", encoding="utf-8")
-            printer.outs.append(log_file)
-        control = Control()
-        hub = Hub(socket_path(run_dir.root), control, str(run_dir.root), note=printer.line)
-        hub.start()
-        record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path))
-        record.write(run_dir)
-        outcome = Outcome()
+    control = Control()
+    with StopSignals(control, printer) as signals:  # a signal at any point stops the run cleanly
+        lock = RunLock(run_dir)
+        lock.acquire()
         try:
-            with stop_on_signals(control):  # torch loads for seconds: a signal then stops the setup
-                engine = prepare(control)
-
-            def on_event(event: Any) -> None:
-                hub.publish(event)
-                outcome.observe(event)
-
-            return run_headless(engine, printer, on_event, stop_on_divergence=not as_service)
-        except UserError as exc:
-            hub.fail(str(exc))
-            outcome.state, outcome.message = "failed", str(exc)
-            raise
-        except BaseException as exc:
-            outcome.state, outcome.message = "failed", f"{type(exc).__name__}: {exc}"
-            raise
+            with contextlib.ExitStack() as files:
+                if not as_service:
+                    printer.outs.append(files.enter_context(open(run_dir.log, "a", encoding="utf-8")))
+                return _serve(run_dir, control, prepare, printer, signals, as_service)
         finally:
-            hub.close()
-            record.state, record.reason, record.message = outcome.state, outcome.reason, outcome.message
-            record.step, record.epoch, record.ended = outcome.step, outcome.epoch, time.time()
-            record.images_per_sec = outcome.images_per_sec
-            record.write(run_dir)
+            lock.release()
+
+
+def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any], printer: Printer,
+           signals: StopSignals, as_service: bool) -> int:
+    """serve_run's part once the run is locked: the hub and the record around the run."""
+    hub = Hub(socket_path(run_dir.root), control, str(run_dir.root), note=printer.line)
+    hub.start()
+    record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path))
+    record.write(run_dir)
+    outcome = Outcome()
+    try:
+        engine = prepare(control)
+
+        def on_event(event: Any) -> None:
+            hub.publish(event)
+            outcome.observe(event)
+
+        return run_headless(engine, printer, on_event, not as_service, signals)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        hub.fail(message if isinstance(exc, UserError) else f"the training service failed ({message}); "
+                 f"see {run_dir.log}")
+        outcome.state, outcome.message = "failed", message
+        raise
     finally:
-        lock.release()
-        if log_file is not None:
-            log_file.close()
+        hub.close()
+        record.state, record.reason, record.message = outcome.state, outcome.reason, outcome.message
+        record.step, record.epoch, record.ended = outcome.step, outcome.epoch, time.time()
+        record.images_per_sec = outcome.images_per_sec
+        record.write(run_dir)

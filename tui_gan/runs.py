@@ -20,7 +20,7 @@ from .core import events as ev
 from .core.errors import ArgumentParser, UserError
 from .core.report import format_duration
 from .core.rundir import DEFAULT_RUNS, RunDir
-from .service.client import Connection, RemoteRun, connect_to_run, wait_for_service
+from .service.client import Connection, RemoteRun, check_socket_is_ours, connect_to_run, wait_for_service
 from .service.runfiles import ServiceRecord, check_not_running, is_held
 
 # ----------------------------------------------------------------------------- state of a run
@@ -29,8 +29,9 @@ from .service.runfiles import ServiceRecord, check_not_running, is_held
 def run_state(run: RunDir) -> tuple[str, ServiceRecord | None]:
     """running (a live service holds the run), finished, stopped, failed, or lost (its
     record says running, nobody holds it: the service died without a word)."""
+    held = is_held(run)  # before the record: a service writes its outcome, then lets go
     record = ServiceRecord.read(run)
-    if is_held(run):
+    if held:
         return "running", record
     if record is None:
         return ("stopped" if run.checkpoint_in() else "unknown"), None
@@ -63,15 +64,24 @@ def running_run(spec: str | None) -> RunDir:
             raise UserError(f"no run is being trained under {DEFAULT_RUNS}/; start one with 'tui-gan', "
                             "or name a run directory (see 'tui-gan ls')")
         return max(running, key=lambda pair: pair[0])[1]
-    run = RunDir(Path(spec).expanduser().resolve())
-    if not run.root.is_dir() or not run.is_run():
-        raise UserError(f"{spec}: not a run directory (no config.toml or service.json); see 'tui-gan ls'")
-    owner = run.root.stat().st_uid
-    if owner != os.getuid():
-        raise UserError(f"{spec} belongs to another user (uid {owner}); tui-gan only attaches to your own runs")
+    run = own_run(spec)
     state, record = run_state(run)
     if state != "running":
         raise not_running_error(run, state, record)
+    return run
+
+
+def own_run(spec: str) -> RunDir:
+    """``spec`` as a run directory of this user's (UserError otherwise)."""
+    run = RunDir(Path(spec).expanduser().resolve())
+    try:
+        owner = run.root.stat().st_uid
+    except OSError:
+        raise UserError(f"{spec}: no such run directory; see 'tui-gan ls'") from None
+    if owner != os.getuid():
+        raise UserError(f"{spec} belongs to another user (uid {owner}); tui-gan only works on your own runs")
+    if not run.root.is_dir() or not run.is_run():
+        raise UserError(f"{spec}: not a run directory (no config.toml or service.json); see 'tui-gan ls'")
     return run
 
 
@@ -157,10 +167,12 @@ def run_ls(argv: list[str]) -> int:
 def ls_line(run: RunDir, state: str, record: ServiceRecord | None) -> str:
     step, epoch, speed, swd = (record.step, record.epoch, None, None) if record else (None, None, None, None)
     if state == "running" and record is not None:
+        step = epoch = None  # unknown unless it answers
         try:
+            check_socket_is_ours(record.socket)
             conn, status = Connection.open(record.socket, "status", timeout=2.0)
             conn.close()
-            state = status["state"]
+            state = str(status["state"])
             step, epoch, speed, swd = status["step"], status["epoch"], status["images_per_sec"], status["swd"]
         except (OSError, UserError, KeyError, ValueError):
             pass  # it does not answer now: still running, numbers unknown
@@ -172,7 +184,8 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None) -> str:
              f"{speed:>6,.0f} img/s" if speed else " " * 12,
              f"SWD {swd:6.2f}" if swd is not None else " " * 10,
              f"{format_duration(time.time() - started):>6} ago"]
-    return f"{os.path.relpath(run.root)}  " + "  ".join(parts)
+    resume = f"  (resume: tui-gan --resume {os.path.relpath(run.root)})" if state == "lost" else ""
+    return f"{os.path.relpath(run.root)}  " + "  ".join(parts) + resume
 
 
 def last_swd(run: RunDir) -> float | None:
@@ -222,9 +235,7 @@ def run_logs(argv: list[str]) -> int:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (see 'tui-gan ls')")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines while the run trains")
     args = p.parse_args(argv)
-    run = RunDir(Path(args.run_dir).expanduser())
-    if not run.root.is_dir() or not run.is_run():
-        raise UserError(f"{args.run_dir}: not a run directory (no config.toml or service.json); see 'tui-gan ls'")
+    run = own_run(args.run_dir)
     if not run.log.is_file():
         raise UserError(f"{args.run_dir}: no train.log (it was started by an older tui-gan)")
     with open(run.log, encoding="utf-8", errors="replace") as log:

@@ -135,8 +135,12 @@ class RunDir:
         return None
 
     def is_run(self) -> bool:
-        """Whether this folder looks like a run directory (a config.toml or a service record)."""
-        return self.config.is_file() or self.service_record.is_file()
+        """Whether this folder looks like a run directory (a config.toml or a service record);
+        False when it cannot be looked into (another user's, say)."""
+        try:
+            return self.config.is_file() or self.service_record.is_file()
+        except OSError:
+            return False
 
     @staticmethod
     def of_resume(spec: str | Path) -> RunDir:

@@ -7,6 +7,7 @@ event stream), so the app has one code path whether the engine runs in its own p
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -44,6 +45,9 @@ class Connection:
             conn = cls(sock)
             conn.send({"kind": "hello", "version": protocol.VERSION, "want": want})
             header, _ = conn.next_frame()
+        except (EOFError, protocol.ProtocolError) as exc:  # a service on its way out, say
+            sock.close()
+            raise ConnectionError(f"no answer from the service ({exc})") from None
         except BaseException:
             sock.close()
             raise
@@ -168,7 +172,7 @@ class RemoteRun:
                 header, arrays = self.conn.next_frame()
                 kind = header["kind"]
                 if kind == "epoch":
-                    progression.append((int(header["epoch"]), arrays[0]))
+                    progression.append(_epoch_frame(header, arrays))
                 elif kind == "event":
                     event = protocol.decode_event(header, arrays, progression)
                     progression = []
@@ -196,11 +200,20 @@ class RemoteRun:
         self.conn.close()
 
 
+def _epoch_frame(header: dict[str, Any], arrays: list[Any]) -> tuple[int, Any]:
+    """One epoch-end sample grid of the run so far, from its ``epoch`` frame."""
+    epoch = header.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or len(arrays) != 1 or arrays[0].ndim != 4:
+        raise protocol.ProtocolError("malformed epoch frame")
+    return epoch, arrays[0]
+
+
 def connect_to_run(run_dir: RunDir, want: str = "view") -> tuple[Connection, dict[str, Any]]:
     """Connect to the service that trains ``run_dir`` (UserError when none does)."""
     record = ServiceRecord.read(run_dir)
     if record is None or not is_held(run_dir):
         raise UserError(f"{run_dir.root}: no training service is running for this run")
+    check_socket_is_ours(record.socket)
     try:
         return Connection.open(record.socket, want)
     except OSError as exc:
@@ -208,11 +221,22 @@ def connect_to_run(run_dir: RunDir, want: str = "view") -> tuple[Connection, dic
                         f"({exc.strerror or exc})") from None
 
 
+def check_socket_is_ours(path: str) -> None:
+    """The record names a socket of ours in a private folder: an edited service.json must
+    not send a viewer (and its requests) to another user's socket."""
+    try:
+        socket_info, folder_info = os.stat(path), os.stat(os.path.dirname(path) or ".")
+    except OSError as exc:
+        raise UserError(f"cannot reach the training service's socket {path} ({exc.strerror or exc})") from None
+    if socket_info.st_uid != os.getuid() or folder_info.st_uid != os.getuid() or folder_info.st_mode & 0o077:
+        raise UserError(f"the socket {path} is not in a private folder of yours; refusing to connect")
+
+
 def wait_for_service(run_dir: RunDir, process: Any, give_up: threading.Event | None = None,
-                     timeout: float = 120.0) -> RemoteRun:
+                     timeout: float = 120.0) -> RemoteRun | None:
     """Connect to the service just spawned as ``process``, once it listens. UserError with
     its own one-line error if it exits first (bad input found after torch loaded, say).
-    Stops waiting when ``give_up`` is set (the viewer is leaving)."""
+    None when ``give_up`` is set first (the viewer is leaving)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not (give_up is not None and give_up.is_set()):
         if process.poll() is not None:
@@ -226,6 +250,8 @@ def wait_for_service(run_dir: RunDir, process: Any, give_up: threading.Event | N
             except OSError:
                 pass  # the record is written just before it listens
         time.sleep(0.05)
+    if give_up is not None and give_up.is_set():
+        return None
     raise UserError(f"the training service did not start within {timeout:.0f} s; see {run_dir.log}")
 
 

@@ -7,7 +7,10 @@ as each socket takes, and turns requests into calls on the run's Control. The en
 thread only calls ``publish``: a deque append and a byte on a wake-up pipe, never a wait on
 a viewer. A viewer that stops reading (Ctrl+Z) costs the service bounded memory: the
 latest-value events (progress without a history row, samples, loading) replace their own
-unsent predecessor, and a viewer whose queue still grows past ``max_backlog`` is dropped.
+unsent predecessor (and go to the back of the queue, so steps never go backwards), and a
+viewer whose queue still grows past ``max_backlog`` (plus its snapshot and the event at
+hand) is dropped. Whatever a viewer sends, at worst that viewer is refused: the thread
+serves on.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..core.control import Control
 from . import protocol
 from .mirror import RunMirror
 from .requests import apply_request, status_of
-from .runfiles import peer_uid
+from .runfiles import peer_uid, private_fds
 
 MAX_BACKLOG = 64 << 20
 """Bytes queued for one viewer before it is dropped: minutes of a stalled viewer's events
@@ -45,16 +48,17 @@ class Viewer:
         self.sending = memoryview(b"")
         self.backlog = 0
         self.want: str | None = None  # "view" or "status" after its hello
-        self.connected_at = time.monotonic()
+        self.since = time.monotonic()  # connected; then, once closing, since when
         self.closing = False  # close once the queue is written
+        self.snapshot_bytes = 0  # its Attached: allowed on top of the backlog limit
 
     def push(self, data: bytes, key: str | None = None) -> None:
         if key is not None:
             for entry in self.queue:
-                if entry[0] == key:  # an unsent older value of the same kind: replace it
-                    self.backlog += len(data) - len(entry[1])
-                    entry[1] = data
-                    return
+                if entry[0] == key:  # an unsent older value of the same kind: drop it, and
+                    self.queue.remove(entry)  # queue the new one last, after what came between
+                    self.backlog -= len(entry[1])
+                    break
         self.queue.append([key, data])
         self.backlog += len(data)
 
@@ -106,6 +110,10 @@ class Hub:
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._closed = False
+        self._flush_s = 2.0
+        self.watching = 0
+        """Viewers attached now (kept by the hub's thread; any thread may read it)."""
 
     # ----------------------------------------------------------------- the engine's side
 
@@ -121,6 +129,8 @@ class Hub:
         listener.listen(16)
         listener.setblocking(False)
         self._listener = listener
+        for fd in (listener.fileno(), self._wake_r, self._wake_w):
+            private_fds.add(fd)
         self._selector.register(listener, selectors.EVENT_READ, "accept")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._thread = threading.Thread(target=self.serve_forever, name="tui-gan-hub", daemon=True)
@@ -137,6 +147,10 @@ class Hub:
 
     def close(self, flush_s: float = 2.0) -> None:
         """Give the viewers up to ``flush_s`` to receive what is queued, then hang up."""
+        if self._closed:
+            return
+        self._closed = True
+        self._flush_s = flush_s
         self._closing.set()
         self._wake()
         if self._thread is not None:
@@ -147,6 +161,8 @@ class Hub:
             pass
 
     def _wake(self) -> None:
+        if self._wake_w < 0:
+            return
         try:
             os.write(self._wake_w, b"\0")
         except (BlockingIOError, OSError):
@@ -162,16 +178,21 @@ class Hub:
             self._drain_inbox()
             self._expire_silent_viewers()
             if self._closing.is_set():
-                deadline = deadline or time.monotonic() + 2.0
+                # events published just before close() (the Finished) go out before the end
+                self._drain_inbox()
+                deadline = deadline or time.monotonic() + self._flush_s
                 if all(v.idle for v in self.viewers.values()) or time.monotonic() > deadline:
                     break
         for viewer in list(self.viewers.values()):
             self._drop(viewer)
         self._selector.close()
         if self._listener is not None:
+            private_fds.discard(self._listener.fileno())
             self._listener.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        for fd in (self._wake_r, self._wake_w):
+            private_fds.discard(fd)
+            os.close(fd)
+        self._wake_w = -1
 
     def _ready(self, what: str, fileobj: Any, mask: int) -> None:
         if what == "accept":
@@ -201,6 +222,7 @@ class Hub:
             sock.close()  # another user's process: not even an answer
             return
         sock.setblocking(False)
+        private_fds.add(sock.fileno())
         viewer = Viewer(sock)
         self.viewers[sock] = viewer
         self._selector.register(sock, selectors.EVENT_READ, "viewer")
@@ -222,6 +244,9 @@ class Hub:
                 self._handle(viewer, header)
         except protocol.ProtocolError as exc:
             self._refuse(viewer, f"tui-gan service: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever a viewer's input breaks, only it is refused
+            self.note(f"warning: a viewer's request failed ({type(exc).__name__}: {exc}); it was disconnected")
+            self._refuse(viewer, f"tui-gan service: request failed ({type(exc).__name__})")
 
     def _handle(self, viewer: Viewer, header: dict[str, Any]) -> None:
         kind = header["kind"]
@@ -244,13 +269,17 @@ class Hub:
         if want == "status":
             viewer.want = want
             viewer.push(protocol.frame({**welcome, **status_of(self.mirror, self.control, self._watching())}))
-            viewer.closing = True
+            viewer.closing, viewer.since = True, time.monotonic()
         elif want == "view":
             viewer.want = want
+            self.watching = self._watching()
             viewer.push(protocol.frame(welcome))
-            for data in self._snapshot(self._watching()):
+            for data in self._snapshot(self.watching):
                 viewer.push(data)
-            self.note(f"viewer attached ({self._watching()} watching)")
+            viewer.snapshot_bytes = viewer.backlog
+            if self.mirror.finished is not None:  # attached during the last flush: the end too
+                viewer.push(protocol.frame(*protocol.encode_event(self.mirror.finished)))
+            self.note(f"viewer attached ({self.watching} watching)")
         else:
             raise protocol.ProtocolError(f"unknown hello 'want' {want!r}")
         self._flush(viewer)
@@ -284,7 +313,8 @@ class Hub:
                 continue
             for data in frames:
                 viewer.push(data, key)
-            if viewer.backlog > self.max_backlog:
+            # on top of the limit: its snapshot and this event (walks at 256x256 are 151 MiB)
+            if viewer.backlog > self.max_backlog + viewer.snapshot_bytes + sum(map(len, frames)):
                 self.note(f"a viewer fell {viewer.backlog >> 20} MiB behind (stopped reading?) and was disconnected")
                 self._drop(viewer)
             else:
@@ -306,13 +336,19 @@ class Hub:
         viewer.queue.clear()
         viewer.backlog = 0
         viewer.push(protocol.frame({"kind": "refused", "message": message}))
-        viewer.closing = True
+        viewer.closing, viewer.since = True, time.monotonic()
         self._flush(viewer)
 
     def _expire_silent_viewers(self) -> None:
+        """A connection that says no hello is refused; one that does not read its last
+        frame (a refusal, a status) is closed anyway."""
         now = time.monotonic()
         for viewer in list(self.viewers.values()):
-            if viewer.want is None and now - viewer.connected_at > HELLO_TIMEOUT_S and not viewer.closing:
+            if now - viewer.since <= HELLO_TIMEOUT_S:
+                continue
+            if viewer.closing:
+                self._drop(viewer)
+            elif viewer.want is None:
                 self._refuse(viewer, "tui-gan service: no hello within 5 s")
 
     def _drop(self, viewer: Viewer) -> None:
@@ -322,6 +358,8 @@ class Hub:
             self._selector.unregister(viewer.sock)
         except (KeyError, ValueError):
             pass
+        private_fds.discard(viewer.sock.fileno())
         viewer.sock.close()
         if viewer.want == "view":
-            self.note(f"viewer detached ({self._watching()} watching)")
+            self.watching = self._watching()
+            self.note(f"viewer detached ({self.watching} watching)")

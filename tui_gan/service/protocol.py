@@ -29,7 +29,7 @@ import struct
 from typing import Any
 
 from ..core import events as ev
-from ..core.history import COLUMNS, HistoryRow
+from ..core.history import COLUMNS, HistoryRow, rows_from_table
 
 VERSION = 1
 PREFIX = struct.Struct(">II")
@@ -48,6 +48,9 @@ EVENT_TYPES: dict[str, type] = {
 ARRAY_FIELDS = {"images", "frames"}
 #: Fields that hold other events (Attached's parts).
 NESTED_FIELDS = {"started", "loading", "progress", "samples", "lr_pending"}
+#: A run's history travels as a float64 (rows, columns) array: as JSON it would outgrow the
+#: header limit after ~30 hours of rows.
+HISTORY = "history"
 
 
 class ProtocolError(Exception):
@@ -117,8 +120,8 @@ def parse_frame(head: bytes, body: bytes) -> tuple[dict[str, Any], list[Any]]:
     """A frame's header (a JSON object with a string ``kind``) and its arrays."""
     try:
         header = json.loads(head.decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError
-        raise ProtocolError(f"frame header is not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested past the stack
+        raise ProtocolError(f"frame header is not JSON ({type(exc).__name__})") from None
     if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
         raise ProtocolError("frame header has no 'kind'")
     return header, _arrays(header.get("arrays", []), body)
@@ -140,8 +143,8 @@ def _arrays(described: Any, body: bytes) -> list[Any]:
             if offset + size > len(body):
                 raise ValueError("array runs past the frame")
             arrays.append(np.frombuffer(body, dtype, math.prod(shape), offset).reshape(shape))
-        except (TypeError, KeyError, ValueError) as exc:
-            raise ProtocolError(f"bad array in frame ({exc})") from None
+        except (TypeError, KeyError, ValueError, OverflowError) as exc:
+            raise ProtocolError(f"bad array in frame ({type(exc).__name__})") from None
         offset += size
     if offset != len(body):
         raise ProtocolError("frame body does not match its arrays")
@@ -175,6 +178,11 @@ def _event_fields(event: Any, arrays: list[Any]) -> dict[str, Any]:
             arrays.append(value)
         elif f.name in NESTED_FIELDS and value is not None:
             fields[f.name] = _event_fields(value, arrays)
+        elif f.name == HISTORY:
+            import numpy as np
+
+            fields[f.name] = {"array": len(arrays)}
+            arrays.append(np.asarray(value, dtype=np.float64).reshape(-1, len(COLUMNS)))
         elif f.name == "progression":
             fields[f.name] = []
         else:
@@ -211,8 +219,11 @@ def _build(spec: Any, arrays: list[Any], progression: list[tuple[int, Any]]) -> 
             values[name] = _build(value, arrays, progression)
         elif name == "progression":
             values[name] = list(progression)
-        elif name == "history":
-            values[name] = [_row(r) for r in value]
+        elif name == HISTORY:
+            table = arrays[int(value["array"])]
+            if table.ndim != 2 or table.shape[1] != len(COLUMNS):
+                raise ProtocolError("history of the wrong shape")
+            values[name] = rows_from_table(COLUMNS, table.tolist())
         elif name == "row" and value is not None:
             values[name] = _row(value)
         elif name == "log":

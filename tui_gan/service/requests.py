@@ -26,8 +26,15 @@ def request(op: str, **args: Any) -> dict[str, Any]:
 
 def apply_request(control: Control, header: dict[str, Any]) -> None:
     op, args = header.get("op"), header.get("args", {})
-    if not isinstance(args, dict):
-        raise ProtocolError("request 'args' is not an object")
+    if not isinstance(op, str) or not isinstance(args, dict):
+        raise ProtocolError("a request needs an 'op' string and an 'args' object")
+    try:
+        _apply(control, op, args)
+    except (TypeError, ValueError, OverflowError) as exc:  # what odd values make the checks raise
+        raise ProtocolError(f"bad {op!r} request ({type(exc).__name__})") from None
+
+
+def _apply(control: Control, op: str, args: dict[str, Any]) -> None:
     if op in ONE_SHOTS:
         getattr(control, op)()
     elif op == "pause":
@@ -67,7 +74,9 @@ def _rate(value: Any) -> float | None:
 def status_of(mirror: RunMirror, control: Control, viewers: int) -> dict[str, Any]:
     """What ``tui-gan ls`` shows of a live run."""
     started, progress = mirror.started, mirror.progress
-    if started is None:
+    if mirror.finished is not None:
+        state = "ending"  # the last frames go out; the record will say how it ended
+    elif started is None:
         state = "loading"
     elif control.stop_reason is not None:
         state = "stopping"

@@ -37,6 +37,24 @@ except ImportError:  # Windows: no flock; runs are not locked there
 
 SOCKET_PATH_LIMIT = 100  # AF_UNIX paths must fit in 108 bytes, with room to spare
 
+private_fds: set[int] = set()
+"""The service's lock, socket and wake-up pipe: closed in any child it forks (DataLoader
+workers, with --stream), which would otherwise hold the run's lock after a kill -9 of
+the service and keep a dropped viewer's connection open."""
+
+
+def _close_private_fds() -> None:
+    for fd in list(private_fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    private_fds.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_private_fds)
+
 
 def runtime_dir() -> Path:
     """The private folder of this user's sockets (made 0700; UserError if it is not private)."""
@@ -132,6 +150,7 @@ class RunLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self._fd = fd
+                private_fds.add(fd)
                 return
             except BlockingIOError:
                 time.sleep(0.1 * (attempt < attempts - 1))
@@ -143,6 +162,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            private_fds.discard(self._fd)
             os.close(self._fd)  # closing the only descriptor releases the flock
             self._fd = None
 

@@ -162,7 +162,12 @@ class TuiGanApp(App[int]):
             except UserError as exc:
                 self.post_message(EngineFailed(str(exc), user_error=True))
                 return
+            if engine is None:
+                return  # the app left before there was anything to watch
             self._source = engine
+            if self.leaving.is_set():  # left while make_engine connected: hang up at once
+                self._hang_up()
+                return
             if self._stop_requested.is_set():
                 engine.control.stop(self._quitting or "app closed")
             self.post_message(EngineReady(engine.control))
@@ -193,6 +198,8 @@ class TuiGanApp(App[int]):
 
     @on(EngineFailed)
     def engine_failed(self, message: EngineFailed) -> None:
+        if self.leaving.is_set():
+            return  # detached already: nothing to report
         if message.user_error:
             self.exit(2, return_code=2, message=f"tui-gan: error: {message.message}")
         else:
@@ -238,7 +245,8 @@ class TuiGanApp(App[int]):
         if not self.detachable:
             self.notify("this training runs inside the app: q saves and quits", severity="warning")
             return
-        self.detached = not self._quitting  # after q the run is stopping: that is no detach
+        # after q the run is stopping, and after its end there is nothing to detach from
+        self.detached = not self._quitting and not self.engine_done.is_set()
         self._hang_up()
         self.exit(0, return_code=0)
 
