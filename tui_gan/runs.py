@@ -47,8 +47,13 @@ def not_running_error(run: RunDir, state: str, record: ServiceRecord | None) -> 
         return UserError(f"{root} has finished{at}; see its samples with 'tui-gan gif {root}', "
                          f"or train it further with '{resume} --epochs N'")
     if state == "lost":
-        saved = "from its last checkpoint" if run.checkpoint_in() else "(it had saved no checkpoint yet: start again)"
-        return UserError(f"{root} was lost: its training service died{at} (killed?); resume it {saved}: {resume}")
+        step = last_logged(run)[0]
+        at = f" after step {step}" if step else ""
+        if run.checkpoint_in() is None:
+            return UserError(f"{root} was lost: its training service died{at} (killed?) before its first "
+                             "checkpoint; start it again")
+        return UserError(f"{root} was lost: its training service died{at} (killed?); resume it from its last "
+                         f"checkpoint: {resume}")
     if state == "failed":
         why = f": {record.message}" if record and record.message else ""
         return UserError(f"{root} failed{why}; see 'tui-gan logs {root}'")
@@ -176,20 +181,38 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None) -> str:
             step, epoch, speed, swd = status["step"], status["epoch"], status["images_per_sec"], status["swd"]
         except (OSError, UserError, KeyError, ValueError):
             pass  # it does not answer now: still running, numbers unknown
+    if state == "lost":  # its record stopped at the start: metrics.csv knows how far it got
+        step, epoch, _ = last_logged(run)
     if swd is None:
-        swd = last_swd(run)
+        swd = last_logged(run)[2]
     started = record.started if record else run.config.stat().st_mtime if run.config.exists() else time.time()
     parts = [f"{state:<8}", f"step {step:>7}" if step is not None else "step       ?",
-             f"epoch {epoch:>3}" if epoch is not None else "epoch   ?",
+             f"{epoch_text(run, state, epoch):<11}",
              f"{speed:>6,.0f} img/s" if speed else " " * 12,
              f"SWD {swd:6.2f}" if swd is not None else " " * 10,
              f"{format_duration(time.time() - started):>6} ago"]
-    resume = f"  (resume: tui-gan --resume {os.path.relpath(run.root)})" if state == "lost" else ""
+    lost_and_saved = state == "lost" and run.checkpoint_in() is not None
+    resume = f"  (resume: tui-gan --resume {os.path.relpath(run.root)})" if lost_and_saved else ""
     return f"{os.path.relpath(run.root)}  " + "  ".join(parts) + resume
 
 
-def last_swd(run: RunDir) -> float | None:
-    """The newest SWD in metrics.csv (a quality row), if any."""
+def epoch_text(run: RunDir, state: str, epoch: int | None) -> str:
+    """'epoch 3/5' while it trains (the epoch under way, as the app shows it), else the
+    epochs completed, '2/5 epochs'."""
+    from .core.config import TrainConfig
+
+    if epoch is None:
+        return "epoch ?"
+    try:
+        total = f"/{int(TrainConfig.read_toml(run.config)['epochs'])}"
+    except Exception:  # noqa: BLE001 - an unreadable config.toml: the count alone
+        total = ""
+    return f"epoch {epoch + 1}{total}" if state in ("running", "paused", "loading") else f"{epoch}{total} epochs"
+
+
+def last_logged(run: RunDir) -> tuple[int | None, int | None, float | None]:
+    """From metrics.csv: the last step and epoch it logged, and its newest SWD (None where
+    it has none)."""
     import csv
     import math
 
@@ -197,15 +220,19 @@ def last_swd(run: RunDir) -> float | None:
         with open(run.metrics, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except OSError:
-        return None
+        return None, None, None
+    step = epoch = swd = None
     for row in reversed(rows):
         try:
+            if step is None:
+                step, epoch = int(row["step"]), int(row["epoch"])
             value = float(row.get("swd") or "nan")
-        except ValueError:
+        except (KeyError, TypeError, ValueError):
             continue
         if math.isfinite(value):
-            return value
-    return None
+            swd = value
+            break
+    return step, epoch, swd
 
 
 def run_stop(argv: list[str]) -> int:
