@@ -298,3 +298,11 @@ def test_a_viewer_attaching_as_the_run_ends_is_told_it_ended(served):
     s.hub.close(flush_s=0.5)
     late.thread.join(5)
     assert not any(isinstance(e, ev.Disconnected) for e in late.events)
+
+
+def test_another_users_connection_gets_nothing(served, monkeypatch):
+    monkeypatch.setattr(hub_module, "peer_uid", lambda sock: os.getuid() + 1)
+    s = served()
+    with pytest.raises(OSError):  # closed at once: no welcome, no refusal, no events
+        Connection.open(str(s.socket), "view", timeout=5)
+    assert s.hub.watching == 0 and s.engine.control.stop_reason is None
