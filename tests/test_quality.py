@@ -103,3 +103,30 @@ def test_collapse_warns_once_per_fall_from_variety(make_engine, monkeypatch):
 def test_quality_off(make_engine):
     engine = make_engine(max_steps=20, quality_images=0)  # crosses an epoch end
     assert not [e for e in engine.run() if isinstance(e, ev.Quality)]
+
+
+def test_best_checkpoint_follows_the_lowest_swd_and_loads(make_engine, tmp_path):
+    from tui_gan.cli import main
+    from tui_gan.engine.checkpoint import load_checkpoint
+
+    engine = make_engine(image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024, epochs=3,
+                         lr_g=5e-4, lr_d=5e-4, quality_images=256)
+    quality = [e for e in engine.run() if isinstance(e, ev.Quality)]
+    best_so_far, saved = math.inf, []
+    for q in quality:  # a measurement is 'best' exactly when it beats every one before it
+        assert (q.best is not None) == (q.swd < best_so_far)
+        best_so_far = min(best_so_far, q.swd)
+        if q.best:
+            saved.append(q)
+    assert saved[0].step == 0 and len(saved) >= 2  # the untrained start, then improvements
+    state = load_checkpoint(engine.run_dir / "checkpoints" / "best.pt")
+    assert state["step"] == saved[-1].step
+    assert main(["sample", str(engine.run_dir / "checkpoints" / "best.pt"), "--n", "4",
+                 "--out", str(tmp_path / "best.png")]) == 0
+
+    # a resumed run knows its best so far: only a better measurement replaces best.pt
+    resumed = make_engine(resume=load_checkpoint(engine.run_dir / "checkpoints" / "last.pt"), epochs=4,
+                          image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024,
+                          lr_g=5e-4, lr_d=5e-4, quality_images=256)
+    later = [e for e in resumed.run() if isinstance(e, ev.Quality)]
+    assert all((q.best is not None) == (q.swd < best_so_far) for q in later)

@@ -79,6 +79,8 @@ class Quality:
     swd_levels: list[float]
     images: int
     seconds: float
+    best: str | None = None
+    """checkpoints/best.pt's path when this measurement is the run's best so far (it was saved)."""
 
 
 @dataclass

@@ -143,9 +143,10 @@ class Report:
             f"{p.images_per_sec:,.0f} img/s | ETA {format_duration(p.eta_s)}", Tone.STATUS)]
 
     def quality(self, q: ev.Quality) -> list[Line]:
-        levels = " / ".join(f"{v:.1f}" for v in q.swd_levels)
-        return [Line(f"quality at step {q.step}: SWD {q.swd:.2f}, diversity {q.diversity:.2f} "
-                     f"({q.images} images, {q.seconds:.1f}s)", detail=f"SWD per level {levels}")]
+        levels = "SWD per level " + " / ".join(f"{v:.1f}" for v in q.swd_levels)
+        return [Line(f"quality at step {q.step}: SWD {q.swd:.2f}{' (best)' if q.best else ''}, diversity "
+                     f"{q.diversity:.2f} ({q.images} images, {q.seconds:.1f}s)",
+                     detail=f"saved {q.best} · {levels}" if q.best else levels)]
 
     def interpolation(self, e: ev.Interpolation) -> list[Line]:
         frames, walks = e.frames.shape[:2]

@@ -6,6 +6,7 @@ A run directory::
     config.toml                      the resolved settings (reusable with --config)
     metrics.csv                      the metric history, one row per log interval
     checkpoints/last.pt              written at every epoch's end and on every stop
+    checkpoints/best.pt              the state with the lowest SWD so far
     checkpoints/snapshot-<step>.pt   on request (s)
     samples/epoch-<NNNN>.png         the fixed-noise grid at each epoch's end
     samples/snapshot-<step>.png, export-step<step>.png, final-step<step>.png
@@ -94,6 +95,11 @@ class RunDir:
     @property
     def last(self) -> Path:
         return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        """The state with the lowest SWD so far (written when a measurement beats it)."""
+        return self.checkpoints / "best.pt"
 
     def snapshot(self, step: int) -> Path:
         return self.checkpoints / f"snapshot-{step}.pt"

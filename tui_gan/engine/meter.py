@@ -158,6 +158,10 @@ class Meter:
         self.history.append(row)
         self.csv.append(row)
 
+    def best_swd(self) -> float:
+        """The lowest SWD measured in this run so far (inf before the first measurement)."""
+        return min((r.swd for r in self.history if math.isfinite(r.swd)), default=math.inf)
+
     def best_diversity(self) -> float:
         return max((r.diversity for r in self.history if math.isfinite(r.diversity)), default=0.0)
 
