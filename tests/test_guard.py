@@ -10,7 +10,8 @@ import torch
 
 from tui_gan.core import events as ev
 from tui_gan.engine.gan import Gan
-from tui_gan.engine.guard import GoodState, Rollbacks, SaturationWatch
+from tui_gan.engine.guard import GoodState, Rollbacks
+from tui_gan.engine.symptoms import Symptoms
 
 from .conftest import EngineThread
 
@@ -94,7 +95,7 @@ def test_a_non_finite_checkpoint_is_never_written(make_engine):
     list(engine.run())
     with torch.no_grad():
         next(engine.gan.netG.parameters()).fill_(math.inf)
-    path = engine._save(engine.run_dir / "checkpoints" / "again.pt")
+    path = engine.save(engine.run_dir / "checkpoints" / "again.pt")
     state = torch.load(path, weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
     kept = engine.guard.good.state["generator"]
@@ -124,15 +125,15 @@ def test_rollbacks_block_only_at_the_same_learning_rates():
 
 
 def test_saturation_warns_once_per_stretch():
-    watch = SaturationWatch(steps=100)
-    assert watch.update(0, 5.0, 0.995, 0.005) is None
-    assert watch.update(50, 5.0, 0.995, 0.005) is None
-    message = watch.update(100, 6.0, 0.999, 0.002)
+    watch = Symptoms(steps=100)
+    assert watch.update(0, 0.01, 5.0, 0.995, 0.005) is None
+    assert watch.update(50, 0.01, 5.0, 0.995, 0.005) is None
+    message = watch.update(100, 0.01, 6.0, 0.999, 0.002)
     assert message and "saturated since step 0" in message and "lower learning rate for D" in message
-    assert watch.update(150, 6.0, 0.999, 0.002) is None  # once
-    assert watch.update(160, 1.0, 0.7, 0.3) is None  # recovered
-    assert watch.update(170, 60.0, 0.9, 0.1) is None  # loss_G near BCE's clamp alone counts
-    assert watch.update(270, 60.0, 0.9, 0.1)
+    assert watch.update(150, 0.01, 6.0, 0.999, 0.002) is None  # once
+    assert watch.update(160, 1.0, 1.0, 0.7, 0.3) is None  # recovered
+    assert watch.update(170, 0.5, 60.0, 0.9, 0.1) is None  # loss_G near BCE's clamp alone counts
+    assert watch.update(270, 0.5, 60.0, 0.9, 0.1)
 
 
 def test_a_blow_up_just_before_an_epoch_end_is_caught_there(make_engine, engine_thread, monkeypatch):

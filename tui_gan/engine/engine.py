@@ -32,7 +32,7 @@ from .gan import Gan
 from .guard import Guard
 from .interpolation import latent_walk, render_walk
 from .meter import Meter
-from .quality import QualityProbe
+from .quality import QualityProbe, measure_quality
 from .setup import StoppedDuringSetup, load_data_and_gan, started_event
 
 
@@ -138,7 +138,7 @@ class Engine:
 
     def _train(self) -> Iterator[Any]:
         self.meter.restart_clocks()
-        self.guard.start(self.step, self.gan.modules())
+        self.guard.start(self.step, self.gan.modules(), self.data.subset(64, self.config.seed))
         try:
             yield from self._steps()
         finally:
@@ -196,28 +196,14 @@ class Engine:
         if means is None:
             return
         warning, diverged = self.guard.inspect(self.step, means, self.gan.modules(), self.gan.lrs)
-        if warning:
-            yield ev.EngineWarning(warning)
+        for text in (warning, self.guard.inspect_samples(self.step, self.last_samples)):
+            if text:
+                yield ev.EngineWarning(text)
         if diverged:
             self.control.pause("diverged")
 
     def _measure_quality(self) -> Iterator[Any]:
-        """SWD and diversity of generated against a fixed real subset (see quality.py): a
-        history row of its own, an event, and a warning when the samples collapse."""
-        n = self.quality.images(len(self.data))
-        if not n:
-            return
-        gan, meter = self.gan, self.meter
-        started = time.perf_counter()
-        q = self.quality.measure(gan.netG, self.data, self.device)
-        seconds = meter.off_the_clock(started)
-        best_before = meter.best_diversity()
-        meter.append(HistoryRow.quality(self.step, self.epoch, gan.lr_g, gan.lr_d, meter.train_time,
-                                        q.swd, q.diversity))
-        yield ev.Quality(self.step, self.epoch, q.swd, q.diversity, q.swd_levels, n, seconds)
-        warning = self.quality.collapse_warning(q.diversity, best_before)
-        if warning:
-            yield ev.EngineWarning(warning)
+        yield from measure_quality(self)  # quality.py: the row, the event, best.pt, warnings
 
     # ================================================================== requests
 
@@ -289,7 +275,7 @@ class Engine:
         samples = self._refresh_samples()
         sample_path = save_grid(samples, self.paths.epoch_grid(self.epoch))
         yield ev.Samples(self.step, self.epoch, samples)
-        ckpt = self._save(self.paths.last)
+        ckpt = self.save(self.paths.last)
         yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt), samples)
         if self.control.pause_at_epoch_end and self.epoch < self.config.epochs:
             self.control.pause("epoch end")
@@ -298,7 +284,7 @@ class Engine:
     def _snapshot(self) -> Iterator[Any]:
         samples = self._refresh_samples()
         sample_path = save_grid(samples, self.paths.snapshot_grid(self.step))
-        path = self._save(self.paths.snapshot(self.step))
+        path = self.save(self.paths.snapshot(self.step))
         yield ev.Samples(self.step, self.epoch, samples)
         yield ev.SnapshotSaved(self.step, str(path), str(sample_path))
 
@@ -307,7 +293,7 @@ class Engine:
         samples = self._refresh_samples()
         sample_path = save_grid(samples, self.paths.final_grid(self.step))
         yield ev.Samples(self.step, self.epoch, samples)
-        ckpt = self._save(self.paths.last)
+        ckpt = self.save(self.paths.last)
         meter = self.meter
         yield ev.Finished(reason, self.step, self.epoch, meter.train_time, meter.session_images_per_sec(),
                           str(ckpt), str(sample_path))
@@ -316,7 +302,7 @@ class Engine:
         message = describe_failure(exc, self.device)
         ckpt: str | None = None
         try:
-            ckpt = str(self._save(self.paths.last))
+            ckpt = str(self.save(self.paths.last))
         except Exception:  # noqa: BLE001 - nothing more can be saved
             ckpt = None
         yield ev.Error(message, ckpt)
@@ -328,7 +314,7 @@ class Engine:
         elapsed = self.meter.train_time if self.meter is not None else self.elapsed_base
         return run_state(self.gan, self.config, (self.step, self.epoch, self.batch_in_epoch), self.history, elapsed)
 
-    def _save(self, path: Path) -> Path:
+    def save(self, path: Path) -> Path:
         """Write a checkpoint unless this exact file already holds the current step; never
         one with non-finite weights (the guard's last good state goes in instead)."""
         def state() -> dict[str, Any]:

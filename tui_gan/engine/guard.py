@@ -1,4 +1,5 @@
-"""The divergence guard: roll back from non-finite losses, warn about a saturated discriminator.
+"""The divergence guard: roll back from non-finite losses; name the other failure modes
+(symptoms.py).
 
 The engine reads its loss averages once per progress interval (its one device sync); the
 guard looks at those. A non-finite average means a step blew up: the engine stops
@@ -17,13 +18,10 @@ from typing import Any
 
 import torch
 
+from .symptoms import Symptoms, batch_spread
+
 GOOD_STATE_INTERVAL = 30.0
 MAX_ROLLBACKS = 3
-#: A discriminator this sure of itself for SATURATION_STEPS steps gives the generator no gradient.
-SATURATED_D_X = 0.99
-SATURATED_D_G_Z = 0.01
-SATURATED_LOSS_G = 20.0  # BCE clamps log() at -100, so loss_G tops out at 100
-SATURATION_STEPS = 200
 
 
 def all_finite(tensors) -> bool:
@@ -96,41 +94,21 @@ class Rollbacks:
         return self.count >= self.limit and lrs == self._lrs
 
 
-class SaturationWatch:
-    """Warns once when the discriminator stays saturated for SATURATION_STEPS steps, and
-    again only after it recovered in between."""
-
-    def __init__(self, steps: int = SATURATION_STEPS) -> None:
-        self.steps = steps
-        self._since: int | None = None
-        self._warned = False
-
-    def update(self, step: int, loss_g: float, d_x: float, d_g_z: float) -> str | None:
-        saturated = (d_x > SATURATED_D_X and d_g_z < SATURATED_D_G_Z) or loss_g > SATURATED_LOSS_G
-        if not saturated:
-            self._since, self._warned = None, False
-            return None
-        if self._since is None:
-            self._since = step
-        if not self._warned and step - self._since >= self.steps:
-            self._warned = True
-            return (f"the discriminator is saturated since step {self._since} (D(x) {d_x:.3f}, "
-                    f"D(G(z)) {d_g_z:.3f}, loss_G {loss_g:.1f}): the generator gets almost no gradient; "
-                    "try a lower learning rate for D")
-        return None
-
-
 class Guard:
     """The guard's parts for one run, applied to each progress read (see the module docstring)."""
 
     def __init__(self) -> None:
         self.good = GoodState()
         self.rollbacks = Rollbacks()
-        self.saturation = SaturationWatch()
+        self.symptoms = Symptoms()
+        self.real_spread = math.nan
+        """The data's spread across a batch (symptoms.batch_spread), for the collapse watch."""
+        self._samples_checked: Any = None
 
-    def start(self, step: int, modules: dict[str, Any]) -> None:
-        """A rollback target from the first step on."""
+    def start(self, step: int, modules: dict[str, Any], real: torch.Tensor) -> None:
+        """A rollback target from the first step on; ``real``: a batch of the data (uint8)."""
         self.good.keep(step, modules)
+        self.real_spread = batch_spread(real)
 
     def inspect(self, step: int, means: list[float], modules: dict[str, Any],
                 lrs: tuple[float, float]) -> tuple[str | None, bool]:
@@ -147,10 +125,17 @@ class Guard:
             return (f"training diverged before step {step} ({what}): {where} and paused; "
                     f"lower the learning rates (l) before resuming (rollback {count} of {self.rollbacks.limit})",
                     True)
-        warning = self.saturation.update(step, means[1], means[2], means[3])
+        warning = self.symptoms.update(step, *means[:4])
         if self.good.due():
             self.good.keep(step, modules)
         return warning, False
+
+    def inspect_samples(self, step: int, images: Any) -> str | None:
+        """Look at the newest fixed-noise samples (once each): all alike long into a run?"""
+        if images is None or images is self._samples_checked:
+            return None
+        self._samples_checked = images
+        return self.symptoms.samples(step, images, self.real_spread)
 
     def refusal(self, lrs: tuple[float, float]) -> str | None:
         """Why resuming at ``lrs`` is refused (it diverged there MAX_ROLLBACKS times), or None."""
