@@ -157,7 +157,7 @@ def test_bench_app_mode_runs_the_app(capsys):
 
     config = TrainConfig(image_size=16, batch_size=8, ngf=8, ndf=8, nz=16, max_images=64, device="cpu",
                          progress_interval=0.02, sample_interval=0.2)
-    assert app_bench(config, steps=120, phase=0.3, explicit={"image_size", "batch_size", "ngf", "ndf"},
+    assert app_bench(config, steps=120, phase=0.3, explicit={"image_size", "batch_size", "ngf", "ndf", "lr_g", "lr_d", "epochs"},
                      size=(100, 30)) == 0
     out = capsys.readouterr().out
     assert "screen updating" in out and "screen frozen" in out and "ratio" in out

@@ -92,6 +92,10 @@ def test_cpu_preset_respects_explicit_settings():
     assert c.preset == "cpu"
     assert c.image_size == 64  # explicit wins
     assert c.ngf == CPU_PRESET["ngf"] and c.ndf == CPU_PRESET["ndf"]
+    assert (c.lr_g, c.lr_d, c.epochs) == (5e-4, 5e-4, 8)
+    c = TrainConfig(lr_g=1e-4)
+    c.apply_preset("cpu", {"lr_g"})
+    assert (c.lr_g, c.lr_d) == (1e-4, 5e-4)  # an explicit learning rate wins; the other follows the preset
 
 
 def test_parse_device():

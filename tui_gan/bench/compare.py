@@ -67,7 +67,8 @@ def run_bench(args) -> int:
                          channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
                          fused_adam=args.fused_adam)
     config.validate("bench")
-    explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images"}
+    # everything the tutorial loop also uses is explicit: the cpu preset must not change it
+    explicit = {"image_size", "batch_size", "ngf", "ndf", "max_images", "lr_g", "lr_d", "epochs"}
     if args.app:  # the app loads its own data
         from .app_cost import app_bench
 
