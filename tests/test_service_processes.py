@@ -212,3 +212,20 @@ def test_another_users_run_is_refused_in_one_line(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "belongs to another user" in err and err.count("\n") == 1
+
+
+def test_logs_follow_ends_with_the_run(tmp_path):
+    run = RunDir(tmp_path / "run")
+    service = start_headless(run.root)
+    try:
+        wait_training(run, service)
+        follower = subprocess.Popen([sys.executable, "-m", "tui_gan", "logs", str(run.root), "-f"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        assert follower.poll() is None  # following while the run trains
+        service.send_signal(signal.SIGTERM)
+        out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err
+        assert out.count("training on cpu") == 1 and "finished (terminated (SIGTERM))" in out
+    finally:
+        service.kill()
