@@ -23,7 +23,7 @@ import torch
 
 from .. import __version__
 from ..core.errors import UserError
-from .builtin import builtin_count, make_builtin
+from .builtin import BUILTIN_VERSION, builtin_count, make_builtin
 from .cache import cache_key, cached, folder_fingerprint
 from .imagefiles import ProgressFn, decode_files, scan_folder
 from .named import DATASETS, dataset_fingerprint, is_dataset_name, load_torchvision
@@ -193,7 +193,8 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
     if config.data == "builtin":
         channels = channels or channels_known_in_advance("builtin")
         n = config.max_images or builtin_count(size, channels)
-        key = cache_key(kind="builtin", n=n, size=size, seed=config.seed, channels=channels, code=__version__)
+        key = cache_key(kind="builtin", n=n, size=size, seed=config.seed, channels=channels, code=__version__,
+                        images=BUILTIN_VERSION)
         arr, skipped, _ = cached(key, lambda scratch: (make_builtin(n, size, config.seed, channels, progress), [], channels), use_cache)
         name = f"builtin ({n} glyph images)"
     elif is_dataset_name(config.data):
