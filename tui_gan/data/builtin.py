@@ -16,7 +16,7 @@ from .imagefiles import ProgressFn
 BUILTIN_IMAGES = 10_000
 #: Part of the decode cache's key: bump it whenever the images this module makes change.
 #: 2: glyphs 0.65-0.9 of the image (was 0.5-0.9), rotated within ±12° (was ±30°): the
-#: default CPU run then ends with most glyphs readable (docs/benchmark.md).
+#: default CPU run then ends with many glyphs readable (docs/benchmark.md).
 BUILTIN_VERSION = 2
 #: The built-in dataset never takes more host memory than this (bytes): fewer images at 256px.
 BUILTIN_MEMORY_BUDGET = 512 * 1024 * 1024
