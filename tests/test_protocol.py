@@ -36,8 +36,7 @@ def progress(step: int = 12, row: HistoryRow | None = None) -> ev.Progress:
 
 
 def round_trip(event):
-    header, arrays = protocol.encode_event(event)
-    data = b"".join([*protocol.epoch_frames(event), protocol.frame(header, arrays)])
+    data = b"".join(protocol.event_frames(event))
     reader = protocol.FrameReader()
     frames = reader.feed(data)
     progression = [(h["epoch"], a[0]) for h, a in frames[:-1]]

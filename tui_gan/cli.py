@@ -245,7 +245,7 @@ def run_train(argv: Sequence[str]) -> int:
         return run_here(args)
     from .runs import run_app
 
-    return run_app(args, list(argv), training_run_dir(args))
+    return run_app(list(argv), training_run_dir(args))
 
 
 def run_here(args: dict[str, Any]) -> int:

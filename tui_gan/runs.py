@@ -20,7 +20,7 @@ from .core import events as ev
 from .core.errors import ArgumentParser, UserError
 from .core.report import format_duration
 from .core.rundir import DEFAULT_RUNS, RunDir
-from .service.client import Connection, RemoteRun, check_socket_is_ours, connect_to_run, wait_for_service
+from .service.client import RemoteRun, connect_to_run, wait_for_service
 from .service.runfiles import ServiceRecord, check_not_running, is_held
 
 # ----------------------------------------------------------------------------- state of a run
@@ -114,7 +114,7 @@ def start_service(argv: list[str], run: RunDir) -> subprocess.Popen:
             close_fds=True)
 
 
-def run_app(args: dict[str, Any], argv: list[str], run: RunDir) -> int:
+def run_app(argv: list[str], run: RunDir) -> int:
     """A new run (or a resumed one) in a service, and the app attached to it."""
     process = start_service(argv, run)
     return watch(lambda leaving: wait_for_service(run, process, leaving), run)
@@ -171,20 +171,20 @@ def run_ls(argv: list[str]) -> int:
 
 def ls_line(run: RunDir, state: str, record: ServiceRecord | None) -> str:
     step, epoch, speed, swd = (record.step, record.epoch, None, None) if record else (None, None, None, None)
-    if state == "running" and record is not None:
+    if state == "running":
         step = epoch = None  # unknown unless it answers
         try:
-            check_socket_is_ours(record.socket)
-            conn, status = Connection.open(record.socket, "status", timeout=2.0)
+            conn, status = connect_to_run(run, "status", timeout=2.0)
             conn.close()
             state = str(status["state"])
             step, epoch, speed, swd = status["step"], status["epoch"], status["images_per_sec"], status["swd"]
-        except (OSError, UserError, KeyError, ValueError):
+        except (UserError, KeyError, ValueError):
             pass  # it does not answer now: still running, numbers unknown
-    if state == "lost":  # its record stopped at the start: metrics.csv knows how far it got
-        step, epoch, _ = last_logged(run)
-    if swd is None:
-        swd = last_logged(run)[2]
+    if state == "lost" or swd is None:
+        logged_step, logged_epoch, logged_swd = last_logged(run)
+        if state == "lost":  # its record stopped at the start: metrics.csv knows how far it got
+            step, epoch = logged_step, logged_epoch
+        swd = logged_swd if swd is None else swd
     started = record.started if record else run.config.stat().st_mtime if run.config.exists() else time.time()
     parts = [f"{state:<8}", f"step {step:>7}" if step is not None else "step       ?",
              f"{epoch_text(run, state, epoch):<11}",

@@ -208,14 +208,15 @@ def _epoch_frame(header: dict[str, Any], arrays: list[Any]) -> tuple[int, Any]:
     return epoch, arrays[0]
 
 
-def connect_to_run(run_dir: RunDir, want: str = "view") -> tuple[Connection, dict[str, Any]]:
+def connect_to_run(run_dir: RunDir, want: str = "view",
+                   timeout: float = CONNECT_TIMEOUT_S) -> tuple[Connection, dict[str, Any]]:
     """Connect to the service that trains ``run_dir`` (UserError when none does)."""
     record = ServiceRecord.read(run_dir)
     if record is None or not is_held(run_dir):
         raise UserError(f"{run_dir.root}: no training service is running for this run")
     check_socket_is_ours(record.socket)
     try:
-        return Connection.open(record.socket, want)
+        return Connection.open(record.socket, want, timeout)
     except OSError as exc:
         raise UserError(f"{run_dir.root}: cannot reach its training service at {record.socket} "
                         f"({exc.strerror or exc})") from None
@@ -248,7 +249,7 @@ def wait_for_service(run_dir: RunDir, process: Any, give_up: threading.Event | N
                 conn, _ = Connection.open(record.socket, "view")
                 return RemoteRun(conn, run_dir)
             except OSError:
-                pass  # the record is written just before it listens
+                pass  # not answering yet (or a record left by a service on its way out): retry
         time.sleep(0.05)
     if give_up is not None and give_up.is_set():
         return None

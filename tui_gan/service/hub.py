@@ -54,10 +54,10 @@ class Viewer:
 
     def push(self, data: bytes, key: str | None = None) -> None:
         if key is not None:
-            for entry in self.queue:
-                if entry[0] == key:  # an unsent older value of the same kind: drop it, and
-                    self.queue.remove(entry)  # queue the new one last, after what came between
-                    self.backlog -= len(entry[1])
+            for i, (queued_key, queued) in enumerate(self.queue):
+                if queued_key == key:  # an unsent older value of the same kind: drop it, and
+                    del self.queue[i]  # queue the new one last, after what came between
+                    self.backlog -= len(queued)
                     break
         self.queue.append([key, data])
         self.backlog += len(data)
@@ -274,7 +274,7 @@ class Hub:
             viewer.want = want
             self.watching = self._watching()
             viewer.push(protocol.frame(welcome))
-            for data in self._snapshot(self.watching):
+            for data in protocol.event_frames(self.mirror.attached(self.watching)):
                 viewer.push(data)
             viewer.snapshot_bytes = viewer.backlog
             if self.mirror.finished is not None:  # attached during the last flush: the end too
@@ -283,11 +283,6 @@ class Hub:
         else:
             raise protocol.ProtocolError(f"unknown hello 'want' {want!r}")
         self._flush(viewer)
-
-    def _snapshot(self, viewers: int) -> list[bytes]:
-        attached = self.mirror.attached(viewers)
-        header, arrays = protocol.encode_event(attached)
-        return [*protocol.epoch_frames(attached), protocol.frame(header, arrays)]
 
     def _watching(self) -> int:
         return sum(v.want == "view" for v in self.viewers.values())
@@ -300,8 +295,7 @@ class Hub:
                 continue
             try:
                 self.mirror.observe(item)
-                header, arrays = protocol.encode_event(item)
-                frames = [*protocol.epoch_frames(item), protocol.frame(header, arrays)]
+                frames = protocol.event_frames(item)
             except Exception as exc:  # noqa: BLE001 - one event that cannot travel must not stop the others
                 self.note(f"warning: a {type(item).__name__} event could not be sent to viewers ({exc})")
                 continue

@@ -49,12 +49,9 @@ class RunMirror:
                 self.log.append((line.text, line.tone.value))
 
     def attached(self, viewers: int) -> ev.Attached:
-        """The snapshot for a viewer that connects now (``viewers`` counts it)."""
+        """The snapshot for a viewer that connects now (``viewers`` counts it). It shares the
+        mirror's lists: the hub's thread encodes it at once, before any event changes them."""
         started = self.started
-        if started is not None:
-            # copies: the hub encodes this while later events change the mirror's lists
-            started = dataclasses.replace(started, history=list(started.history),
-                                          progression=list(started.progression))
         return ev.Attached(started, list(self.log), self.loading if started is None else None, self.progress,
                            self.samples, self.paused, self.lr_pending, self.auto_pause, viewers)
 

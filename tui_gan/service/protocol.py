@@ -169,6 +169,11 @@ def epoch_frames(event: Any) -> list[bytes]:
     return [frame({"kind": "epoch", "epoch": int(epoch)}, [images]) for epoch, images in started.progression]
 
 
+def event_frames(event: Any) -> list[bytes]:
+    """Everything that carries ``event``: its epoch frames, then its own frame."""
+    return [*epoch_frames(event), frame(*encode_event(event))]
+
+
 def _event_fields(event: Any, arrays: list[Any]) -> dict[str, Any]:
     fields = {}
     for f in dataclasses.fields(event):

@@ -42,21 +42,20 @@ class TrainingActions:
         if self.control is None or not self.state.takes_requests:
             self.app.bell()
             return
-        if self.control.toggle_pause():
-            self.set_state(RunState.PAUSING)
-        else:
-            self.control.resume()
-            self.set_state(RunState.TRAINING)
+        # toggle_pause has asked for the pause or the resume already
+        self.set_state(RunState.PAUSING if self.control.toggle_pause() else RunState.TRAINING)
+
+    def _one_shot(self, what: str, request: str, noted: str) -> None:
+        """Ask for a one-shot request (``request``: a Control method) if the run takes it."""
+        if control := self._live_control(what):
+            getattr(control, request)()
+            self.log_line(f"{noted} requested…", "dim")
 
     def action_snapshot(self) -> None:
-        if control := self._live_control("snapshot"):
-            control.snapshot()
-            self.log_line("snapshot requested…", "dim")
+        self._one_shot("snapshot", "snapshot", "snapshot")
 
     def action_export(self) -> None:
-        if control := self._live_control("export"):
-            control.export()
-            self.log_line("export requested…", "dim")
+        self._one_shot("export", "export", "export")
 
     def action_learning_rate(self) -> None:
         control = self._live_control("change the learning rate")
@@ -109,14 +108,10 @@ class TrainingActions:
             self.app.call_from_thread(self.log_line, f"no GIF: {exc}", "yellow")
 
     def action_interpolate(self) -> None:
-        if control := self._live_control("render the latent walks"):
-            control.interpolate()
-            self.log_line("latent walks requested…", "dim")
+        self._one_shot("render the latent walks", "interpolate", "latent walks")
 
     def action_measure(self) -> None:
-        if control := self._live_control("measure the quality"):
-            control.measure()
-            self.log_line("quality measurement requested…", "dim")
+        self._one_shot("measure the quality", "measure", "quality measurement")
 
     def action_toggle_theme(self) -> None:
         self.app.theme = "textual-light" if self.app.theme == "textual-dark" else "textual-dark"
