@@ -31,6 +31,7 @@ def tiny_config(**overrides) -> TrainConfig:
         log_interval=0.001,
         sample_interval=3600.0,
         quality_images=0,  # the quality tests turn it on
+        amp=False,  # fp32 on every machine (auto would be bf16 where the CPU has bf16 units)
     )
     values.update(overrides)
     return TrainConfig(**values)

@@ -10,15 +10,22 @@ from tui_gan.cli import main
 from .conftest import spy
 
 
-@pytest.mark.parametrize("extra", [[], ["--amp"]])
+@pytest.mark.parametrize("extra", [[], ["--amp"], ["--no-amp"]])
 def test_bench_runs_both_loops_and_prints_the_ratio(capsys, extra):
+    """... and says which precision the engine ran in: bf16 with --amp, fp32 with --no-amp,
+    and without either what this CPU has (its features, as torch reports them)."""
+    from tui_gan.engine.devices import native_bf16
+
     code = main(["bench", "--image-size", "16", "--batch-size", "8", "--ngf", "8", "--ndf", "8",
                  "--steps", "2", "--warmup", "1", "--images", "64", "--device", "cpu", "--rounds", "2", *extra])
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.strip().splitlines()
     assert lines[0].startswith("tui-gan bench · cpu · 16x16 · batch 8") and "2 round(s) of 2 timed steps" in lines[0]
-    assert lines[0].endswith("engine with --amp") == bool(extra) and "data in memory" in lines[0]
+    auto = "bf16" if native_bf16(torch.device("cpu")) else "fp32"
+    expected = {(): f"engine in {auto} (auto: ", ("--amp",): "engine in bf16 (--amp)",
+                ("--no-amp",): "engine in fp32 (--no-amp)"}[tuple(extra)]
+    assert expected in lines[0] and lines[0].endswith("tutorial loop in fp32") and "data in memory" in lines[0]
     assert lines[1].startswith("  round 1: tutorial ") and lines[2].startswith("  round 2: tutorial ")
     assert "tutorial loop" in lines[3] and "img/s" in lines[3]
     assert "tui-gan engine" in lines[4] and lines[5].split()[0] == "ratio" and lines[5].endswith("x")

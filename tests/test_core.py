@@ -69,10 +69,10 @@ def test_the_report_writes_each_event_once_for_every_viewer():
                                                              "ngf": 32, "ndf": 32},
                          dataset="builtin (10000 glyph images)", dataset_size=10000, steps_per_epoch=156,
                          total_steps=780, run_dir="runs/x", step=0, epoch=0, resumed_from=None, history=[],
-                         lr_g=2e-4, lr_d=2e-4, skipped=["a.png"])
+                         lr_g=2e-4, lr_d=2e-4, skipped=["a.png"], precision="bf16", precision_why="auto: AMX")
     (first,) = report.lines(started)  # skipped files: the engine's warning says which
-    assert first.text == "training on cpu, preset cpu (32×32, batch 64), data builtin (10000 glyph images)"
-    assert first.full().endswith("· ngf=32, ndf=32 · 156 steps/epoch · run runs/x")
+    assert first.text == "training on cpu in bf16, preset cpu (32×32, batch 64), data builtin (10000 glyph images)"
+    assert first.full().endswith("· bf16 (auto: AMX) · ngf=32, ndf=32 · 156 steps/epoch · run runs/x")
     (progress,) = report.lines(_progress())
     assert progress.tone is Tone.STATUS and "epoch 1/5 step 20/1560" in progress.text and "ETA 1m35s" in progress.text
     (epoch,) = report.lines(ev.EpochEnd(1, 156, "runs/x/samples/epoch-0001.png", "last.pt"))

@@ -106,7 +106,8 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, metavar="N", help="random seed (default 999)")
     p.add_argument("--max-images", type=positive_int, metavar="N", help="use at most N images (built-in: generate N)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction,
-                   help="bf16 autocast with BCEWithLogits (for GPUs with bf16; slow on CPUs without it)")
+                   help="bf16 autocast with BCEWithLogits, or not (default: auto, bf16 where the device has "
+                        "bf16 units: CUDA compute capability 8.0+, CPUs with AMX or AVX-512 BF16)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction,
                    help="torch.compile the models' forward passes")
     speed_flags(p)
@@ -303,7 +304,9 @@ def bench_parser() -> ArgumentParser:
                    help="built-in images to train on (default 2048)")
     p.add_argument("--data", metavar="FOLDER", help="a folder of images instead: the tutorial's ImageFolder + "
                    "DataLoader (2 workers) against tui-gan's decode cache and on-device data")
-    p.add_argument("--amp", action="store_true", help="the engine with bf16 autocast (the tutorial loop stays fp32)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction,
+                   help="the engine in bf16 autocast, or not (default: as a run chooses, bf16 where the device "
+                        "has bf16 units; the tutorial loop stays fp32)")
     p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
     speed_flags(p)
     p.set_defaults(cudnn_benchmark=False, fused_adam=False)

@@ -17,7 +17,7 @@ import torch
 from ..core import events as ev
 from ..core.config import TrainConfig
 from ..core.errors import UserError
-from ..engine.devices import resolve_device
+from ..engine.devices import choose_precision, resolve_device
 from ..engine.engine import Engine
 from .tutorial import sync, tutorial_folder_dataset, tutorial_loop
 
@@ -74,6 +74,7 @@ def run_bench(args) -> int:
 
         return app_bench(config, args.steps or MIN_STEPS, args.phase, explicit)
     device = resolve_device(config.device)
+    precision = choose_precision(config.amp, device)
     if args.data:
         images = tutorial_folder_dataset(args.data, args.image_size)
         if len(images) < args.batch_size:
@@ -91,7 +92,8 @@ def run_bench(args) -> int:
           + (f"{args.steps} timed steps" if args.steps else
              f"the steps the tutorial loop runs in {args.seconds:g} s (at least {MIN_STEPS})")
           + f" after {args.warmup} warm-up" + (f" · data {args.data}" if args.data else " · data in memory")
-          + "".join(f" · engine with --{flag.replace('_', '-')}" for flag in _engine_flags(args)),
+          + "".join(f" · engine with --{flag.replace('_', '-')}" for flag in _engine_flags(args))
+          + f" · engine in {precision.name} ({precision.why}), tutorial loop in fp32",
           flush=True)
     tutorial_rates, engine_rates = [], []
     steps = args.steps
@@ -123,7 +125,7 @@ def _overall(rates: list[float]) -> float:
 
 
 def _engine_flags(args) -> list[str]:
-    flags = [name for name in ("amp", "compile", "cudnn_benchmark", "fused_adam") if getattr(args, name)]
+    flags = [name for name in ("compile", "cudnn_benchmark", "fused_adam") if getattr(args, name)]
     if args.channels_last is not None:
         flags.append("channels_last" if args.channels_last else "no_channels_last")
     return flags

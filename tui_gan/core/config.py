@@ -103,10 +103,12 @@ class TrainConfig:
     sample_interval: float = 5.0
     """Seconds between refreshes of the fixed-noise samples."""
 
-    amp: bool = False
+    amp: bool | None = None
     """bf16 autocast for the training step, with BCEWithLogits on D's logits (the same maths;
-    BCELoss is unsafe under autocast). Off by default: measured 20x slower on a CPU without
-    bf16 instructions, not yet measured on a GPU."""
+    BCELoss is unsafe under autocast). Not set (auto): on where the device has bf16 units
+    (CUDA from compute capability 8.0; CPUs with AMX or AVX-512 BF16), off elsewhere, where
+    it is emulated (measured 20x slower on a CPU without bf16 instructions). See
+    engine/devices.py, choose_precision."""
 
     compile: bool = False
     """torch.compile the generator's and discriminator's forward passes (the first steps
@@ -171,11 +173,12 @@ class TrainConfig:
             raise UserError(f"{source}: channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.data, str) or not self.data:
             raise UserError(f"{source}: data must be 'builtin', a folder path or a dataset name")
-        for name in ("download", "cache", "stream", "amp", "compile", "cudnn_benchmark", "fused_adam"):
+        for name in ("download", "cache", "stream", "compile", "cudnn_benchmark", "fused_adam"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise UserError(f"{source}: channels_last must be true or false, got {self.channels_last!r}")
+        for name in ("amp", "channels_last"):  # not set: chosen by the device
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
         if isinstance(self.quality_images, bool) or not isinstance(self.quality_images, int) or self.quality_images < 0:
             raise UserError(f"{source}: quality_images must be 0 (off) or a positive integer, got {self.quality_images!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):

@@ -41,6 +41,10 @@ class Started:
     skipped: list[str] = field(default_factory=list)
     progression: list[tuple[int, Any]] = field(default_factory=list)
     """A resumed run's earlier epoch-end samples: (epoch, uint8 (N, C, H, W) numpy)."""
+    precision: str = "fp32"
+    """The training step's precision: 'bf16' (autocast) or 'fp32'."""
+    precision_why: str = ""
+    """Why: '--amp', '--no-amp', or 'auto: ' and what the device has ('AMX', ...)."""
 
 
 @dataclass

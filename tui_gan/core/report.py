@@ -129,10 +129,11 @@ class Report:
         cfg = e.config
         size = cfg["image_size"]
         resumed = f", resumed from step {e.step}" if e.resumed_from else ""
-        detail = (f"ngf={cfg['ngf']}, ndf={cfg['ndf']} · {e.steps_per_epoch} steps/epoch · run {e.run_dir}"
+        detail = (f"{e.precision} ({e.precision_why}) · ngf={cfg['ngf']}, ndf={cfg['ndf']} · "
+                  f"{e.steps_per_epoch} steps/epoch · run {e.run_dir}"
                   + (f" · checkpoint {e.resumed_from}" if e.resumed_from else ""))
         # (files that could not be read are the engine's warning, which comes just before)
-        return [Line(f"training on {e.device}, preset {e.preset} ({size}×{size}, batch {cfg['batch_size']}), "
+        return [Line(f"training on {e.device} in {e.precision}, preset {e.preset} ({size}×{size}, batch {cfg['batch_size']}), "
                      f"data {e.dataset}{resumed}", detail=detail)]
 
     def progress(self, p: ev.Progress) -> list[Line]:

@@ -20,6 +20,7 @@ from ..core import events as ev
 from ..core.config import TrainConfig
 from ..core.errors import UserError, first_line
 from ..data.pixels import to_uint8
+from .devices import choose_precision
 from .models import build_models, generate
 
 REAL_LABEL = 1.0
@@ -37,12 +38,14 @@ class Gan:
         self.device = device
         torch.manual_seed(config.seed)
         self.netG, self.netD = (m.to(device) for m in build_models(config))
-        self.speed = speed.apply(self.netG, self.netD, config, device)
-        # With --amp, D's last Sigmoid is left out of the forward pass and the loss is
+        self.precision = choose_precision(config.amp, device)
+        self.bf16 = self.precision.bf16
+        self.speed = speed.apply(self.netG, self.netD, config, device, bf16=self.bf16)
+        # In bf16, D's last Sigmoid is left out of the forward pass and the loss is
         # BCEWithLogits: the same maths, but safe under bf16 autocast (BCELoss is not).
-        self._d_forward: nn.Module = self.netD.main[:-1] if config.amp else self.netD
+        self._d_forward: nn.Module = self.netD.main[:-1] if self.bf16 else self.netD
         self._g_forward: nn.Module = self.netG
-        self.criterion = nn.BCEWithLogitsLoss() if config.amp else nn.BCELoss()
+        self.criterion = nn.BCEWithLogitsLoss() if self.bf16 else nn.BCELoss()
         if config.compile:  # the originals keep their state_dict keys for checkpoints
             try:
                 self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
@@ -159,16 +162,16 @@ class Gan:
         return torch.stack([err_d, err_g.detach(), d_x, d_g_z1, d_g_z2])
 
     def autocast(self):
-        """bf16 autocast with --amp, else nothing (torch before 2.5 refuses even a disabled
-        autocast on MPS)."""
-        if not self.config.amp:
+        """bf16 autocast when the precision is bf16, else nothing (torch before 2.5 refuses
+        even a disabled autocast on MPS)."""
+        if not self.bf16:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _probability(self, output: torch.Tensor) -> torch.Tensor:
-        """D's verdicts in [0, 1]: the output itself, or sigmoid(logits) with --amp."""
+        """D's verdicts in [0, 1]: the output itself, or sigmoid(logits) in bf16."""
         output = output.detach().float()
-        return torch.sigmoid(output) if self.config.amp else output
+        return torch.sigmoid(output) if self.bf16 else output
 
     def samples(self) -> torch.Tensor:
         """The fixed-noise batch as uint8 (N, C, H, W) on the CPU."""

@@ -110,4 +110,6 @@ def started_event(engine: SetUp) -> ev.Started:
         skipped=list(data.skipped),
         progression=(epoch_samples(engine.run_dir, len(gan.fixed_noise), cfg.image_size, cfg.channels)
                      if engine.resume_state else []),
+        precision=gan.precision.name,
+        precision_why=gan.precision.why,
     )

@@ -66,7 +66,8 @@ class StatusPanel(TextLines):
 
     def show_started(self, e: ev.Started) -> None:
         self.epochs, self.epoch, self.step = e.config["epochs"], e.epoch, e.step
-        self.total_steps, self.device, self.run_dir = e.total_steps, e.device, e.run_dir
+        self.total_steps, self.run_dir = e.total_steps, e.run_dir
+        self.device = f"{e.device} · {e.precision}"
         self.lr_g, self.lr_d = e.lr_g, e.lr_d
         self.epoch_step, self.steps_per_epoch = e.step - e.epoch * e.steps_per_epoch, e.steps_per_epoch
         self.redraw()
