@@ -40,6 +40,8 @@ class ScriptedEngine:
             yield ev.Exported(self.step, f"{self.run_dir}/samples/export-step{self.step}.png")
         if requests.auto_pause is not None:
             yield ev.AutoPauseSet(requests.auto_pause)
+        if requests.show_average is not None:
+            yield ev.Samples(self.step, self.step // 156, self.samples, "average" if requests.show_average else "live")
         if requests.lr is not None:
             lr = requests.lr
             yield (ev.LrApplied if lr.now else ev.LrPending)(lr.lr_g, lr.lr_d)

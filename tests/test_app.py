@@ -313,3 +313,27 @@ async def test_events_reach_the_main_screen_while_a_dialog_is_open():
         assert isinstance(app.screen, LearningRateDialog)
         await pilot.press("escape")
         await quit_app(pilot, app)
+
+
+async def test_v_switches_the_samples_between_the_average_and_the_live_generator(tmp_path):
+    app = real_app(tmp_path, ema=True)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(SamplesView)
+        await wait_until(pilot, lambda: view.border_title == "Samples (fixed noise, G's average)", what="average")
+        await pilot.press("v")
+        await wait_until(pilot, lambda: view.border_title == "Samples (fixed noise, live G)", what="live")
+        assert app.training_screen.shown_generator == "live"
+        await pilot.press("v")
+        await wait_until(pilot, lambda: view.border_title == "Samples (fixed noise, G's average)", what="back")
+        await quit_app(pilot, app)
+    assert "generator_ema" in torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+
+
+async def test_v_without_ema_says_how_to_get_an_average(tmp_path):
+    app = real_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
+        await pilot.press("v")
+        await wait_until(pilot, lambda: any("--ema" in n.message for n in app._notifications), what="the note")
+        assert app.query_one(SamplesView).border_title == "Samples (fixed noise)"
+        await quit_app(pilot, app)

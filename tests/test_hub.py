@@ -106,6 +106,8 @@ def test_two_viewers_see_the_run_so_far_and_what_either_asks_for(served):
     assert b.remote.control.pause_at_epoch_end and b.remote.control.paused
     b.remote.control.toggle_pause()  # paused: toggling resumes
     assert a.wait_for(ev.Resumed)
+    a.remote.control.show_average(False)  # --ema: the live generator's samples
+    assert b.wait_for(ev.Samples).generator == "live"
 
     third = Stream(s.viewer())  # joins after all that: the same state
     snap = third.wait_for(ev.Attached)
@@ -137,6 +139,7 @@ def test_a_viewer_of_another_version_is_refused_with_a_reason(served):
     protocol.frame({"kind": "request", "op": "format_disk"}),
     protocol.frame({"kind": "request", "op": "set_lr", "args": {"lr_g": -1}}),
     protocol.frame({"kind": "request", "op": "stop", "args": {"reason": 5}}),
+    protocol.frame({"kind": "request", "op": "show_average", "args": {"on": "yes"}}),
     protocol.frame({"kind": "request", "op": [], "args": {}}),
     protocol.frame({"kind": "request", "op": "set_lr", "args": {"lr_g": 10 ** 400}}),
     protocol.PREFIX.pack(60000, 0) + b"[" * 60000,  # nested past the stack

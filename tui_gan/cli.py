@@ -21,7 +21,7 @@ from .core.errors import ArgumentParser, UserError
 from .core.rundir import RunDir, describe_dataset_root, new_run_dir
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam"}
 
 
 def _number(convert, ok, wanted: str):
@@ -110,6 +110,10 @@ def train_parser() -> ArgumentParser:
                         "bf16 units: CUDA compute capability 8.0+, CPUs with AMX or AVX-512 BF16)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction,
                    help="torch.compile the models' forward passes")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction,
+                   help="keep a moving average of the generator's weights and show, save and measure it")
+    p.add_argument("--ema-decay", type=_number(float, lambda v: 0 < v < 1, "a number between 0 and 1"),
+                   metavar="F", help="decay of that average per step (default 0.999)")
     speed_flags(p)
     p.add_argument("--quality-images", type=non_negative_int, metavar="N",
                    help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")
@@ -130,6 +134,7 @@ def sample_parser() -> ArgumentParser:
     p.add_argument("--n", type=positive_int, default=64, metavar="N", help="how many images (default 64)")
     p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="noise seed (default 0)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu (default), cuda, cuda:N, mps or auto")
+    p.add_argument("--live", action="store_true", help="a run trained with --ema: the live generator, not its average")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", metavar="GRID.png", help="write one grid PNG")
     out.add_argument("--out-dir", metavar="DIR", help="write N single PNGs at the model's resolution")
@@ -263,7 +268,7 @@ def run_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)
     from .engine.sampling import sample_command
 
-    return sample_command(args.checkpoint, args.n, args.seed, args.device, args.out, args.out_dir)
+    return sample_command(args.checkpoint, args.n, args.seed, args.device, args.out, args.out_dir, args.live)
 
 
 def gif_parser() -> ArgumentParser:

@@ -126,6 +126,16 @@ class TrainConfig:
     """Adam's fused implementation (one kernel for all parameters). Off by default: on a CPU
     Adam is under 1% of a step; on a GPU PyTorch's default is already foreach (batched)."""
 
+    ema: bool = False
+    """Keep an exponential moving average of the generator's weights (engine/ema.py): the
+    samples, exports, the quality metric and ``tui-gan sample`` use it, and the app can
+    switch the samples to the live generator and back. Off by default (the tutorial has
+    none)."""
+
+    ema_decay: float = 0.999
+    """The average's decay per step (with a warm-up, see engine/ema.py): 0.999 averages
+    over about the last 1,000 steps."""
+
     quality_images: int = 512
     """Generated and real images compared by the quality metric (SWD, diversity) at every
     epoch's end; 0 turns it off."""
@@ -160,6 +170,8 @@ class TrainConfig:
                 _check_positive_int(getattr(self, name), name, source)
         for name in ("lr_g", "lr_d", "progress_interval", "log_interval", "sample_interval"):
             _check_positive_float(getattr(self, name), name, source)
+        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) or not (0.0 < self.ema_decay < 1.0):
+            raise UserError(f"{source}: ema_decay must be a number between 0 and 1 (such as 0.999), got {self.ema_decay!r}")
         if not isinstance(self.beta1, (int, float)) or not (0.0 <= self.beta1 < 1.0):
             raise UserError(f"{source}: beta1 must be a number in [0, 1), got {self.beta1!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -173,7 +185,7 @@ class TrainConfig:
             raise UserError(f"{source}: channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.data, str) or not self.data:
             raise UserError(f"{source}: data must be 'builtin', a folder path or a dataset name")
-        for name in ("download", "cache", "stream", "compile", "cudnn_benchmark", "fused_adam"):
+        for name in ("download", "cache", "stream", "compile", "cudnn_benchmark", "fused_adam", "ema"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("amp", "channels_last"):  # not set: chosen by the device

@@ -32,6 +32,8 @@ class Requests:
     lr: LrChange | None = None
     auto_pause: bool | None = None
     """Pausing at every epoch's end was switched on (True) or off (False)."""
+    show_average: bool | None = None
+    """--ema: samples from the generator's average (True) or the live generator (False)."""
 
 
 class Control:
@@ -92,6 +94,11 @@ class Control:
         change as an AutoPauseSet event, so every viewer shows it."""
         self.pause_at_epoch_end = bool(on)
         self._request(auto_pause=bool(on))
+
+    def show_average(self, on: bool) -> None:
+        """--ema: show (and save) the samples of the generator's average, or of the live
+        generator; the engine answers with fresh Samples, so every viewer shows the change."""
+        self._request(show_average=bool(on))
 
     def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None:
         """New learning rates: applied at the next epoch boundary, or at the next step if ``now``."""

@@ -103,6 +103,8 @@ class Samples:
     step: int
     epoch: int
     images: Any
+    generator: str = "live"
+    """Whose samples: 'live', or 'average' (the generator's moving average, --ema)."""
 
 
 @dataclass

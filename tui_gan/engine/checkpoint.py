@@ -146,6 +146,11 @@ def check_state(state: dict[str, Any], source: str) -> TrainConfig:
     generator, discriminator = _shapes(config)
     _check_weights(state["generator"], generator, "generator")
     _check_weights(state["discriminator"], discriminator, "discriminator")
+    if "generator_ema" in state:  # --ema: the average has the generator's shapes
+        _check_weights(state["generator_ema"], generator, "generator_ema")
+    updates = state.get("ema_updates", 0)
+    if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
+        raise InvalidCheckpoint(f"ema_updates is {_describe(updates)}, not a non-negative integer")
     for key in ("optimizer_g", "optimizer_d"):
         saved = state[key]
         if not (isinstance(saved, dict) and isinstance(saved.get("state"), dict)

@@ -238,9 +238,12 @@ class Engine:
         if requests.interpolate:
             started = time.perf_counter()
             walk = latent_walk(self.config.nz, self.config.seed + 2)
-            frames = render_walk(self.gan.netG, walk, self.device)
+            frames = render_walk(self.gan.shown_generator, walk, self.device)
             self.meter.off_the_clock(started)
             yield ev.Interpolation(self.step, self.epoch, frames)
+        if requests.show_average is not None and self.gan.ema is not None:
+            self.gan.show_ema = requests.show_average
+            yield self._samples_event()
         if requests.lr is not None:
             yield self.gan.change_lrs(requests.lr.lr_g, requests.lr.lr_d, requests.lr.now)
         if requests.snapshot:
@@ -248,7 +251,7 @@ class Engine:
         if requests.export:
             samples = self._refresh_samples()
             path = save_grid(samples, self.paths.export_grid(self.step))
-            yield ev.Samples(self.step, self.epoch, samples)
+            yield self._samples_event(samples)
             yield ev.Exported(self.step, str(path))
 
     # ================================================================== samples, epochs, the end
@@ -260,8 +263,10 @@ class Engine:
         self.meter.samples_drawn()
         return self.last_samples
 
-    def _samples_event(self) -> ev.Samples:
-        return ev.Samples(self.step, self.epoch, self._refresh_samples())
+    def _samples_event(self, samples: torch.Tensor | None = None) -> ev.Samples:
+        """``samples`` (default: fresh ones) as the event that says whose they are."""
+        samples = self._refresh_samples() if samples is None else samples
+        return ev.Samples(self.step, self.epoch, samples, self.gan.shown)
 
     def _end_epoch(self) -> Iterator[Any]:
         self.epoch += 1
@@ -274,7 +279,7 @@ class Engine:
         yield from self._measure_quality()
         samples = self._refresh_samples()
         sample_path = save_grid(samples, self.paths.epoch_grid(self.epoch))
-        yield ev.Samples(self.step, self.epoch, samples)
+        yield self._samples_event(samples)
         ckpt = self.save(self.paths.last)
         yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt), samples)
         if self.control.pause_at_epoch_end and self.epoch < self.config.epochs:
@@ -285,14 +290,14 @@ class Engine:
         samples = self._refresh_samples()
         sample_path = save_grid(samples, self.paths.snapshot_grid(self.step))
         path = self.save(self.paths.snapshot(self.step))
-        yield ev.Samples(self.step, self.epoch, samples)
+        yield self._samples_event(samples)
         yield ev.SnapshotSaved(self.step, str(path), str(sample_path))
 
     def _finish(self, reason: str) -> Iterator[Any]:
         yield self._progress(time.perf_counter(), force_row=True)
         samples = self._refresh_samples()
         sample_path = save_grid(samples, self.paths.final_grid(self.step))
-        yield ev.Samples(self.step, self.epoch, samples)
+        yield self._samples_event(samples)
         ckpt = self.save(self.paths.last)
         meter = self.meter
         yield ev.Finished(reason, self.step, self.epoch, meter.train_time, meter.session_images_per_sec(),

@@ -21,6 +21,7 @@ from ..core.config import TrainConfig
 from ..core.errors import UserError, first_line
 from ..data.pixels import to_uint8
 from .devices import choose_precision
+from .ema import GeneratorEma
 from .models import build_models, generate
 
 REAL_LABEL = 1.0
@@ -53,6 +54,9 @@ class Gan:
                 raise UserError(f"--compile: {first_line(exc)}; run without --compile") from None
         self.optG, self.optD = self._optimizers()
         self._g_params = list(self.netG.parameters())
+        self.ema = GeneratorEma(self.netG, config.ema_decay) if config.ema else None
+        self.show_ema = self.ema is not None
+        """Whether samples, exports and latent walks come from the average (the app's ``v``)."""
         cpu_gen = torch.Generator().manual_seed(config.seed)
         self.fixed_noise = torch.randn(FIXED_NOISE_SIZE, config.nz, 1, 1, generator=cpu_gen).to(device)
         self.noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
@@ -158,6 +162,8 @@ class Gan:
                 self.netD.requires_grad_(True)
         d_g_z2 = self._probability(output).mean()
         self.optG.step()
+        if self.ema is not None:
+            self.ema.update()
 
         return torch.stack([err_d, err_g.detach(), d_x, d_g_z1, d_g_z2])
 
@@ -173,15 +179,34 @@ class Gan:
         output = output.detach().float()
         return torch.sigmoid(output) if self.bf16 else output
 
+    @property
+    def shown_generator(self) -> nn.Module:
+        """The generator whose samples are shown and saved: the average or the live one."""
+        return self.ema.model if self.show_ema and self.ema is not None else self.netG
+
+    @property
+    def shown(self) -> str:
+        """Whose samples are shown, as the Samples event names it: 'average' or 'live'."""
+        return "average" if self.show_ema and self.ema is not None else "live"
+
+    @property
+    def measured_generator(self) -> nn.Module:
+        """The generator the quality metric (and best.pt) goes by: the average with --ema."""
+        return self.ema.model if self.ema is not None else self.netG
+
     def samples(self) -> torch.Tensor:
-        """The fixed-noise batch as uint8 (N, C, H, W) on the CPU."""
-        return to_uint8(generate(self.netG, self.fixed_noise)).cpu()
+        """The fixed-noise batch of the shown generator as uint8 (N, C, H, W) on the CPU."""
+        return to_uint8(generate(self.shown_generator, self.fixed_noise)).cpu()
 
     # ================================================================== state
 
     def modules(self) -> dict[str, Any]:
-        """The checkpointed objects by their checkpoint keys (for the guard, too)."""
-        return {"generator": self.netG, "discriminator": self.netD, "optimizer_g": self.optG, "optimizer_d": self.optD}
+        """The checkpointed objects by their checkpoint keys (for the guard, too: a rollback
+        takes the average back with the weights)."""
+        modules = {"generator": self.netG, "discriminator": self.netD, "optimizer_g": self.optG, "optimizer_d": self.optD}
+        if self.ema is not None:
+            modules["generator_ema"] = self.ema.model
+        return modules
 
     def state_dict(self) -> dict[str, Any]:
         """Weights, optimizer states, learning rates and the fixed noise: tensors and plain data."""
@@ -191,6 +216,7 @@ class Gan:
             "lr_d": self.lr_d,
             "pending_lr": list(self.pending_lr) if self.pending_lr else None,
             "fixed_noise": self.fixed_noise.detach().cpu(),
+            **({"ema_updates": self.ema.updates} if self.ema is not None else {}),
         }
 
     def rng_state(self) -> dict[str, Any]:
@@ -211,6 +237,8 @@ class Gan:
         self.netD.load_state_dict(state["discriminator"])
         _load_optimizer(self.optG, state["optimizer_g"])
         _load_optimizer(self.optD, state["optimizer_d"])
+        if self.ema is not None:  # a checkpoint without an average (--ema added at resume) starts one
+            self.ema.load(state)
         self.set_lrs(self.config.lr_g, self.config.lr_d)
         pending = state.get("pending_lr")
         if pending is not None and keep_pending:

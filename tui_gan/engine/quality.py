@@ -212,7 +212,7 @@ class QualityProbe:
 
 
 def measure_quality(engine: Engine) -> Iterator[Any]:
-    """Measure ``engine``'s generator now: a history row of its own, a Quality event, a
+    """Measure ``engine``'s generator (its average with --ema) now: a history row of its own, a Quality event, a
     checkpoints/best.pt when the SWD beats every earlier measurement of the run (a resumed
     run's included), and a warning when the samples collapse."""
     n = engine.quality.images(len(engine.data))
@@ -220,7 +220,7 @@ def measure_quality(engine: Engine) -> Iterator[Any]:
         return
     gan, meter = engine.gan, engine.meter
     started = time.perf_counter()
-    q = engine.quality.measure(gan.netG, engine.data, engine.device)
+    q = engine.quality.measure(gan.measured_generator, engine.data, engine.device)
     seconds = meter.off_the_clock(started)
     best_swd, best_diversity = meter.best_swd(), meter.best_diversity()
     meter.append(HistoryRow.quality(engine.step, engine.epoch, gan.lr_g, gan.lr_d, meter.train_time,

@@ -139,6 +139,9 @@ class RemoteControl:
     def interpolate(self) -> None:
         self.conn.send(request("interpolate"))
 
+    def show_average(self, on: bool) -> None:
+        self.conn.send(request("show_average", on=bool(on)))
+
     def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None:
         self.conn.send(request("set_lr", lr_g=lr_g, lr_d=lr_d, now=now))
 

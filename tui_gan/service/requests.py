@@ -45,6 +45,8 @@ def _apply(control: Control, op: str, args: dict[str, Any]) -> None:
         control.stop(_reason(args.get("reason", "stopped")))
     elif op == "auto_pause":
         control.set_pause_at_epoch_end(_flag(args.get("on")))
+    elif op == "show_average":
+        control.show_average(_flag(args.get("on")))
     elif op == "set_lr":
         control.set_lr(_rate(args.get("lr_g")), _rate(args.get("lr_d")), now=_flag(args.get("now", False)))
     else:

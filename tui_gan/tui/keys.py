@@ -62,6 +62,8 @@ KEYS: tuple[Key, ...] = (
     Key("c", "c", "toggle_chart", "Chart: losses / quality (SWD, diversity)", "Chart"),
     Key("[", "left_square_bracket", "browse(-1)", "Samples: the previous epoch's end", "Earlier"),
     Key("]", "right_square_bracket", "browse(1)", "Samples: the next epoch's end, then live", "Later"),
+    Key("v", "v", "toggle_average", "Samples: the generator's moving average (--ema) / the live generator",
+        "EMA"),
     Key("g", "g", "gif", "Write the progression GIF of the epoch-end samples", "GIF"),
     Key("i", "i", "interpolate", "Latent walks: interpolation between fixed latent vectors", "Walks"),
     Key("m", "m", "measure", "Measure the quality now (it is measured at every epoch end)", "Measure"),

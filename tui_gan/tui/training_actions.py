@@ -30,6 +30,8 @@ class TrainingActions:
     chart: Any
     samples: Any
     run_dir: str
+    has_average: bool
+    shown_generator: str
 
     def _live_control(self, what: str) -> Control | None:
         """The engine's control if it takes requests now; else None, and a note saying why."""
@@ -56,6 +58,13 @@ class TrainingActions:
 
     def action_export(self) -> None:
         self._one_shot("export", "export", "export")
+
+    def action_toggle_average(self) -> None:
+        if not self.has_average:
+            self.notify("this run keeps no average of the generator: start (or resume) it with --ema",
+                        severity="warning")
+        elif control := self._live_control("switch the samples"):
+            control.show_average(self.shown_generator != "average")
 
     def action_learning_rate(self) -> None:
         control = self._live_control("change the learning rate")

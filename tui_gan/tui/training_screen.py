@@ -68,6 +68,8 @@ class TrainingScreen(TrainingActions, Screen[None]):
         self.report = Report()
         self.run_dir = ""
         self.samples = SampleHistory()
+        self.has_average = False  # --ema: the run keeps a moving average of G
+        self.shown_generator = "live"  # whose samples the newest Samples event had
         self._progress: ev.Progress | None = None  # the newest progress not yet drawn
         self._progress_redraws = Throttle(self, PROGRESS_REDRAW_S, self._draw_progress)
         # Built here and held: the handlers run several times a second and should not query
@@ -146,6 +148,7 @@ class TrainingScreen(TrainingActions, Screen[None]):
         self.status_panel.show_started(e)
         self.run_dir = e.run_dir
         self.samples.epochs = list(e.progression)  # a resumed run's earlier epochs
+        self.has_average = bool(e.config.get("ema"))
         self.sub_title = e.run_dir.rstrip("/").split("/")[-1]
         if e.history:
             self.chart.add_rows(e.history)
@@ -177,6 +180,10 @@ class TrainingScreen(TrainingActions, Screen[None]):
     def _show_samples(self, e: ev.Samples) -> None:
         if self.screen_ab is not None and not self.screen_ab.updating():
             return
+        if e.generator != self.shown_generator or self.has_average:
+            self.shown_generator = e.generator
+            whose = {"average": ", G's average", "live": ", live G"}.get(e.generator, "") if self.has_average else ""
+            self.samples_view.border_title = f"Samples (fixed noise{whose})"
         self._draw_samples(self.samples.set_live(e.step, _as_array(e.images)))
 
     def _draw_samples(self, shown: Shown | None) -> None:
