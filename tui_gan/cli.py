@@ -21,7 +21,7 @@ from .core.errors import ArgumentParser, UserError
 from .core.rundir import RunDir, describe_dataset_root, new_run_dir
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam"}
 
 
 def _number(convert, ok, wanted: str):
@@ -112,6 +112,8 @@ def train_parser() -> ArgumentParser:
                    help="torch.compile the models' forward passes")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction,
                    help="keep a moving average of the generator's weights and show, save and measure it")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                   help="DiffAugment (colour, translation, cutout) on what the discriminator sees: for small datasets")
     p.add_argument("--ema-decay", type=_number(float, lambda v: 0 < v < 1, "a number between 0 and 1"),
                    metavar="F", help="decay of that average per step (default 0.999)")
     speed_flags(p)

@@ -136,6 +136,10 @@ class TrainConfig:
     """The average's decay per step (with a warm-up, see engine/ema.py): 0.999 averages
     over about the last 1,000 steps."""
 
+    augment: bool = False
+    """DiffAugment (colour, translation, cutout) on every batch the discriminator sees, real
+    and generated (engine/augment.py): for small datasets. Off by default."""
+
     quality_images: int = 512
     """Generated and real images compared by the quality metric (SWD, diversity) at every
     epoch's end; 0 turns it off."""
@@ -185,7 +189,7 @@ class TrainConfig:
             raise UserError(f"{source}: channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.data, str) or not self.data:
             raise UserError(f"{source}: data must be 'builtin', a folder path or a dataset name")
-        for name in ("download", "cache", "stream", "compile", "cudnn_benchmark", "fused_adam", "ema"):
+        for name in ("download", "cache", "stream", "compile", "cudnn_benchmark", "fused_adam", "ema", "augment"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("amp", "channels_last"):  # not set: chosen by the device

@@ -20,6 +20,7 @@ from ..core import events as ev
 from ..core.config import TrainConfig
 from ..core.errors import UserError, first_line
 from ..data.pixels import to_uint8
+from .augment import diff_augment
 from .devices import choose_precision
 from .ema import GeneratorEma
 from .models import build_models, generate
@@ -129,7 +130,7 @@ class Gan:
         # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
         self.netD.zero_grad(set_to_none=True)
         with self.autocast():
-            output = self._d_forward(real).view(-1)
+            output = self._d_forward(self._seen(real)).view(-1)
             err_d_real = self.criterion(output, real_label)
         err_d_real.backward()
         d_x = self._probability(output).mean()
@@ -137,7 +138,7 @@ class Gan:
         noise = torch.randn(b, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
         with self.autocast():
             fake = self._g_forward(noise)
-            output = self._d_forward(fake.detach()).view(-1)
+            output = self._d_forward(self._seen(fake.detach())).view(-1)
             err_d_fake = self.criterion(output, fake_label)
         err_d_fake.backward()
         d_g_z1 = self._probability(output).mean()
@@ -154,7 +155,7 @@ class Gan:
             self.netD.requires_grad_(False)
         try:
             with self.autocast():
-                output = self._d_forward(fake).view(-1)
+                output = self._d_forward(self._seen(fake)).view(-1)
                 err_g = self.criterion(output, real_label)
             err_g.backward(inputs=self._g_params)
         finally:
@@ -166,6 +167,13 @@ class Gan:
             self.ema.update()
 
         return torch.stack([err_d, err_g.detach(), d_x, d_g_z1, d_g_z2])
+
+    def _seen(self, images: torch.Tensor) -> torch.Tensor:
+        """What D sees of a batch: the batch, or with --augment its DiffAugment (augment.py)."""
+        if not self.config.augment:
+            return images
+        seen = diff_augment(images, self.noise_gen)
+        return seen.contiguous(memory_format=torch.channels_last) if self.speed.channels_last else seen
 
     def autocast(self):
         """bf16 autocast when the precision is bf16, else nothing (torch before 2.5 refuses
