@@ -152,3 +152,30 @@ def test_a_bad_ema_decay_is_one_line_and_exit_2(value, capsys):
     assert main(["--headless", "--ema", "--ema-decay", value]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--ema-decay: must be a number between 0 and 1" in err[0]
+
+
+def test_the_guard_looks_at_the_live_generators_samples_while_the_average_is_shown(tmp_path, monkeypatch):
+    """A frozen or collapsed generator is the live one: the average moves slowly by design,
+    and would look frozen to the guard."""
+    from tui_gan.data.pixels import to_uint8
+    from tui_gan.engine.gan import Gan
+    from tui_gan.engine.guard import Guard
+    from tui_gan.engine.models import generate
+
+    made, seen = {}, []  # id of each sample batch -> whether the live generator drew it
+    real_samples, real_inspect = Gan.samples, Guard.inspect_samples
+
+    def samples(self, live=False):
+        images = real_samples(self, live)
+        made[id(images)] = live or self.shown == "live"
+        return images
+
+    monkeypatch.setattr(Gan, "samples", samples)
+    monkeypatch.setattr(Guard, "inspect_samples",
+                        lambda self, step, images: seen.append(images) or real_inspect(self, step, images))
+    engine, _ = _run(tmp_path, "run", max_steps=5, ema=True, sample_interval=0.001)
+    checked = [images for images in seen if images is not None]
+    assert checked and all(made[id(images)] for images in checked)
+    gan = engine.gan
+    live = to_uint8(generate(gan.netG, gan.fixed_noise))
+    assert torch.equal(engine.live_samples, live) and not torch.equal(engine.last_samples, live)

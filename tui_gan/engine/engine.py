@@ -72,6 +72,8 @@ class Engine:
         self.elapsed_base = 0.0
         """Seconds trained before this process (from the checkpoint when resuming)."""
         self.last_samples: torch.Tensor | None = None
+        self.live_samples: torch.Tensor | None = None
+        """The live generator's, for the guard (the same as last_samples unless --ema shows the average)."""
         self._batches: Iterator[torch.Tensor] | None = None
         self.checkpoints = CheckpointWriter()
 
@@ -196,7 +198,7 @@ class Engine:
         if means is None:
             return
         warning, diverged = self.guard.inspect(self.step, means, self.gan.modules(), self.gan.lrs)
-        for text in (warning, self.guard.inspect_samples(self.step, self.last_samples)):
+        for text in (warning, self.guard.inspect_samples(self.step, self.live_samples)):
             if text:
                 yield ev.EngineWarning(text)
         if diverged:
@@ -259,6 +261,7 @@ class Engine:
     def _refresh_samples(self) -> torch.Tensor:
         start = time.perf_counter()
         self.last_samples = self.gan.samples()
+        self.live_samples = self.last_samples if self.gan.shown == "live" else self.gan.samples(live=True)
         self.meter.off_the_clock(start)
         self.meter.samples_drawn()
         return self.last_samples

@@ -202,9 +202,10 @@ class Gan:
         """The generator the quality metric (and best.pt) goes by: the average with --ema."""
         return self.ema.model if self.ema is not None else self.netG
 
-    def samples(self) -> torch.Tensor:
-        """The fixed-noise batch of the shown generator as uint8 (N, C, H, W) on the CPU."""
-        return to_uint8(generate(self.shown_generator, self.fixed_noise)).cpu()
+    def samples(self, live: bool = False) -> torch.Tensor:
+        """The fixed-noise batch of the shown generator (or the ``live`` one) as uint8
+        (N, C, H, W) on the CPU."""
+        return to_uint8(generate(self.netG if live else self.shown_generator, self.fixed_noise)).cpu()
 
     # ================================================================== state
 
