@@ -129,7 +129,9 @@ class Report:
         cfg = e.config
         size = cfg["image_size"]
         resumed = f", resumed from step {e.step}" if e.resumed_from else ""
-        detail = (f"{e.precision} ({e.precision_why}) · ngf={cfg['ngf']}, ndf={cfg['ndf']} · "
+        options = [f"--{name}" for name in ("ema", "augment") if cfg.get(name)]
+        detail = (f"{e.precision} ({e.precision_why}) · " + (f"with {' '.join(options)} · " if options else "")
+                  + f"ngf={cfg['ngf']}, ndf={cfg['ndf']} · "
                   f"{e.steps_per_epoch} steps/epoch · run {e.run_dir}"
                   + (f" · checkpoint {e.resumed_from}" if e.resumed_from else ""))
         # (files that could not be read are the engine's warning, which comes just before)
