@@ -170,7 +170,8 @@ def test_bench_app_mode_runs_the_app(capsys):
     assert "screen updating" in out and "screen frozen" in out and "ratio" in out
 
 
-GPU_BENCH_ROWS = 7  # bench runs in .ci/gpu-bench
+GPU_BENCH_ROWS = 8  # bench runs in .ci/gpu-bench
+QUALITY_RUNS = 3  # its bf16-against-fp32 runs
 
 
 def _gpu_bench(tmp_path, **env):
@@ -202,7 +203,8 @@ def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
     done, out = _gpu_bench(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     log = (out / "log.txt").read_text()
-    assert log.count("headless -m tui_gan --headless") == 5 and log.count("headless -m tui_gan --headless --resume") == 2
+    assert log.count("headless -m tui_gan --headless") == 5 + QUALITY_RUNS
+    assert log.count("headless -m tui_gan --headless --resume") == 2
     benches = [line for line in log.splitlines() if line.startswith("bench -m tui_gan bench --device cuda")]
     assert len(benches) == GPU_BENCH_ROWS
     assert sum("--data" in b for b in benches) == 2 and sum("--compile" in b for b in benches) == 2
@@ -211,7 +213,11 @@ def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
     assert rows[0] == "| setting | tutorial loop | tui-gan engine | ratio |" and len(rows) == 2 + GPU_BENCH_ROWS
     assert all(row.endswith("| 1,234 img/s | 5,678 img/s | 4.60× |") for row in rows[2:])
     limits = [int(line.rsplit("[at most ", 1)[1][:-2]) for line in log.splitlines() if "[at most " in line]
-    assert len(limits) == 5 + GPU_BENCH_ROWS and max(limits) <= 600
+    assert len(limits) == 5 + QUALITY_RUNS + GPU_BENCH_ROWS and max(limits) <= 600
+    assert sum("--no-amp" in b for b in benches) == 2 and sum(b.endswith("--amp") or "--amp " in b for b in benches) == 3
+    quality = (out / "quality.md").read_text().splitlines()
+    assert quality[0] == "| quality run | the last measurement |" and len(quality) == 2 + QUALITY_RUNS
+    assert "bf16 (--amp), seed 999" in quality[2] and "no quality line" in quality[2]  # the stand-in trains nothing
 
 
 def test_gpu_bench_script_cuts_steps_off_at_the_deadline(tmp_path):
@@ -224,6 +230,6 @@ def test_gpu_bench_script_cuts_steps_off_at_the_deadline(tmp_path):
 def test_gpu_bench_script_skips_what_the_deadline_leaves_no_time_for(tmp_path):
     done, out = _gpu_bench(tmp_path, DEADLINE="20")  # a step starts only with 30 s or more left
     assert done.returncode == 1
-    assert (out / "log.txt").read_text().count("-- skipped, out of time") == 5
+    assert (out / "log.txt").read_text().count("-- skipped, out of time") == 5 + QUALITY_RUNS
     rows = (out / "results.md").read_text().splitlines()[2:]
     assert len(rows) == GPU_BENCH_ROWS and all("skipped: out of time" in row for row in rows)
