@@ -319,12 +319,12 @@ async def test_v_switches_the_samples_between_the_average_and_the_live_generator
     app = real_app(tmp_path, ema=True)
     async with app.run_test(size=SIZE) as pilot:
         view = app.query_one(SamplesView)
-        await wait_until(pilot, lambda: view.border_title == "Samples (fixed noise, G's average)", what="average")
+        await wait_until(pilot, lambda: view.border_title == "Samples (EMA of G)", what="average")
         await pilot.press("v")
-        await wait_until(pilot, lambda: view.border_title == "Samples (fixed noise, live G)", what="live")
+        await wait_until(pilot, lambda: view.border_title == "Samples (live G)", what="live")
         assert app.training_screen.shown_generator == "live"
         await pilot.press("v")
-        await wait_until(pilot, lambda: view.border_title == "Samples (fixed noise, G's average)", what="back")
+        await wait_until(pilot, lambda: view.border_title == "Samples (EMA of G)", what="back")
         await quit_app(pilot, app)
     assert "generator_ema" in torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
 

@@ -182,8 +182,9 @@ class TrainingScreen(TrainingActions, Screen[None]):
             return
         if e.generator != self.shown_generator or self.has_average:
             self.shown_generator = e.generator
-            whose = {"average": ", G's average", "live": ", live G"}.get(e.generator, "") if self.has_average else ""
-            self.samples_view.border_title = f"Samples (fixed noise{whose})"
+            # short enough for the 30 columns the panel has at 80x24
+            whose = {"average": "EMA of G", "live": "live G"}.get(e.generator) if self.has_average else None
+            self.samples_view.border_title = f"Samples ({whose})" if whose else BORDER_TITLES["samples"]
         self._draw_samples(self.samples.set_live(e.step, _as_array(e.images)))
 
     def _draw_samples(self, shown: Shown | None) -> None:
