@@ -92,3 +92,17 @@ def test_an_augmented_run_resumes_exactly(tmp_path):
     list(resumed.run())
     for a, b in zip(whole.gan.netG.state_dict().values(), resumed.gan.netG.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_in_bf16_the_transforms_keep_the_dtype_and_draw_like_fp32():
+    """Under autocast the generated batch is bf16 and the real one fp32: both must get
+    transforms drawn from one distribution (the draws are made in fp32, then cast)."""
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    low = x.to(torch.bfloat16).requires_grad_()
+    out = aug.diff_augment(low, _gen(8))
+    assert out.dtype == torch.bfloat16 and out.shape == x.shape
+    out.float().sum().backward()
+    assert low.grad is not None and low.grad.abs().sum() > 0
+    ones = torch.ones(8, 3, 32, 32)
+    for transform in (aug._translate, aug._cutout):  # the same shifts and squares as in fp32
+        assert torch.equal(transform(ones.to(torch.bfloat16), _gen(9)).float(), transform(ones, _gen(9)))

@@ -165,9 +165,9 @@ def test_the_guard_looks_at_the_live_generators_samples_while_the_average_is_sho
     made, seen = {}, []  # id of each sample batch -> whether the live generator drew it
     real_samples, real_inspect = Gan.samples, Guard.inspect_samples
 
-    def samples(self, live=False):
-        images = real_samples(self, live)
-        made[id(images)] = live or self.shown == "live"
+    def samples(self, generator=None):
+        images = real_samples(self, generator)
+        made[id(images)] = generator is self.netG or (generator is None and self.shown == "live")
         return images
 
     monkeypatch.setattr(Gan, "samples", samples)
@@ -179,3 +179,35 @@ def test_the_guard_looks_at_the_live_generators_samples_while_the_average_is_sho
     gan = engine.gan
     live = to_uint8(generate(gan.netG, gan.fixed_noise))
     assert torch.equal(engine.live_samples, live) and not torch.equal(engine.last_samples, live)
+
+
+def test_v_changes_the_view_only_the_saved_grids_stay_the_averages(tmp_path):
+    """The epoch-end, snapshot and final grids (and so the progression GIF and a resumed
+    run's epoch browser) are one generator's: the average, whatever a viewer shows."""
+    from PIL import Image
+
+    from tui_gan.data.pixels import to_uint8
+    from tui_gan.engine.models import generate
+
+    engine = Engine(tiny_config(max_steps=14, ema=True), tmp_path / "run", explicit=EXPLICIT)  # one epoch
+    engine.control.show_average(False)
+    events = list(engine.run())
+    shown = [e for e in events if isinstance(e, ev.Samples)]
+    epoch_end = next(e for e in events if isinstance(e, ev.EpochEnd))
+    assert [e.generator for e in shown][-1] == "live"
+    gan = engine.gan
+    average = to_uint8(generate(gan.ema.model, gan.fixed_noise))
+    assert torch.equal(epoch_end.images, average) and not torch.equal(shown[-1].images, average)
+    finished = events[-1]
+    with Image.open(finished.sample_path) as grid:
+        assert grid.size[0] > 0
+    assert torch.equal(engine.saved_samples, average)
+
+
+def test_asking_for_the_average_of_a_run_without_one_is_a_warning(make_engine):
+    engine = make_engine(max_steps=3)
+    engine.control.show_average(True)
+    events = list(engine.run())
+    warnings = [e.message for e in events if isinstance(e, ev.EngineWarning)]
+    assert any("keeps no average" in w and "--ema" in w for w in warnings)
+    assert all(e.generator == "live" for e in events if isinstance(e, ev.Samples))

@@ -29,17 +29,20 @@ def diff_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def _uniform(x: torch.Tensor, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    return torch.rand(shape, device=x.device, dtype=x.dtype, generator=generator)
+    """Drawn in fp32 whatever ``x`` is: in bf16 the generated batch is bf16 and the real one
+    fp32, and both must get transforms from one distribution (bf16 draws are coarse enough
+    to move a shift or a cutout by a pixel)."""
+    return torch.rand(shape, device=x.device, generator=generator)
 
 
 def _colour(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Brightness ±0.5, saturation ×[0, 2], contrast ×[0.5, 1.5] (DiffAugment's ranges)."""
     n = x.shape[0]
-    x = x + (_uniform(x, (n, 1, 1, 1), generator) - 0.5)
+    x = x + (_uniform(x, (n, 1, 1, 1), generator) - 0.5).to(x.dtype)
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (_uniform(x, (n, 1, 1, 1), generator) * 2) + mean
+    x = (x - mean) * (_uniform(x, (n, 1, 1, 1), generator) * 2).to(x.dtype) + mean
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_uniform(x, (n, 1, 1, 1), generator) + 0.5) + mean
+    return (x - mean) * (_uniform(x, (n, 1, 1, 1), generator) + 0.5).to(x.dtype) + mean
 
 
 def _translate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

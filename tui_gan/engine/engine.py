@@ -74,6 +74,7 @@ class Engine:
         self.last_samples: torch.Tensor | None = None
         self.live_samples: torch.Tensor | None = None
         """The live generator's, for the guard (the same as last_samples unless --ema shows the average)."""
+        self.saved_samples: torch.Tensor | None = None  # the saved grids' (the average's, with --ema)
         self._batches: Iterator[torch.Tensor] | None = None
         self.checkpoints = CheckpointWriter()
 
@@ -243,9 +244,9 @@ class Engine:
             frames = render_walk(self.gan.shown_generator, walk, self.device)
             self.meter.off_the_clock(started)
             yield ev.Interpolation(self.step, self.epoch, frames)
-        if requests.show_average is not None and self.gan.ema is not None:
-            self.gan.show_ema = requests.show_average
-            yield self._samples_event()
+        if requests.show_average is not None:
+            warning = self.gan.show_average(requests.show_average)
+            yield ev.EngineWarning(warning) if warning else self._samples_event()
         if requests.lr is not None:
             yield self.gan.change_lrs(requests.lr.lr_g, requests.lr.lr_d, requests.lr.now)
         if requests.snapshot:
@@ -260,8 +261,10 @@ class Engine:
 
     def _refresh_samples(self) -> torch.Tensor:
         start = time.perf_counter()
-        self.last_samples = self.gan.samples()
-        self.live_samples = self.last_samples if self.gan.shown == "live" else self.gan.samples(live=True)
+        gan = self.gan
+        self.last_samples = gan.samples()
+        self.live_samples, self.saved_samples = (  # drawn again only where another generator is shown
+            self.last_samples if g is gan.shown_generator else gan.samples(g) for g in (gan.netG, gan.saved_generator))
         self.meter.off_the_clock(start)
         self.meter.samples_drawn()
         return self.last_samples
@@ -280,27 +283,27 @@ class Engine:
         yield self._progress(time.perf_counter(), force_row=True)
         yield from self._guard()  # the steps since the last progress read are checked too
         yield from self._measure_quality()
-        samples = self._refresh_samples()
-        sample_path = save_grid(samples, self.paths.epoch_grid(self.epoch))
-        yield self._samples_event(samples)
+        self._refresh_samples()
+        sample_path = save_grid(self.saved_samples, self.paths.epoch_grid(self.epoch))
+        yield self._samples_event(self.last_samples)
         ckpt = self.save(self.paths.last)
-        yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt), samples)
+        yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt), self.saved_samples)
         if self.control.pause_at_epoch_end and self.epoch < self.config.epochs:
             self.control.pause("epoch end")
         self.meter.skip_to_now()  # saving is not training: keep it out of img/s
 
     def _snapshot(self) -> Iterator[Any]:
-        samples = self._refresh_samples()
-        sample_path = save_grid(samples, self.paths.snapshot_grid(self.step))
+        self._refresh_samples()
+        sample_path = save_grid(self.saved_samples, self.paths.snapshot_grid(self.step))
         path = self.save(self.paths.snapshot(self.step))
-        yield self._samples_event(samples)
+        yield self._samples_event(self.last_samples)
         yield ev.SnapshotSaved(self.step, str(path), str(sample_path))
 
     def _finish(self, reason: str) -> Iterator[Any]:
         yield self._progress(time.perf_counter(), force_row=True)
-        samples = self._refresh_samples()
-        sample_path = save_grid(samples, self.paths.final_grid(self.step))
-        yield self._samples_event(samples)
+        self._refresh_samples()
+        sample_path = save_grid(self.saved_samples, self.paths.final_grid(self.step))
+        yield self._samples_event(self.last_samples)
         ckpt = self.save(self.paths.last)
         meter = self.meter
         yield ev.Finished(reason, self.step, self.epoch, meter.train_time, meter.session_images_per_sec(),

@@ -193,6 +193,12 @@ class Gan:
         return self.ema.model if self.show_ema and self.ema is not None else self.netG
 
     @property
+    def saved_generator(self) -> nn.Module:
+        """The generator of the epoch-end, snapshot and final grids: the average with --ema,
+        whatever is shown, so that a run's progression is one generator's."""
+        return self.measured_generator
+
+    @property
     def shown(self) -> str:
         """Whose samples are shown, as the Samples event names it: 'average' or 'live'."""
         return "average" if self.show_ema and self.ema is not None else "live"
@@ -202,10 +208,17 @@ class Gan:
         """The generator the quality metric (and best.pt) goes by: the average with --ema."""
         return self.ema.model if self.ema is not None else self.netG
 
-    def samples(self, live: bool = False) -> torch.Tensor:
-        """The fixed-noise batch of the shown generator (or the ``live`` one) as uint8
+    def samples(self, generator: nn.Module | None = None) -> torch.Tensor:
+        """The fixed-noise batch of ``generator`` (default: the shown one) as uint8
         (N, C, H, W) on the CPU."""
-        return to_uint8(generate(self.netG if live else self.shown_generator, self.fixed_noise)).cpu()
+        return to_uint8(generate(generator or self.shown_generator, self.fixed_noise)).cpu()
+
+    def show_average(self, on: bool) -> str | None:
+        """Show the average's samples (or the live generator's); a warning where there is none."""
+        if self.ema is None:
+            return "this run keeps no average of the generator (v): resume it with --ema for one"
+        self.show_ema = on
+        return None
 
     # ================================================================== state
 

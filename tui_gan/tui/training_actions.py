@@ -60,10 +60,11 @@ class TrainingActions:
         self._one_shot("export", "export", "export")
 
     def action_toggle_average(self) -> None:
-        if not self.has_average:
+        control = self._live_control("switch the samples")  # not before the run has started
+        if control is not None and not self.has_average:
             self.notify("this run keeps no average of the generator: start (or resume) it with --ema",
                         severity="warning")
-        elif control := self._live_control("switch the samples"):
+        elif control is not None:
             control.show_average(self.shown_generator != "average")
 
     def action_learning_rate(self) -> None:

@@ -178,13 +178,13 @@ class TrainingScreen(TrainingActions, Screen[None]):
         self.status_panel.show_progress(e)
 
     def _show_samples(self, e: ev.Samples) -> None:
-        if self.screen_ab is not None and not self.screen_ab.updating():
-            return
         if e.generator != self.shown_generator or self.has_average:
             self.shown_generator = e.generator
             # short enough for the 30 columns the panel has at 80x24
             whose = {"average": "EMA of G", "live": "live G"}.get(e.generator) if self.has_average else None
             self.samples_view.border_title = f"Samples ({whose})" if whose else BORDER_TITLES["samples"]
+        if self.screen_ab is not None and not self.screen_ab.updating():
+            return
         self._draw_samples(self.samples.set_live(e.step, _as_array(e.images)))
 
     def _draw_samples(self, shown: Shown | None) -> None:
