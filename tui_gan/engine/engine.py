@@ -74,7 +74,6 @@ class Engine:
         self.last_samples: torch.Tensor | None = None
         self.live_samples: torch.Tensor | None = None
         """The live generator's, for the guard (the same as last_samples unless --ema shows the average)."""
-        self.saved_samples: torch.Tensor | None = None  # the saved grids' (the average's, with --ema)
         self._batches: Iterator[torch.Tensor] | None = None
         self.checkpoints = CheckpointWriter()
 
@@ -263,11 +262,15 @@ class Engine:
         start = time.perf_counter()
         gan = self.gan
         self.last_samples = gan.samples()
-        self.live_samples, self.saved_samples = (  # drawn again only where another generator is shown
-            self.last_samples if g is gan.shown_generator else gan.samples(g) for g in (gan.netG, gan.saved_generator))
+        self.live_samples = self.last_samples if gan.shown == "live" else gan.samples(gan.netG)
         self.meter.off_the_clock(start)
         self.meter.samples_drawn()
         return self.last_samples
+
+    def _saved_samples(self) -> torch.Tensor:
+        """For the saved grids, after _refresh_samples: the measured generator's (see Gan)."""
+        gan = self.gan
+        return self.last_samples if gan.measured_generator is gan.shown_generator else gan.samples(gan.measured_generator)
 
     def _samples_event(self, samples: torch.Tensor | None = None) -> ev.Samples:
         """``samples`` (default: fresh ones) as the event that says whose they are."""
@@ -283,27 +286,27 @@ class Engine:
         yield self._progress(time.perf_counter(), force_row=True)
         yield from self._guard()  # the steps since the last progress read are checked too
         yield from self._measure_quality()
-        self._refresh_samples()
-        sample_path = save_grid(self.saved_samples, self.paths.epoch_grid(self.epoch))
-        yield self._samples_event(self.last_samples)
+        shown, saved = self._refresh_samples(), self._saved_samples()
+        sample_path = save_grid(saved, self.paths.epoch_grid(self.epoch))
+        yield self._samples_event(shown)
         ckpt = self.save(self.paths.last)
-        yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt), self.saved_samples)
+        yield ev.EpochEnd(self.epoch, self.step, str(sample_path), str(ckpt), saved)
         if self.control.pause_at_epoch_end and self.epoch < self.config.epochs:
             self.control.pause("epoch end")
         self.meter.skip_to_now()  # saving is not training: keep it out of img/s
 
     def _snapshot(self) -> Iterator[Any]:
-        self._refresh_samples()
-        sample_path = save_grid(self.saved_samples, self.paths.snapshot_grid(self.step))
+        shown = self._refresh_samples()
+        sample_path = save_grid(self._saved_samples(), self.paths.snapshot_grid(self.step))
         path = self.save(self.paths.snapshot(self.step))
-        yield self._samples_event(self.last_samples)
+        yield self._samples_event(shown)
         yield ev.SnapshotSaved(self.step, str(path), str(sample_path))
 
     def _finish(self, reason: str) -> Iterator[Any]:
         yield self._progress(time.perf_counter(), force_row=True)
-        self._refresh_samples()
-        sample_path = save_grid(self.saved_samples, self.paths.final_grid(self.step))
-        yield self._samples_event(self.last_samples)
+        shown = self._refresh_samples()
+        sample_path = save_grid(self._saved_samples(), self.paths.final_grid(self.step))
+        yield self._samples_event(shown)
         ckpt = self.save(self.paths.last)
         meter = self.meter
         yield ev.Finished(reason, self.step, self.epoch, meter.train_time, meter.session_images_per_sec(),

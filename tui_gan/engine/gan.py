@@ -57,7 +57,8 @@ class Gan:
         self._g_params = list(self.netG.parameters())
         self.ema = GeneratorEma(self.netG, config.ema_decay) if config.ema else None
         self.show_ema = self.ema is not None
-        """Whether samples, exports and latent walks come from the average (the app's ``v``)."""
+        """Whether samples, exports and latent walks come from the average (the app's ``v``);
+        only ever true with an average (show_average refuses it otherwise)."""
         cpu_gen = torch.Generator().manual_seed(config.seed)
         self.fixed_noise = torch.randn(FIXED_NOISE_SIZE, config.nz, 1, 1, generator=cpu_gen).to(device)
         self.noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
@@ -190,22 +191,18 @@ class Gan:
     @property
     def shown_generator(self) -> nn.Module:
         """The generator whose samples are shown and saved: the average or the live one."""
-        return self.ema.model if self.show_ema and self.ema is not None else self.netG
-
-    @property
-    def saved_generator(self) -> nn.Module:
-        """The generator of the epoch-end, snapshot and final grids: the average with --ema,
-        whatever is shown, so that a run's progression is one generator's."""
-        return self.measured_generator
+        return self.ema.model if self.show_ema else self.netG
 
     @property
     def shown(self) -> str:
         """Whose samples are shown, as the Samples event names it: 'average' or 'live'."""
-        return "average" if self.show_ema and self.ema is not None else "live"
+        return "average" if self.show_ema else "live"
 
     @property
     def measured_generator(self) -> nn.Module:
-        """The generator the quality metric (and best.pt) goes by: the average with --ema."""
+        """The generator the quality metric (and best.pt) goes by, and the saved grids show
+        whatever a viewer shows (so a run's progression is one generator's): the average
+        with --ema."""
         return self.ema.model if self.ema is not None else self.netG
 
     def samples(self, generator: nn.Module | None = None) -> torch.Tensor:

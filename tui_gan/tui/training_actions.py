@@ -31,7 +31,7 @@ class TrainingActions:
     samples: Any
     run_dir: str
     has_average: bool
-    shown_generator: str
+    shown_generator: str | None
 
     def _live_control(self, what: str) -> Control | None:
         """The engine's control if it takes requests now; else None, and a note saying why."""

@@ -69,7 +69,7 @@ class TrainingScreen(TrainingActions, Screen[None]):
         self.run_dir = ""
         self.samples = SampleHistory()
         self.has_average = False  # --ema: the run keeps a moving average of G
-        self.shown_generator = "live"  # whose samples the newest Samples event had
+        self.shown_generator: str | None = None  # whose samples the newest Samples event had
         self._progress: ev.Progress | None = None  # the newest progress not yet drawn
         self._progress_redraws = Throttle(self, PROGRESS_REDRAW_S, self._draw_progress)
         # Built here and held: the handlers run several times a second and should not query
@@ -178,7 +178,7 @@ class TrainingScreen(TrainingActions, Screen[None]):
         self.status_panel.show_progress(e)
 
     def _show_samples(self, e: ev.Samples) -> None:
-        if e.generator != self.shown_generator or self.has_average:
+        if e.generator != self.shown_generator:  # the title changes with it (and is set at the first)
             self.shown_generator = e.generator
             # short enough for the 30 columns the panel has at 80x24
             whose = {"average": "EMA of G", "live": "live G"}.get(e.generator) if self.has_average else None
