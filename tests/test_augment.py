@@ -13,6 +13,10 @@ from tui_gan.engine.engine import Engine
 from .conftest import EXPLICIT, tiny_config
 
 
+def _draws(seed):
+    return aug._Draws(_gen(seed), None, None)
+
+
 def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -28,7 +32,7 @@ def test_the_transforms_keep_the_shape_and_draw_per_image_from_the_generator():
 
 def test_translation_shifts_by_at_most_an_eighth_and_fills_with_zeros():
     ones = torch.ones(64, 1, 16, 16)
-    shifted = aug._translate(ones, _gen(4))
+    shifted = aug._translate(ones, _draws(4))
     for img in shifted[:, 0]:
         zero_rows = int((img.sum(dim=1) == 0).sum())
         zero_cols = int((img.sum(dim=0) == 0).sum())
@@ -39,7 +43,7 @@ def test_translation_shifts_by_at_most_an_eighth_and_fills_with_zeros():
 
 def test_cutout_zeroes_one_square_of_half_the_side_at_most():
     ones = torch.ones(64, 3, 16, 16)
-    cut = aug._cutout(ones, _gen(5))
+    cut = aug._cutout(ones, _draws(5))
     zeros = (cut[:, 0] == 0).sum(dim=(1, 2))
     assert (zeros <= 64).all() and (zeros > 0).all()  # 8x8, fewer where it leaves the image
     assert torch.equal(cut[:, 0], cut[:, 2])  # the same square in every channel
@@ -47,7 +51,7 @@ def test_cutout_zeroes_one_square_of_half_the_side_at_most():
 
 def test_colour_changes_brightness_saturation_and_contrast_only():
     grey = torch.zeros(16, 3, 8, 8)
-    out = aug._colour(grey, _gen(6))
+    out = aug._colour(grey, _draws(6))
     # a flat grey image stays flat (saturation and contrast have nothing to scale), shifted by brightness
     assert torch.allclose(out, out[:, :1, :1, :1].expand_as(out))
     assert (out[:, 0, 0, 0].abs() <= 0.5).all() and out[:, 0, 0, 0].std() > 0
@@ -65,9 +69,9 @@ def test_every_batch_d_sees_is_augmented_the_same_way(make_engine, monkeypatch):
     calls = []
     real_augment = aug.diff_augment
 
-    def spy(x, generator):
+    def spy(x, generator, rows, batch_size):
         calls.append((tuple(x.shape), generator, x.requires_grad))
-        return real_augment(x, generator)
+        return real_augment(x, generator, rows, batch_size)
 
     monkeypatch.setattr("tui_gan.engine.gan.diff_augment", spy)
     engine = make_engine(max_steps=2, augment=True)
@@ -105,4 +109,16 @@ def test_in_bf16_the_transforms_keep_the_dtype_and_draw_like_fp32():
     assert low.grad is not None and low.grad.abs().sum() > 0
     ones = torch.ones(8, 3, 32, 32)
     for transform in (aug._translate, aug._cutout):  # the same shifts and squares as in fp32
-        assert torch.equal(transform(ones.to(torch.bfloat16), _gen(9)).float(), transform(ones, _gen(9)))
+        assert torch.equal(transform(ones.to(torch.bfloat16), _draws(9)).float(), transform(ones, _draws(9)))
+
+
+def test_a_share_of_a_batch_gets_the_draws_of_its_rows_in_the_whole_batch():
+    """Processes sharing a batch (world.py) draw for the whole batch and slice: rows 3..5
+    of an 8-image batch are transformed as they would be in the whole batch, and the
+    generator ends where one process's does."""
+    x = torch.rand(8, 3, 32, 32) * 2 - 1
+    whole_gen, share_gen = _gen(11), _gen(11)
+    whole = aug.diff_augment(x, whole_gen)
+    share = aug.diff_augment(x[3:6], share_gen, slice(3, 6), 8)
+    assert torch.equal(share, whole[3:6])
+    assert torch.equal(whole_gen.get_state(), share_gen.get_state())

@@ -120,6 +120,11 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--quality-images", type=non_negative_int, metavar="N",
                    help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")
     p.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--nproc", type=positive_int, metavar="N",
+                   help="train with N processes on this machine (one per GPU; on the CPU, N processes "
+                        "with gloo), launched by torch's elastic launcher; the global batch stays --batch-size")
+    p.add_argument("--master-port", type=_number(int, lambda v: 0 < v < 65536, "a port number (1-65535)"),
+                   metavar="P", help="--nproc: the port the processes meet on (default: a free one)")
     p.add_argument("--run-dir", metavar="DIR", help="where outputs go (default runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a run from its last.pt or a snapshot")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags win)")
@@ -201,6 +206,14 @@ def resume_flags() -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def launched_rank() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when nothing launched us."""
+    try:
+        return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 0, 1
+
+
 def training_run_dir(args: dict[str, Any]) -> RunDir:
     """The run directory the flags train: --run-dir, else the resumed run's, else a new one."""
     if "run_dir" in args:
@@ -250,16 +263,27 @@ def run_train(argv: Sequence[str]) -> int:
     elif "config" in args:
         raise UserError("--config cannot be combined with --resume (the settings come from the checkpoint)")
     if args.get("headless") or not sys.stdout.isatty():
-        return run_here(args)
+        return run_here(args, argv)
     from .runs import run_app
 
     return run_app(list(argv), training_run_dir(args))
 
 
-def run_here(args: dict[str, Any]) -> int:
-    """Train in this process (--headless, and the service the app starts), serving viewers."""
+def run_here(args: dict[str, Any], argv: Sequence[str] = ()) -> int:
+    """Train in this process (--headless, and the service the app starts), serving viewers;
+    with --nproc N, launch N processes that do (launch.py); started by torchrun (or by that
+    launcher), rank 0 serves and the others follow it."""
     from .headless import Printer, serve_run
 
+    rank, world_size = launched_rank()
+    if args.get("nproc", 1) > 1 and world_size == 1:
+        from .launch import launch
+
+        return launch(args, list(argv), training_run_dir(args))
+    if rank > 0:
+        from .headless import follow_run
+
+        return follow_run(lambda control: prepare_training(args, Path(args.get("run_dir", ".")), control), rank)
     run_dir = training_run_dir(args)
     printer = Printer([sys.stdout], args.get("log_every", 5.0))
     return serve_run(run_dir, lambda control: prepare_training(args, run_dir.root, control), printer,

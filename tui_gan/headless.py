@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -200,3 +201,23 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any],
         record.step, record.epoch, record.ended = outcome.step, outcome.epoch, time.time()
         record.images_per_sec = outcome.images_per_sec
         record.write(run_dir)
+
+
+def follow_run(prepare: Callable[[Control], Any], rank: int) -> int:
+    """A rank other than 0: train in step with rank 0 and produce nothing (rank 0 writes the
+    run directory and serves viewers; engine/lockstep.py). Stop signals are left to rank 0,
+    which gets them too and tells every rank to stop at the same step; a failure is one
+    line naming this rank. Returns 0 when the run ended, 1 when it failed here."""
+    for sig in SIGNAL_REASONS:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(sig, signal.SIG_IGN)
+    control = Control()
+    try:
+        for event in prepare(control).run():
+            if isinstance(event, ev.Error):
+                print(f"tui-gan: rank {rank}: {event.message}", file=sys.stderr, flush=True)
+                return 1
+    except UserError as exc:
+        print(f"tui-gan: rank {rank}: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    return 0

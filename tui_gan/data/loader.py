@@ -55,11 +55,13 @@ class Dataset:
         """``n`` images (uint8, on the device) chosen by ``seed``: the quality metric's real set."""
         return self.images.index_select(0, _subset_indices(len(self), n, seed).to(self.images.device))
 
-    def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int) -> Iterator[torch.Tensor]:
-        """The batches of ``epoch`` from batch number ``start`` on."""
+    def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int,
+                      rows: slice | None = None) -> Iterator[torch.Tensor]:
+        """The batches of ``epoch`` from batch number ``start`` on (``rows``: only those rows
+        of each, where several processes share the batches)."""
         perm = epoch_permutation(seed, epoch, len(self), self.images.device)
         for b in range(start, len(self) // batch_size):
-            yield self.batch(perm[b * batch_size : (b + 1) * batch_size])
+            yield self.batch(perm[b * batch_size : (b + 1) * batch_size][rows or slice(None)])
 
 
 class _Rows(torch.utils.data.Dataset):
@@ -106,13 +108,15 @@ class StreamedDataset:
         indices = _subset_indices(len(self), n, seed)
         return torch.from_numpy(np.asarray(self.array[np.sort(indices.numpy())])).to(self.device)
 
-    def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int) -> Iterator[torch.Tensor]:
+    def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int,
+                      rows: slice | None = None) -> Iterator[torch.Tensor]:
         """The batches of ``epoch`` from batch number ``start`` on: the same as in memory.
 
         Workers gather the rows of the coming batches while the device trains; batches
         are copied from pinned memory without blocking (CUDA). Closing the generator stops them."""
         perm = epoch_permutation(seed, epoch, len(self), torch.device("cpu"))
-        order = [perm[b * batch_size : (b + 1) * batch_size] for b in range(start, len(self) // batch_size)]
+        order = [perm[b * batch_size : (b + 1) * batch_size][rows or slice(None)]
+                 for b in range(start, len(self) // batch_size)]
         pinned = self.device.type == "cuda"  # pinned for CUDA: non-blocking copies are safe only from it
         loader = torch.utils.data.DataLoader(
             _Rows(self.array), batch_size=None, sampler=order, num_workers=self.workers,

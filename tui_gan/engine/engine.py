@@ -12,6 +12,7 @@ quality probe, guard.py's and quality.py's. Nothing here knows about a UI.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 
 from ..core import events as ev
 from ..core.config import TrainConfig
-from ..core.control import Control, Requests
+from ..core.control import Control
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
 from ..data.loader import Dataset, StreamedDataset, channels_known_in_advance
@@ -30,10 +31,12 @@ from .checkpoint import CheckpointWriter, restore_run, run_state
 from .devices import check_amp, describe_failure, resolve_device
 from .gan import Gan
 from .guard import Guard
-from .interpolation import latent_walk, render_walk
+from .lockstep import Lockstep
 from .meter import Meter
 from .quality import QualityProbe, measure_quality
+from .serving import serve_requests
 from .setup import StoppedDuringSetup, load_data_and_gan, started_event
+from .world import World, lost_peer_message, state_tensors
 
 
 class Engine:
@@ -62,6 +65,9 @@ class Engine:
         self.control = control or Control()
         self.guard = Guard()
         self.quality = QualityProbe(config)
+        self.world = World.single()
+        """This process among the run's (world.py); joined in setup when torchrun started it."""
+        self.lockstep = Lockstep(self.world, self.control)
         # Built by run()'s setup, in this order (None until then):
         self.device: torch.device | None = None
         self.data: Dataset | StreamedDataset | None = None
@@ -96,11 +102,14 @@ class Engine:
             yield from self._fail(exc)
         finally:
             self.meter.close()
+            self.world.close()
 
     def _setup(self) -> Iterator[Any]:
         cfg = self.config
         yield ev.Loading("choosing a device")
         self.device = resolve_device(cfg.device)
+        self.world, self.device = World.join(self.device)
+        self.lockstep = Lockstep(self.world, self.control)
         if self.resume_state is None:
             cfg.apply_preset(self.device.type, self.explicit)
         cfg.validate()
@@ -108,15 +117,18 @@ class Engine:
             check_amp(self.device)
         if cfg.channels is None:
             cfg.channels = channels_known_in_advance(cfg.data)
-        self.paths.create(cfg.to_toml())
+        main = self.world.is_main  # only rank 0 writes the run directory
+        if main:
+            self.paths.create(cfg.to_toml())
         self.data, self.gan, notes = yield from load_data_and_gan(
-            cfg, self.device, lambda: self.control.stop_reason, self.paths.config)
+            cfg, self.device, lambda: self.control.stop_reason, self.paths.config if main else None, self.world)
         for note in notes:
             yield ev.EngineWarning(note)
         self.steps_per_epoch = len(self.data) // cfg.batch_size
         if self.resume_state is not None:
             yield from self._restore(self.resume_state)
-        self.meter = Meter(cfg, self.device, self.history, self.elapsed_base, self.paths.metrics)
+        self.world.broadcast_state(state_tensors(self.gan.modules()))  # every rank starts from rank 0's
+        self.meter = Meter(cfg, self.device, self.history, self.elapsed_base, self.paths.metrics if main else os.devnull)
 
     def _restore(self, state: dict[str, Any]) -> Iterator[Any]:
         """Continue exactly where a checkpoint left off (learning rates given as flags
@@ -153,14 +165,15 @@ class Engine:
             self._batches = None
 
     def _steps(self) -> Iterator[Any]:
-        cfg, gan, meter = self.config, self.gan, self.meter
-        yield self._samples_event()
-        if self.step == 0:  # where the untrained generator starts, for comparison
+        cfg, gan, meter, main = self.config, self.gan, self.meter, self.world.is_main
+        if main:
+            yield self._samples_event()
+        if self.step == 0 and main:  # where the untrained generator starts, for comparison
             yield from self._measure_quality()
         while True:
             yield from self._serve_requests()
-            if self.control.stop_reason is not None:
-                reason = self.control.stop_reason
+            if self.lockstep.stop_reason is not None:  # as every rank agreed (lockstep.py)
+                reason = self.lockstep.stop_reason
                 break
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
                 reason = "max_steps"
@@ -169,7 +182,8 @@ class Engine:
                 reason = "completed"
                 break
             if self._batches is None:
-                self._batches = self.data.epoch_batches(cfg.seed, self.epoch, self.batch_in_epoch, cfg.batch_size)
+                self._batches = self.data.epoch_batches(cfg.seed, self.epoch, self.batch_in_epoch, cfg.batch_size,
+                                                        self.world.rows(cfg.batch_size))
             real = next(self._batches)
             if self.before_step is not None:
                 self.before_step(self.step)
@@ -180,10 +194,10 @@ class Engine:
                 self._close_batches()
                 yield from self._end_epoch()
             now = time.perf_counter()
-            if meter.progress_due(now):
+            if main and meter.progress_due(now):  # the others' numbers are rank 0's (world.py)
                 yield self._progress(now)
                 yield from self._guard()
-            if meter.samples_due(now):
+            if main and meter.samples_due(now):
                 yield self._samples_event()
         self._close_batches()
         yield from self._finish(reason)
@@ -203,6 +217,7 @@ class Engine:
                 yield ev.EngineWarning(text)
         if diverged:
             self.control.pause("diverged")
+            self.lockstep.resync_pending = True  # the other ranks take the restored state
 
     def _measure_quality(self) -> Iterator[Any]:
         yield from measure_quality(self)  # quality.py: the row, the event, best.pt, warnings
@@ -210,51 +225,7 @@ class Engine:
     # ================================================================== requests
 
     def _serve_requests(self) -> Iterator[Any]:
-        """Handle the one-shot requests and pausing, at a step boundary."""
-        ctl = self.control
-        yield from self._serve_one_shots()
-        if not ctl.paused or ctl.stop_reason is not None:
-            return
-        yield self._progress(time.perf_counter(), force_row=True)
-        yield ev.Paused(self.step, ctl.pause_reason)
-        while True:
-            while ctl.paused and ctl.stop_reason is None:
-                ctl.wake.wait(0.2)
-                yield from self._serve_one_shots()
-            refusal = self.guard.refusal(self.gan.lrs) if ctl.stop_reason is None else None
-            if refusal is None:
-                break
-            ctl.pause("diverged")  # it would only diverge again
-            yield ev.EngineWarning(refusal)
-            yield ev.Paused(self.step, "diverged")
-        if ctl.stop_reason is None:
-            yield ev.Resumed(self.step)
-        self.meter.restart_clocks()
-
-    def _serve_one_shots(self) -> Iterator[Any]:
-        requests: Requests = self.control.take_requests()
-        if requests.auto_pause is not None:
-            yield ev.AutoPauseSet(requests.auto_pause)
-        if requests.measure:
-            yield from self._measure_quality()
-        if requests.interpolate:
-            started = time.perf_counter()
-            walk = latent_walk(self.config.nz, self.config.seed + 2)
-            frames = render_walk(self.gan.shown_generator, walk, self.device)
-            self.meter.off_the_clock(started)
-            yield ev.Interpolation(self.step, self.epoch, frames)
-        if requests.show_average is not None:
-            warning = self.gan.show_average(requests.show_average)
-            yield ev.EngineWarning(warning) if warning else self._samples_event()
-        if requests.lr is not None:
-            yield self.gan.change_lrs(requests.lr.lr_g, requests.lr.lr_d, requests.lr.now)
-        if requests.snapshot:
-            yield from self._snapshot()
-        if requests.export:
-            samples = self._refresh_samples()
-            path = save_grid(samples, self.paths.export_grid(self.step))
-            yield self._samples_event(samples)
-            yield ev.Exported(self.step, str(path))
+        yield from serve_requests(self)  # serving.py: pausing and the one-shot requests
 
     # ================================================================== samples, epochs, the end
 
@@ -283,6 +254,8 @@ class Engine:
         applied = self.gan.apply_pending_lrs()
         if applied is not None:
             yield applied
+        if not self.world.is_main:
+            return
         yield self._progress(time.perf_counter(), force_row=True)
         yield from self._guard()  # the steps since the last progress read are checked too
         yield from self._measure_quality()
@@ -303,6 +276,9 @@ class Engine:
         yield ev.SnapshotSaved(self.step, str(path), str(sample_path))
 
     def _finish(self, reason: str) -> Iterator[Any]:
+        if not self.world.is_main:
+            yield ev.Finished(reason, self.step, self.epoch, 0.0, 0.0, None, None)
+            return
         yield self._progress(time.perf_counter(), force_row=True)
         shown = self._refresh_samples()
         sample_path = save_grid(self._saved_samples(), self.paths.final_grid(self.step))
@@ -315,6 +291,9 @@ class Engine:
     def _fail(self, exc: Exception) -> Iterator[Any]:
         message = describe_failure(exc, self.device)
         ckpt: str | None = None
+        if self.world.distributed:  # a step may be half done across the ranks: keep the last checkpoint
+            yield ev.Error(lost_peer_message(exc, message), str(self.paths.last) if self.paths.last.exists() else None)
+            return
         try:
             ckpt = str(self.save(self.paths.last))
         except Exception:  # noqa: BLE001 - nothing more can be saved

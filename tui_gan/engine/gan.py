@@ -24,6 +24,8 @@ from .augment import diff_augment
 from .devices import choose_precision
 from .ema import GeneratorEma
 from .models import build_models, generate
+from .randomness import restore_rng, rng_state
+from .world import World
 
 REAL_LABEL = 1.0
 FAKE_LABEL = 0.0
@@ -33,13 +35,16 @@ FIXED_NOISE_SIZE = 64
 class Gan:
     """Generator, discriminator, their Adam optimizers and the loss, on one device."""
 
-    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+    def __init__(self, config: TrainConfig, device: torch.device, world: World | None = None) -> None:
         """Build the nets and optimizers, seeded as the tutorial seeds them. Raises UserError
-        where an option cannot work here (--compile, --fused-adam)."""
+        where an option cannot work here (--compile, --fused-adam). ``world``: the run's
+        processes, which share each batch (world.py); one by default."""
         self.config = config
         self.device = device
+        self.world = world or World.single()
+        self._rows = self.world.rows(config.batch_size)
         torch.manual_seed(config.seed)
-        self.netG, self.netD = (m.to(device) for m in build_models(config))
+        self.netG, self.netD = (_synchronised(m, self.world).to(device) for m in build_models(config))
         self.precision = choose_precision(config.amp, device)
         self.bf16 = self.precision.bf16
         self.speed = speed.apply(self.netG, self.netD, config, device, bf16=self.bf16)
@@ -136,7 +141,7 @@ class Gan:
         err_d_real.backward()
         d_x = self._probability(output).mean()
 
-        noise = torch.randn(b, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
+        noise = self._noise(b)
         with self.autocast():
             fake = self._g_forward(noise)
             output = self._d_forward(self._seen(fake.detach())).view(-1)
@@ -144,6 +149,7 @@ class Gan:
         err_d_fake.backward()
         d_g_z1 = self._probability(output).mean()
         err_d = err_d_real.detach() + err_d_fake.detach()
+        self.world.reduce_gradients(self.netD, self.config.batch_size)
         self.optD.step()
 
         # (2) Update G: maximize log(D(G(z))) -- fake labels are real for the generator's cost
@@ -163,17 +169,27 @@ class Gan:
             if self.speed.cpu_layers:
                 self.netD.requires_grad_(True)
         d_g_z2 = self._probability(output).mean()
+        # several processes: G's gradients and the statistics become the whole batch's
+        stats = self.world.reduce_gradients(self.netG, self.config.batch_size,
+                                            torch.stack([err_d, err_g.detach(), d_x, d_g_z1, d_g_z2]))
         self.optG.step()
         if self.ema is not None:
             self.ema.update()
+        return stats
 
-        return torch.stack([err_d, err_g.detach(), d_x, d_g_z1, d_g_z2])
+    def _noise(self, b: int) -> torch.Tensor:
+        """z for this step: drawn for the whole batch and sliced when processes share it,
+        so every process's generator stays in step with one process's."""
+        if self._rows is None:
+            return torch.randn(b, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
+        whole = torch.randn(self.config.batch_size, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
+        return whole[self._rows]
 
     def _seen(self, images: torch.Tensor) -> torch.Tensor:
         """What D sees of a batch: the batch, or with --augment its DiffAugment (augment.py)."""
         if not self.config.augment:
             return images
-        seen = diff_augment(images, self.noise_gen)
+        seen = diff_augment(images, self.noise_gen, self._rows, self.config.batch_size)
         return seen.contiguous(memory_format=torch.channels_last) if self.speed.channels_last else seen
 
     def autocast(self):
@@ -239,13 +255,7 @@ class Gan:
         }
 
     def rng_state(self) -> dict[str, Any]:
-        return {
-            "torch_cpu": torch.get_rng_state(),
-            # this run's GPU only: a list of every visible GPU would not restore on fewer
-            "torch_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "noise": self.noise_gen.get_state(),
-            "noise_device": self.device.type,
-        }
+        return rng_state(self.device, self.noise_gen)
 
     def load_state_dict(self, state: dict[str, Any], step: int, keep_pending: bool = True) -> str | None:
         """Continue exactly where ``state`` (a checkpoint at ``step``) left off, keeping the
@@ -264,22 +274,16 @@ class Gan:
             self.pending_lr = (float(pending[0]), float(pending[1]))
         if "fixed_noise" in state:
             self.fixed_noise = state["fixed_noise"].to(self.device)
-        rng = state.get("rng", {})
-        if "torch_cpu" in rng:
-            torch.set_rng_state(rng["torch_cpu"])
-        cuda_state = rng.get("torch_cuda")
-        if isinstance(cuda_state, list):  # older checkpoints: one state per visible GPU
-            index = self.device.index or 0
-            cuda_state = cuda_state[index] if index < len(cuda_state) else None
-        if self.device.type == "cuda" and isinstance(cuda_state, torch.Tensor):
-            torch.cuda.set_rng_state(cuda_state, self.device)
-        if rng.get("noise_device") == self.device.type and "noise" in rng:
-            self.noise_gen.set_state(rng["noise"])
-        elif "noise" in rng:
-            self.noise_gen.manual_seed(self.config.seed + 1 + step)
-            return (f"resumed on {self.device.type} from a {rng.get('noise_device')} checkpoint: "
-                    "the noise sequence restarts (the weights and optimizer state are exact)")
-        return None
+        return restore_rng(state.get("rng", {}), self.device, self.noise_gen, self.config.seed + 1 + step)
+
+
+def _synchronised(net: nn.Module, world: World) -> nn.Module:
+    """On CUDA across processes, BatchNorm over the whole batch (SyncBatchNorm: the
+    tutorial's maths); elsewhere as built (on the CPU each process normalises its share:
+    torch's SyncBatchNorm runs on GPUs only)."""
+    if world.distributed and world.device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return net
 
 
 def _load_optimizer(optimizer: optim.Optimizer, saved: dict[str, Any]) -> None:

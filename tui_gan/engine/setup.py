@@ -24,6 +24,7 @@ from ..data.loader import Dataset, StreamedDataset, load_dataset
 from ..pictures.progression import epoch_samples
 from .devices import describe_device
 from .gan import Gan
+from .world import World
 
 
 class SetUp(Protocol):
@@ -39,6 +40,7 @@ class SetUp(Protocol):
     steps_per_epoch: int
     history: list[HistoryRow]
     resume_state: dict[str, Any] | None
+    world: World
 
     @property
     def total_steps(self) -> int: ...
@@ -52,9 +54,10 @@ Loaded = tuple[Dataset | StreamedDataset, Gan, list[str]]
 
 
 def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Callable[[], str | None],
-                      config_toml: Path) -> Generator[ev.Loading, None, Loaded]:
+                      config_toml: Path | None, world: World) -> Generator[ev.Loading, None, Loaded]:
     """Yield Loading events; return the data, the GAN and warnings for the user. When the
-    images decide the channels, ``cfg`` gets them and ``config_toml`` is written again.
+    images decide the channels, ``cfg`` gets them and ``config_toml`` is written again
+    (unless None: not rank 0).
     Raises StoppedDuringSetup as soon as ``stop_reason()`` gives one."""
     label = "generating the built-in dataset" if cfg.data == "builtin" else f"reading {cfg.data}"
     updates: queue.Queue[tuple[int, int]] = queue.Queue()
@@ -71,7 +74,7 @@ def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Calla
         future = pool.submit(load_dataset, cfg, device, report, notes)
         yield ev.Loading(label)
         if cfg.channels is not None:
-            gan = Gan(cfg, device)
+            gan = Gan(cfg, device, world)
         while not (future.done() and updates.empty()):
             try:
                 done, total = updates.get(timeout=0.1)
@@ -81,8 +84,9 @@ def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Calla
         data = future.result()
     if gan is None:
         cfg.channels = data.channels
-        atomic_write_text(config_toml, cfg.to_toml())
-        gan = Gan(cfg, device)
+        if config_toml is not None:
+            atomic_write_text(config_toml, cfg.to_toml())
+        gan = Gan(cfg, device, world)
     if data.skipped:
         names = ", ".join(Path(p).name for p in data.skipped[:3])
         notes.append(f"skipped {len(data.skipped)} unreadable file(s): {names}")
@@ -93,7 +97,7 @@ def started_event(engine: SetUp) -> ev.Started:
     """The first event of training: the run's settings, data and history so far."""
     cfg, gan, data = engine.config, engine.gan, engine.data
     return ev.Started(
-        device=describe_device(engine.device),
+        device=describe_device(engine.device) + engine.world.describe(),
         preset=cfg.preset,
         config=cfg.to_dict(),
         dataset=data.name,

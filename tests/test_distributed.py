@@ -1,0 +1,240 @@
+"""Several processes (engine/world.py, engine/lockstep.py, launch.py): real gloo ranks on
+the CPU, each a fresh interpreter, with short timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tui_gan.cli import main
+from tui_gan.core import events as ev
+from tui_gan.core.rundir import RunDir
+from tui_gan.engine.world import World
+from tui_gan.service.client import RemoteRun, connect_to_run
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_ranks(tmp_path: Path, ranks: int, steps: int, batch_size: int, variant: str = "") -> list[dict]:
+    """Run tests/distributed_worker.py as ``ranks`` processes; each rank's saved state."""
+    port, procs, outs = free_port(), [], []
+    for rank in range(ranks):
+        out = tmp_path / f"{variant or 'bn'}-{ranks}-{batch_size}-{rank}.pt"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        if ranks > 1:
+            env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(ranks),
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(out), str(steps), str(batch_size), variant],
+                                      env=env, stderr=subprocess.PIPE, text=True))
+        outs.append(out)
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+    return [torch.load(out, weights_only=True) for out in outs]
+
+
+def test_a_world_of_one_shares_nothing_and_calls_no_collective(monkeypatch):
+    """One process: the whole batch, no process group, and the gradients untouched."""
+    import torch.distributed as dist
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for name in ("all_reduce", "broadcast", "init_process_group"):
+        monkeypatch.setattr(dist, name, lambda *a, **k: pytest.fail("a collective in a world of one"))
+    world, device = World.join(torch.device("cpu"))
+    assert (world.size, world.rank, world.rows(128), device.type) == (1, 0, None, "cpu")
+    net = torch.nn.Linear(3, 2)
+    net(torch.ones(4, 3)).sum().backward()
+    before = [p.grad.clone() for p in net.parameters()]
+    stats = torch.arange(5.0)
+    assert world.reduce_gradients(net, 128, stats) is stats
+    assert all(torch.equal(a, p.grad) for a, p in zip(before, net.parameters()))
+
+
+@pytest.mark.parametrize("batch_size, size, expected", [
+    (128, 2, [(0, 64), (64, 128)]),
+    (7, 2, [(0, 4), (4, 7)]),
+    (10, 4, [(0, 3), (3, 6), (6, 8), (8, 10)]),
+])
+def test_shares_cover_the_global_batch_once(batch_size, size, expected):
+    shares = [World(rank=r, size=size).share(batch_size) for r in range(size)]
+    assert [(s.start, s.stop) for s, _ in shares] == expected
+    assert sum(w for _, w in shares) == pytest.approx(1.0)
+
+
+def test_two_ranks_hold_identical_weights(tmp_path):
+    """With BatchNorm (each rank normalising its share) and the CPU's fast layers: after 6
+    steps both ranks hold the same weights and optimizer moments, bit for bit (BatchNorm's
+    running statistics are each rank's own on the CPU; only rank 0's are saved)."""
+    a, b = train_ranks(tmp_path, 2, 6, 16, "fast")
+    assert len(a["state"]) == len(b["state"]) > 20
+    assert all(torch.equal(x, y) for x, y in zip(a["state"], b["state"]))
+    assert torch.equal(a["stats"], b["stats"])  # the whole batch's losses, on every rank
+
+
+@pytest.mark.parametrize("batch_size", [8, 7])  # 7: shares of 4 and 3
+def test_two_ranks_train_one_process_maths(tmp_path, batch_size):
+    """Without BatchNorm in the way, two ranks on the same global batches end where one
+    process does, to float rounding (the sums are taken in another order), also when the
+    batch does not divide by the ranks; the noise and augmentation draws stay in step."""
+    one = train_ranks(tmp_path, 1, 6, batch_size, "nobn")[0]
+    two = train_ranks(tmp_path, 2, 6, batch_size, "nobn")
+    for rank in two:
+        assert torch.equal(rank["noise"], one["noise"])
+        assert torch.allclose(rank["stats"], one["stats"], rtol=1e-4, atol=1e-5)
+        for x, y in zip(rank["state"], one["state"]):
+            assert torch.allclose(x, y, rtol=1e-4, atol=1e-6), (x - y).abs().max()
+
+
+TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size", "16",
+        "--max-images", "224", "--device", "cpu", "--quality-images", "0", "--log-every", "0.5"]
+
+
+def tui_gan(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "tui_gan", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def checkpoint(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+def test_nproc_2_trains_resumes_and_leaves_one_process_checkpoints(tmp_path):
+    """--nproc 2 --headless: rank 0 logs and writes the run; a resume with 2 processes
+    continues it exactly (the same weights as the run straight through), and a one-process
+    run and `sample` take its checkpoints."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    done = tui_gan(*TINY, "--headless", "--nproc", "2", "--max-steps", "10", "--run-dir", str(straight))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "training on cpu × 2 processes (gloo)" in done.stdout
+    assert tui_gan(*TINY, "--headless", "--nproc", "2", "--max-steps", "6", "--run-dir", str(split)).returncode == 0
+    resumed = tui_gan("--headless", "--nproc", "2", "--resume", str(split), "--max-steps", "10")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = checkpoint(straight / "checkpoints" / "last.pt"), checkpoint(split / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 10
+    for net in ("generator", "discriminator"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net] if "running" not in k)
+    one = tui_gan("--headless", "--resume", str(split), "--max-steps", "12")  # another world size
+    assert one.returncode == 0 and checkpoint(split / "checkpoints" / "last.pt")["step"] == 12, one.stderr[-2000:]
+
+
+def start_launcher(run: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tui_gan", *TINY, "--epochs", "100000", "--headless", "--nproc", "2",
+                             "--run-dir", str(run), *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def wait_for(predicate, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def workers(launcher: subprocess.Popen) -> list[int]:
+    """The launcher's training processes (its children that run tui_gan)."""
+    out = subprocess.run(["pgrep", "-P", str(launcher.pid), "-f", "tui_gan"], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def test_a_stop_signal_stops_every_rank_at_one_step_with_one_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    launcher = start_launcher(run)
+    try:
+        wait_for(lambda: (run / "metrics.csv").exists() and len((run / "metrics.csv").read_text().splitlines()) > 3)
+        launcher.send_signal(signal.SIGTERM)
+        out, err = launcher.communicate(timeout=60)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "finished (terminated (SIGTERM))" in out or "terminated" in out, out[-1000:]
+    state = checkpoint(run / "checkpoints" / "last.pt")
+    assert state["step"] > 0 and sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt"]
+
+
+def test_a_killed_rank_ends_the_run_in_one_line_naming_it(tmp_path):
+    run = tmp_path / "run"
+    launcher = start_launcher(run)
+    try:
+        wait_for(lambda: (run / "checkpoints" / "last.pt").exists() or (run / "metrics.csv").exists()
+                 and len((run / "metrics.csv").read_text().splitlines()) > 3)
+        record = json.loads((run / "service.json").read_text())
+        (follower,) = [pid for pid in workers(launcher) if pid != record["pid"]]
+        os.kill(follower, signal.SIGKILL)
+        _, err = launcher.communicate(timeout=60)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("tui-gan: rank 1 (pid") and "SIGKILL" in line, err[-2000:]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--nproc", "0"], "--nproc: must be a positive integer"),
+    (["--nproc", "2", "--device", "cuda:1"], "--device cuda:1 picks one GPU"),
+    (["--nproc", "2", "--device", "mps"], "not on mps"),
+    (["--nproc", "3", "--device", "cuda"], "this machine has 2 GPU(s)"),
+    (["--nproc", "2", "--device", "cuda", "--master-port", "PORT"], "cannot be used"),
+])
+def test_bad_nproc_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, flags, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a stand-in machine with 2 GPUs
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        flags = [str(busy.getsockname()[1]) if f == "PORT" else f for f in flags]
+        code = main([*TINY[:-4], *flags, "--headless", "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_a_pause_outlasts_the_collective_timeout_and_a_viewer_stops_every_rank(tmp_path, monkeypatch):
+    """Viewers attach to rank 0 as to one process. Paused for three times the collectives'
+    timeout (shortened to 4 s here; epochs long enough that rank 0's epoch ends, which the
+    others wait for, stay well inside it), the run resumes; `stop` ends every rank at one step."""
+    monkeypatch.setenv("TUI_GAN_RUNTIME_DIR", tempfile.mkdtemp(prefix="tg-"))
+    monkeypatch.setenv("TUI_GAN_COLLECTIVE_TIMEOUT", "4")
+    run = RunDir(tmp_path / "run")
+    launcher = start_launcher(run.root, "--max-images", "4000")
+    try:
+        wait_for(lambda: run.metrics.exists() and len(run.metrics.read_text().splitlines()) > 3)
+        remote = RemoteRun(connect_to_run(run)[0], run)
+        events: list = []
+        threading.Thread(target=lambda: events.extend(remote.run()), daemon=True).start()
+        wait_for(lambda: any(isinstance(e, ev.Attached) for e in events))
+        remote.control.pause()
+        wait_for(lambda: any(isinstance(e, ev.Paused) for e in events))
+        paused_at = next(e.step for e in events if isinstance(e, ev.Paused))
+        time.sleep(12)
+        assert launcher.poll() is None
+        remote.control.resume()
+        wait_for(lambda: any(isinstance(e, ev.Progress) and e.step > paused_at + 5 for e in events))
+        remote.control.stop("test")
+        wait_for(lambda: any(isinstance(e, ev.Finished) for e in events))
+        out, err = launcher.communicate(timeout=60)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 0, err[-2000:]
+    finished = next(e for e in events if isinstance(e, ev.Finished))
+    assert checkpoint(run.last)["step"] == finished.step > paused_at

@@ -1,0 +1,115 @@
+"""Requests in lock step: every rank pauses, stops and changes learning rates at the same
+step, because they all learn of it from rank 0 in one small broadcast at a step they all
+know in advance.
+
+Rank 0 owns the run's Control (the viewers' requests and the signals reach it); the other
+ranks' Control objects only mirror what rank 0 sends. The one-shot requests that produce
+files or events (snapshot, export, measure, latent walks, samples) stay on rank 0; only
+what changes the training travels: stop, pause, learning rates, and "take rank 0's
+weights" after the guard rolled back.
+
+The packet goes every ``next_in`` steps, which rank 0 chooses (and sends with the packet)
+so that requests are answered within about EXCHANGE_SECONDS; a paused run exchanges one
+every PAUSED_POLL seconds, so no collective ever waits long enough to time out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from ..core.control import Control, LrChange, Requests
+from .world import World
+
+EXCHANGE_SECONDS = 0.25
+PAUSED_POLL = 0.5
+MAX_INTERVAL = 64
+_FIELDS = ("next_in", "stop", "paused", "lr", "lr_g", "lr_d", "resync")
+_LR_NONE, _LR_PENDING, _LR_NOW = 0, 1, 2
+
+
+class Lockstep:
+    """When the ranks exchange requests, and what an exchange carries (module docstring)."""
+
+    def __init__(self, world: World, control: Control) -> None:
+        self.world = world
+        self.control = control
+        self.next_step = 0
+        self.resync_pending = False
+        """Rank 0: the others must take its weights at the next exchange (after a rollback)."""
+        self.paused = False
+        self.stop_reason: str | None = None
+        """The states every rank agreed on at the last exchange (rank 0's Control may have
+        moved on since: it acts on them at the next one)."""
+        self._clock = (time.perf_counter(), 0)
+
+    def due(self, step: int, epoch_start: bool) -> bool:
+        """Whether requests are served before ``step``: at every step in a world of one;
+        across processes at the agreed steps and at every epoch's start (so a pause at the
+        epoch's end happens there)."""
+        return not self.world.distributed or step >= self.next_step or epoch_start
+
+    def exchange(self, step: int, before_send: Callable[[Requests], None] = lambda requests: None) -> tuple[Requests, bool]:
+        """At a due step (or while paused): the requests to serve here, and whether every
+        rank must now take rank 0's weights (world.broadcast_state). ``before_send(requests)``:
+        rank 0's last word on its Control before it is sent (the guard refusing a resume)."""
+        main = self.world.is_main
+        requests = self.control.take_requests() if main else Requests()
+        if main:
+            before_send(requests)
+        if not self.world.distributed:
+            self.paused, self.stop_reason = self.control.paused, self.control.stop_reason
+            return requests, False
+        packet = torch.zeros(len(_FIELDS), dtype=torch.float64)
+        if main:
+            packet[:] = torch.tensor(self._encode(step, requests), dtype=torch.float64)
+            self.resync_pending = False
+            self.paused, self.stop_reason = bool(packet[2]), self.control.stop_reason if packet[1] else None
+        values = dict(zip(_FIELDS, self.world.exchange(packet).tolist()))
+        if not main:
+            requests = self._apply(values)
+            self.paused, self.stop_reason = self.control.paused, self.control.stop_reason
+        self.next_step = step + int(values["next_in"])
+        return requests, bool(values["resync"])
+
+    def _encode(self, step: int, requests: Requests) -> list[float]:
+        ctl, lr = self.control, requests.lr
+        lr_kind = _LR_NONE if lr is None else (_LR_NOW if lr.now else _LR_PENDING)
+        return [self._interval(step), ctl.stop_reason is not None, ctl.paused, lr_kind,
+                _or_nan(lr.lr_g if lr else None), _or_nan(lr.lr_d if lr else None), self.resync_pending]
+
+    def _interval(self, step: int) -> int:
+        """Steps until the next exchange: about EXCHANGE_SECONDS of training at the pace
+        since the last one."""
+        now = time.perf_counter()
+        last_time, last_step = self._clock
+        self._clock = (now, step)
+        if step <= last_step:
+            return 1
+        per_step = (now - last_time) / (step - last_step)
+        return max(1, min(MAX_INTERVAL, int(EXCHANGE_SECONDS / max(per_step, 1e-6))))
+
+    def _apply(self, values: dict[str, float]) -> Requests:
+        """A follower: mirror rank 0's states in this rank's Control; its requests."""
+        ctl = self.control
+        if values["stop"]:
+            ctl.stop("stopped by rank 0")
+        if values["paused"] and not ctl.paused:
+            ctl.pause()
+        elif not values["paused"] and ctl.paused:
+            ctl.resume()
+        if values["lr"] == _LR_NONE:
+            return Requests()
+        lr_g, lr_d = (None if v != v else v for v in (values["lr_g"], values["lr_d"]))
+        return Requests(lr=LrChange(lr_g, lr_d, now=values["lr"] == _LR_NOW))
+
+    def wait_while_paused(self) -> None:
+        """Rank 0 waits up to PAUSED_POLL for a request; the others wait in the exchange."""
+        if self.world.is_main:
+            self.control.wake.wait(PAUSED_POLL if self.world.distributed else 0.2)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

@@ -1,0 +1,199 @@
+"""The run's processes (torch.distributed): which one this is, its share of each batch,
+and the collectives the step and the requests need.
+
+One process (no torchrun, ``--nproc 1``) gets ``World.single()``: every method returns at
+once and changes nothing, so a one-process run is exactly the engine it always was.
+
+Several processes (``tui-gan --nproc N`` or ``torchrun ... -m tui_gan``) share every
+step's *global* batch (``--batch-size`` images, split into contiguous shares of
+⌈B/N⌉ or ⌊B/N⌋ rows) and keep identical weights by summing their gradients, each
+weighted by its share of the batch: the step is then the gradient of the whole batch's
+mean loss, whatever N is and whether B divides by it. The noise and the augmentation's
+draws are made for the whole batch on every process and sliced, so every process's
+random generators stay in step and the data order is the one-process run's.
+
+Two collectives per step (D's gradients; G's gradients with the five statistics appended,
+so the losses shown are the whole batch's) plus one small broadcast of rank 0's requests
+at a cadence every rank knows (see RequestChannel). Gradients are reduced by hand rather
+than through DistributedDataParallel: the GAN step runs D three times and G's backward
+goes through D, whose gradients there are discarded, which DDP would reduce anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.errors import UserError
+
+#: How long a collective may wait for a peer before the run fails (a paused run keeps
+#: exchanging small packets, so pausing never comes near it). Tests shorten it with
+#: TUI_GAN_COLLECTIVE_TIMEOUT (seconds) to show that a pause outlasts it.
+COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+
+
+def collective_timeout() -> timedelta:
+    try:
+        return timedelta(seconds=float(os.environ["TUI_GAN_COLLECTIVE_TIMEOUT"]))
+    except (KeyError, ValueError):
+        return COLLECTIVE_TIMEOUT
+
+
+def launched_ranks() -> int:
+    """The world size torchrun (or --nproc's launcher) gave this process; 1 without one."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+@dataclass
+class World:
+    """This process's rank among ``size`` and the collectives of a run across them."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    control_group: Any = None
+    """A gloo group for the requests' packets: CPU tensors, so a CUDA run's exchange never
+    waits for the device (the gradients go through the default group, NCCL on CUDA)."""
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _shares: dict[int, tuple[slice, float]] = field(default_factory=dict)
+
+    @classmethod
+    def single(cls) -> World:
+        return cls()
+
+    @classmethod
+    def join(cls, device: torch.device) -> tuple[World, torch.device]:
+        """Join the process group torchrun's environment describes (gloo on the CPU, NCCL
+        on CUDA, each process on the GPU of its local rank); a world of one where there is
+        none. Returns the world and the device this process trains on."""
+        if launched_ranks() == 1:
+            return cls.single(), device
+        import torch.distributed as dist
+
+        if device.type not in ("cpu", "cuda"):
+            raise UserError(f"several processes train on CUDA GPUs or on the CPU, not on {device.type}; "
+                            "use --device cuda or --device cpu")
+        if device.type == "cuda" and device.index:
+            raise UserError(f"--device {device}: with several processes each one takes the GPU of its "
+                            "local rank; use --device cuda")
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend, timeout=collective_timeout())
+        control = dist.new_group(backend="gloo", timeout=collective_timeout()) if backend != "gloo" else None
+        return cls(dist.get_rank(), dist.get_world_size(), local_rank, control, device), device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that writes the run directory, measures, and serves viewers."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def describe(self) -> str:
+        """What the first log line adds after the device: '' for one process."""
+        if not self.distributed:
+            return ""
+        backend = "NCCL" if self.device.type == "cuda" else "gloo"
+        return f" × {self.size} processes ({backend})"
+
+    def share(self, batch_size: int) -> tuple[slice, float]:
+        """This rank's rows of a global batch, and its weight (rows / batch_size)."""
+        if batch_size not in self._shares:
+            base, extra = divmod(batch_size, self.size)
+            start = self.rank * base + min(self.rank, extra)
+            rows = base + (1 if self.rank < extra else 0)
+            self._shares[batch_size] = (slice(start, start + rows), rows / batch_size)
+        return self._shares[batch_size]
+
+    def rows(self, batch_size: int) -> slice | None:
+        """share()'s rows, or None in a world of one (the whole batch, sliced nowhere)."""
+        return self.share(batch_size)[0] if self.distributed else None
+
+    # ================================================================== collectives
+
+    def reduce_gradients(self, module: nn.Module, batch_size: int, extra: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Replace ``module``'s gradients (and ``extra``, a vector of per-rank means) by the
+        whole batch's: the sum over ranks of each one weighted by its share. One collective."""
+        if not self.distributed:
+            return extra
+        import torch.distributed as dist
+
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        parts = [g.reshape(-1) for g in grads] + ([extra.float().reshape(-1)] if extra is not None else [])
+        flat = torch.cat(parts).mul_(self.share(batch_size)[1])
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset: offset + g.numel()].view(g.shape))
+            offset += g.numel()
+        return flat[offset:] if extra is not None else None
+
+    def broadcast_state(self, tensors: list[torch.Tensor]) -> None:
+        """Rank 0's values of ``tensors`` (weights, buffers, optimizer moments) on every rank."""
+        if not self.distributed:
+            return
+        import torch.distributed as dist
+
+        for t in tensors:
+            if t.device == self.device or self.device.type == "cpu":
+                dist.broadcast(t, 0)
+            else:  # NCCL sends device tensors only (Adam's step counts live on the CPU)
+                on_device = t.to(self.device)
+                dist.broadcast(on_device, 0)
+                t.copy_(on_device)
+
+    def exchange(self, packet: torch.Tensor) -> torch.Tensor:
+        """Rank 0's ``packet`` (a small float64 CPU vector) on every rank."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.broadcast(packet, 0, group=self.control_group)
+        return packet
+
+    def close(self) -> None:
+        if self.distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def lost_peer_message(exc: Exception, message: str) -> str:
+    """A failed step across processes, in one line: a broken collective means another rank
+    died (the launcher names it); the checkpoint kept is the last one written, not this
+    half-done step."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and any(s in text for s in ("Connection", "gloo", "NCCL", "closed", "timed out")):
+        cause = text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
+        return ("another process of this run stopped (see the launcher's line), so training cannot go on "
+                f"(the step it was in is not saved; {cause})")
+    return message + " (the step it was in is not saved)"
+
+
+def state_tensors(modules: dict[str, Any]) -> list[torch.Tensor]:
+    """Every tensor of the models' and optimizers' states, in an order all ranks share."""
+    out: list[torch.Tensor] = []
+    for _name, obj in sorted(modules.items()):
+        if isinstance(obj, nn.Module):
+            out += [t for _k, t in sorted(obj.state_dict(keep_vars=True).items()) if isinstance(t, torch.Tensor)]
+        else:  # an optimizer: its per-parameter state, in parameter order
+            for group in obj.param_groups:
+                for p in group["params"]:
+                    for _k, t in sorted(obj.state.get(p, {}).items()):
+                        if isinstance(t, torch.Tensor):
+                            out.append(t)
+    return [t.data if isinstance(t, nn.Parameter) else t for t in out]
