@@ -7,7 +7,7 @@ from PIL import Image
 
 from tui_gan.core import events as ev
 from tui_gan.core.errors import UserError
-from tui_gan.data.builtin import builtin_count, make_builtin
+from tui_gan.data.builtin import GLYPHS, GlyphStyle, builtin_count, make_builtin, make_glyphs
 from tui_gan.data.imagefiles import decode_files, load_image, scan_folder
 from tui_gan.data.loader import epoch_permutation, load_dataset
 
@@ -24,6 +24,19 @@ def test_builtin_is_deterministic_and_varied():
     # images differ from one another and each has a glyph in contrast to its background
     assert len({x.tobytes() for x in a}) == 64
     assert (a.reshape(64, -1).std(axis=1) > 10).all()
+
+
+def test_the_builtin_set_draws_upright_centred_digits_and_a_broader_style_all_glyphs():
+    images, labels = make_glyphs(400, 32, seed=3)
+    assert np.array_equal(images, make_builtin(400, 32, seed=3))
+    assert set(labels) == set(range(10))  # digits, all of them
+    broad, broad_labels = make_glyphs(400, 32, 3, GlyphStyle(GLYPHS, (0.45, 0.95), 30, (0.3, 0.7), 0.75, 1.0, (0.25, 0.15)))
+    assert set(broad_labels) == set(range(36)) and not np.array_equal(broad, images)
+    # a glyph drawn bolder covers more of its image (same draws otherwise: seed, style)
+    plain = make_glyphs(50, 32, 7, GlyphStyle(bold=(0.0, 0.0)))[0].astype(int)
+    bold = make_glyphs(50, 32, 7, GlyphStyle(bold=(0.0, 1.0)))[0].astype(int)
+    corner = np.abs(plain - plain[:, :, :1, :1]).sum(axis=(1, 2, 3))
+    assert (np.abs(bold - bold[:, :, :1, :1]).sum(axis=(1, 2, 3)) > corner).mean() > 0.9
 
 
 def test_builtin_grayscale_and_memory_budget():
