@@ -179,3 +179,14 @@ async def test_text_lines_keep_styles_truncate_and_rebuild_only_changed_lines():
         changed = widget.render_line(0)
         assert changed.text.endswith("…") and changed.cell_length == 12
         assert widget.render_line(1) is second  # the unchanged line's Strip is reused
+
+
+def test_the_status_bar_shows_the_last_epoch_full_once_every_epoch_is_done():
+    from tui_gan.tui.widgets.status import StatusPanel
+
+    panel = StatusPanel()
+    panel.epochs, panel.steps_per_epoch = 8, 156
+    panel.epoch, panel.epoch_step = 1, 0  # epoch 1 ended: the second starts empty
+    assert panel.lines(46, 12)[1].plain.startswith("epoch 2/8") and panel.lines(46, 12)[1].plain.endswith("  0%")
+    panel.epoch = 8  # the run ended after its last epoch
+    assert panel.lines(46, 12)[1].plain.startswith("epoch 8/8") and panel.lines(46, 12)[1].plain.endswith("100%")

@@ -86,7 +86,9 @@ class StatusPanel(TextLines):
         if self.detail:
             state.append(f"  {self.detail}", style="dim")
         epoch = f"epoch {min(self.epoch + 1, self.epochs) if self.epochs else '–'}/{self.epochs or '–'} "
-        bar = Text(epoch).append_text(progress_bar(self.epoch_step, self.steps_per_epoch, width - len(epoch)))
+        all_done = bool(self.epochs) and self.epoch >= self.epochs  # the last epoch is full, not the next one empty
+        done = self.steps_per_epoch if all_done else self.epoch_step
+        bar = Text(epoch).append_text(progress_bar(done, self.steps_per_epoch, width - len(epoch)))
         step = f"{self.step:,}/{self.total_steps:,}" if self.total_steps else f"{self.step:,}"
         speed = f"{self.images_per_sec:,.0f} img/s" if self.images_per_sec else "– img/s"
         eta = format_duration(self.eta) if self.state is RunState.TRAINING else "–"
