@@ -7,6 +7,8 @@ the step, each rank on its share (world.py), and saves its weights and optimizer
 ``nobn``: the nets without BatchNorm, where several processes must train exactly one
 process's maths (on the CPU each rank normalises its share with its own statistics).
 ``fast``: the CPU's fast layers (channels-last, cpulayers), as a default CPU run has them.
+``rollback``: after STEPS steps rank 0's weights blow up (NaN) and it rolls back to the state
+its guard kept halfway, which every rank then takes (as serving.py does after a rollback).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main(out: str, steps: int, batch_size: int, variant: str) -> None:
         nn.BatchNorm2d = lambda *args, **kwargs: nn.Identity()  # type: ignore[misc]
     from tui_gan.core.config import TrainConfig
     from tui_gan.engine.gan import Gan
+    from tui_gan.engine.guard import GoodState
     from tui_gan.engine.world import World, state_tensors
 
     config = TrainConfig(image_size=16, ngf=8, ndf=8, nz=16, batch_size=batch_size, channels=3, amp=False,
@@ -32,9 +35,20 @@ def main(out: str, steps: int, batch_size: int, variant: str) -> None:
     gan = Gan(config, device, world)
     data = torch.Generator().manual_seed(5)
     stats = []
-    for _step in range(steps):
+    guard = GoodState()
+    for step in range(steps):
+        if step == steps // 2:
+            guard.keep(step, gan.modules())
         whole = torch.rand(batch_size, 3, 16, 16, generator=data) * 2 - 1
         stats.append(gan.train_step(whole[world.rows(batch_size) or slice(None)]))
+    if variant == "rollback":
+        kept = [t.clone() for t in state_tensors(gan.modules())]  # identical on every rank
+        if world.is_main:
+            with torch.no_grad():
+                gan.netG.main[0].weight.fill_(float("nan"))
+            guard.restore(gan.modules())
+        world.broadcast_state(state_tensors(gan.modules()))
+        assert not all(torch.equal(a, b) for a, b in zip(kept, state_tensors(gan.modules())))
     weights = [p.detach().clone() for net in (gan.netG, gan.netD) for p in net.parameters()]
     moments = [t.clone() for t in state_tensors({"g": gan.optG, "d": gan.optD})]
     torch.save({"state": weights + moments, "stats": torch.stack(stats),

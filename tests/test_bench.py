@@ -220,6 +220,19 @@ def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
     assert "bf16 (--amp), seed 999" in quality[2] and "no quality line" in quality[2]  # the stand-in trains nothing
 
 
+def test_gpu_bench_script_measures_scaling_over_the_gpus_it_has(tmp_path):
+    done, out = _gpu_bench(tmp_path, NGPUS="4")
+    runs = [line for line in (out / "log.txt").read_text().splitlines() if line.startswith("headless ")]
+    nproc = [line.split("--nproc ")[1].split()[0] for line in runs if "--nproc" in line]
+    assert nproc == ["1", "4", "1"]  # one process, one per GPU, then one process resumes
+    assert f"--resume {out}/run-n4 --nproc 1" in runs[-QUALITY_RUNS - 1]
+    rows = (out / "scaling.md").read_text().splitlines()
+    assert rows[0] == "| processes | training images/s |" and [r.split(" |")[0] for r in rows[2:]] == ["| 1", "| 4"]
+    (tmp_path / "one").mkdir()
+    single = (_gpu_bench(tmp_path / "one", NGPUS="1")[1] / "scaling.md").read_text()
+    assert "needs two or more" in single
+
+
 def test_gpu_bench_script_cuts_steps_off_at_the_deadline(tmp_path):
     done, out = _gpu_bench(tmp_path, DEADLINE="100")
     limits = [int(line.rsplit("[at most ", 1)[1][:-2])

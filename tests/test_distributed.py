@@ -68,6 +68,17 @@ def test_a_world_of_one_shares_nothing_and_calls_no_collective(monkeypatch):
     assert all(torch.equal(a, p.grad) for a, p in zip(before, net.parameters()))
 
 
+def test_nproc_1_is_the_one_process_engine_bit_for_bit(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUI_GAN_RUNTIME_DIR", tempfile.mkdtemp(prefix="tg-"))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for name, extra in (("plain", []), ("one", ["--nproc", "1"])):
+        assert main([*TINY, "--headless", "--max-steps", "5", "--run-dir", str(tmp_path / name), *extra]) == 0
+    a, b = (checkpoint(tmp_path / name / "checkpoints" / "last.pt") for name in ("plain", "one"))
+    for key in ("generator", "discriminator"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert all(torch.equal(x, y) for x, y in zip(a["optimizer_d"]["state"][0].values(), b["optimizer_d"]["state"][0].values()))
+
+
 @pytest.mark.parametrize("batch_size, size, expected", [
     (128, 2, [(0, 64), (64, 128)]),
     (7, 2, [(0, 4), (4, 7)]),
@@ -87,6 +98,14 @@ def test_two_ranks_hold_identical_weights(tmp_path):
     assert len(a["state"]) == len(b["state"]) > 20
     assert all(torch.equal(x, y) for x, y in zip(a["state"], b["state"]))
     assert torch.equal(a["stats"], b["stats"])  # the whole batch's losses, on every rank
+
+
+def test_after_a_rollback_on_rank_0_every_rank_holds_its_restored_state(tmp_path):
+    """The guard rolls rank 0 back (its weights went NaN); the others take its state, so
+    all ranks go on from the same good weights and optimizer moments."""
+    a, b = train_ranks(tmp_path, 2, 6, 16, "rollback")
+    assert all(torch.isfinite(x).all() for x in a["state"])
+    assert all(torch.equal(x, y) for x, y in zip(a["state"], b["state"]))
 
 
 @pytest.mark.parametrize("batch_size", [8, 7])  # 7: shares of 4 and 3
