@@ -257,3 +257,26 @@ def test_a_pause_outlasts_the_collective_timeout_and_a_viewer_stops_every_rank(t
     assert launcher.returncode == 0, err[-2000:]
     finished = next(e for e in events if isinstance(e, ev.Finished))
     assert checkpoint(run.last)["step"] == finished.step > paused_at
+
+
+def test_synchronised_batchnorm_draws_samples_within_one_process(monkeypatch):
+    """On CUDA the nets' BatchNorm is synchronised across processes; rank 0 draws samples
+    alone, so drawing must not synchronise (it would wait for the other ranks forever),
+    and it gives the same images as plain BatchNorm, with the state unchanged."""
+    from torch import nn
+
+    from tui_gan.core.config import TrainConfig
+    from tui_gan.engine.models import SampleableSyncBatchNorm, build_models, generate, synchronise_batchnorm
+
+    config = TrainConfig(image_size=16, ngf=8, ndf=8, nz=16, channels=3)
+    torch.manual_seed(0)
+    plain, _ = build_models(config)
+    synced = synchronise_batchnorm(build_models(config)[0])
+    synced.load_state_dict(plain.state_dict())
+    layers = [m for m in synced.modules() if isinstance(m, nn.SyncBatchNorm)]
+    assert layers and all(type(m) is SampleableSyncBatchNorm for m in layers)
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in plain.modules())
+    monkeypatch.setattr(nn.SyncBatchNorm, "forward", lambda *a: pytest.fail("a synchronised forward while drawing"))
+    z = torch.randn(8, 16, 1, 1)
+    assert torch.allclose(generate(synced, z), generate(plain, z), atol=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(synced.state_dict().values(), plain.state_dict().values()))

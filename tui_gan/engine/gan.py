@@ -23,7 +23,7 @@ from ..data.pixels import to_uint8
 from .augment import diff_augment
 from .devices import choose_precision
 from .ema import GeneratorEma
-from .models import build_models, generate
+from .models import build_models, generate, synchronise_batchnorm
 from .randomness import restore_rng, rng_state
 from .world import World
 
@@ -282,7 +282,7 @@ def _synchronised(net: nn.Module, world: World) -> nn.Module:
     tutorial's maths); elsewhere as built (on the CPU each process normalises its share:
     torch's SyncBatchNorm runs on GPUs only)."""
     if world.distributed and world.device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        return synchronise_batchnorm(net)
     return net
 
 

@@ -97,16 +97,45 @@ def build_models(config) -> tuple[Generator, Discriminator]:
     return g, d
 
 
+class SampleableSyncBatchNorm(nn.SyncBatchNorm):
+    """SyncBatchNorm (several CUDA processes: statistics over the whole batch) that can also
+    normalise within this process: rank 0 draws samples alone, and a synchronised forward
+    there would wait forever for the other ranks' statistics. Same state as BatchNorm2d."""
+
+    alone = False
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.alone:
+            return super().forward(input)
+        return nn.functional.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                                        True, self.momentum or 0.0, self.eps)
+
+
+def synchronise_batchnorm(net: nn.Module) -> nn.Module:
+    """``net`` with its BatchNorm layers synchronised across processes (SampleableSyncBatchNorm)."""
+    net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    for m in net.modules():
+        if type(m) is nn.SyncBatchNorm:
+            m.__class__ = SampleableSyncBatchNorm  # adds behaviour only, no state
+    return net
+
+
 @torch.no_grad()
 def generate(generator: Generator, z: torch.Tensor) -> torch.Tensor:
     """Images for ``z`` as the tutorial draws them (batch statistics, train mode), without
-    touching the BatchNorm running statistics: showing samples never changes the model."""
+    touching the BatchNorm running statistics: showing samples never changes the model.
+    Synchronised BatchNorm normalises within this process here (one process draws)."""
     buffers = {name: b.clone() for name, b in generator.named_buffers()}
     was_training = generator.training
+    synced = [m for m in generator.modules() if isinstance(m, SampleableSyncBatchNorm)]
     generator.train()
+    for m in synced:
+        m.alone = True
     try:
         return generator(z).contiguous()  # the usual layout, also from a channels-last model
     finally:
+        for m in synced:
+            m.alone = False
         for name, b in generator.named_buffers():
             b.copy_(buffers[name])
         generator.train(was_training)
