@@ -90,26 +90,22 @@ def test_shares_cover_the_global_batch_once(batch_size, size, expected):
     assert sum(w for _, w in shares) == pytest.approx(1.0)
 
 
-def test_two_ranks_hold_identical_weights(tmp_path):
+def test_two_ranks_hold_identical_weights_and_roll_back_together(tmp_path):
     """With BatchNorm (each rank normalising its share) and the CPU's fast layers: after 6
     steps both ranks hold the same weights and optimizer moments, bit for bit (BatchNorm's
-    running statistics are each rank's own on the CPU; only rank 0's are saved)."""
+    running statistics are each rank's own on the CPU; only rank 0's are saved). Then the
+    guard rolls rank 0 back (its weights went NaN) and the others take its state, so all
+    go on from the same good weights."""
     a, b = train_ranks(tmp_path, 2, 6, 16, "fast")
     assert len(a["state"]) == len(b["state"]) > 20
     assert all(torch.equal(x, y) for x, y in zip(a["state"], b["state"]))
     assert torch.equal(a["stats"], b["stats"])  # the whole batch's losses, on every rank
+    assert all(torch.isfinite(x).all() for x in a["restored"])
+    assert all(torch.equal(x, y) for x, y in zip(a["restored"], b["restored"]))
+    assert not all(torch.equal(x, y) for x, y in zip(a["restored"], a["state"]))  # an earlier state
 
 
-def test_after_a_rollback_on_rank_0_every_rank_holds_its_restored_state(tmp_path):
-    """The guard rolls rank 0 back (its weights went NaN); the others take its state, so
-    all ranks go on from the same good weights and optimizer moments."""
-    a, b = train_ranks(tmp_path, 2, 6, 16, "rollback")
-    assert all(torch.isfinite(x).all() for x in a["state"])
-    assert all(torch.equal(x, y) for x, y in zip(a["state"], b["state"]))
-
-
-@pytest.mark.parametrize("batch_size", [8, 7])  # 7: shares of 4 and 3
-def test_two_ranks_train_one_process_maths(tmp_path, batch_size):
+def test_two_ranks_train_one_process_maths(tmp_path, batch_size=7):  # 7: shares of 4 and 3
     """Without BatchNorm in the way, two ranks on the same global batches end where one
     process does, to float rounding (the sums are taken in another order), also when the
     batch does not divide by the ranks; the noise and augmentation draws stay in step."""
@@ -177,21 +173,6 @@ def workers(launcher: subprocess.Popen) -> list[int]:
     return [int(pid) for pid in out.split()]
 
 
-def test_a_stop_signal_stops_every_rank_at_one_step_with_one_checkpoint(tmp_path):
-    run = tmp_path / "run"
-    launcher = start_launcher(run)
-    try:
-        wait_for(lambda: (run / "metrics.csv").exists() and len((run / "metrics.csv").read_text().splitlines()) > 3)
-        launcher.send_signal(signal.SIGTERM)
-        out, err = launcher.communicate(timeout=60)
-    finally:
-        launcher.kill()
-    assert launcher.returncode == 128 + signal.SIGTERM, err[-2000:]
-    assert "finished (terminated (SIGTERM))" in out or "terminated" in out, out[-1000:]
-    state = checkpoint(run / "checkpoints" / "last.pt")
-    assert state["step"] > 0 and sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt"]
-
-
 def test_a_killed_rank_ends_the_run_in_one_line_naming_it(tmp_path):
     run = tmp_path / "run"
     launcher = start_launcher(run)
@@ -228,10 +209,11 @@ def test_bad_nproc_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, f
     assert code == 2 and len(err) == 1 and message in err[0], err
 
 
-def test_a_pause_outlasts_the_collective_timeout_and_a_viewer_stops_every_rank(tmp_path, monkeypatch):
+def test_a_pause_outlasts_the_collective_timeout_and_sigterm_stops_every_rank(tmp_path, monkeypatch):
     """Viewers attach to rank 0 as to one process. Paused for three times the collectives'
-    timeout (shortened to 4 s here; epochs long enough that rank 0's epoch ends, which the
-    others wait for, stay well inside it), the run resumes; `stop` ends every rank at one step."""
+    timeout (shortened to 4 s here; rank 0's epoch ends, which the others wait for, stay well
+    inside it), the run resumes; SIGTERM to the launcher then ends every rank at one step,
+    with one checkpoint written (a viewer's stop takes the same path from rank 0 on)."""
     monkeypatch.setenv("TUI_GAN_RUNTIME_DIR", tempfile.mkdtemp(prefix="tg-"))
     monkeypatch.setenv("TUI_GAN_COLLECTIVE_TIMEOUT", "4")
     run = RunDir(tmp_path / "run")
@@ -249,14 +231,16 @@ def test_a_pause_outlasts_the_collective_timeout_and_a_viewer_stops_every_rank(t
         assert launcher.poll() is None
         remote.control.resume()
         wait_for(lambda: any(isinstance(e, ev.Progress) and e.step > paused_at + 5 for e in events))
-        remote.control.stop("test")
+        launcher.send_signal(signal.SIGTERM)
         wait_for(lambda: any(isinstance(e, ev.Finished) for e in events))
         out, err = launcher.communicate(timeout=60)
     finally:
         launcher.kill()
-    assert launcher.returncode == 0, err[-2000:]
+    assert launcher.returncode == 128 + signal.SIGTERM, err[-2000:]
     finished = next(e for e in events if isinstance(e, ev.Finished))
+    assert finished.reason == "terminated (SIGTERM)" and "finished (terminated (SIGTERM))" in out
     assert checkpoint(run.last)["step"] == finished.step > paused_at
+    assert sorted(p.name for p in (run.root / "checkpoints").iterdir()) == ["last.pt"]
 
 
 def test_synchronised_batchnorm_draws_samples_within_one_process(monkeypatch):
