@@ -11,12 +11,14 @@ names the rank.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from .core.config import parse_device
@@ -34,11 +36,11 @@ def launch(args: dict[str, Any], argv: list[str], run_dir: RunDir) -> int:
     nproc = int(args["nproc"])
     device = _check_device(args.get("device", "auto"), nproc)
     port = _check_port(args.get("master_port"))
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    with _quiet_launcher_logs():
+        from torch.distributed.elastic.multiprocessing.api import SignalException
+        from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+        from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # we say it in one line
     if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # N processes share the cores
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     config = LaunchConfig(
@@ -56,6 +58,24 @@ def launch(args: dict[str, Any], argv: list[str], run_dir: RunDir) -> int:
     except SignalException as stopped:
         return 128 + int(stopped.sigval)
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_launcher_logs() -> Iterator[None]:
+    """The launcher's own log lines ("Received 2 death signal, shutting down workers", a
+    failure's details) say what our one line says. Its loggers take their level from
+    $LOGLEVEL when their modules are imported (WARNING by default): CRITICAL while they
+    are, unless the user set one; the processes it starts get the user's environment."""
+    before = os.environ.get("LOGLEVEL")
+    os.environ.setdefault("LOGLEVEL", "CRITICAL")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LOGLEVEL", None)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):  # any made before
+        if name.startswith("torch.distributed") and isinstance(logger, logging.Logger) and before is None:
+            logger.setLevel(logging.CRITICAL)
 
 
 def _check_device(spec: str, nproc: int) -> str:
