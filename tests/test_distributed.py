@@ -264,3 +264,28 @@ def test_synchronised_batchnorm_draws_samples_within_one_process(monkeypatch):
     z = torch.randn(8, 16, 1, 1)
     assert torch.allclose(generate(synced, z), generate(plain, z), atol=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(synced.state_dict().values(), plain.state_dict().values()))
+
+
+def test_the_app_finds_the_service_rank_0_hosts(tmp_path, monkeypatch):
+    """`tui-gan --nproc 2` (the app) spawns the launcher and waits for a service; rank 0,
+    the launcher's child, hosts it, and the app connects to it as to one process's."""
+    from tui_gan.runs import start_service
+    from tui_gan.service.client import wait_for_service
+
+    monkeypatch.setenv("TUI_GAN_RUNTIME_DIR", tempfile.mkdtemp(prefix="tg-"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = RunDir(tmp_path / "run")
+    process = start_service([*TINY, "--epochs", "100000", "--nproc", "2"], run)
+    try:
+        remote = wait_for_service(run, process, timeout=90)
+        assert remote is not None
+        events: list = []
+        threading.Thread(target=lambda: events.extend(remote.run()), daemon=True).start()
+        wait_for(lambda: any(isinstance(e, ev.Attached) for e in events))
+        remote.control.stop("q")
+        wait_for(lambda: any(isinstance(e, ev.Finished) for e in events))
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    record = json.loads(run.service_record.read_text())
+    assert record["launcher"] == process.pid != record["pid"] and record["state"] == "stopped"

@@ -178,7 +178,8 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any],
     """serve_run's part once the run is locked: the hub and the record around the run."""
     hub = Hub(socket_path(run_dir.root), control, str(run_dir.root), note=printer.line)
     hub.start()
-    record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path))
+    launched = os.environ.get("WORLD_SIZE", "1") not in ("", "1")  # rank 0 of several: its parent launched it
+    record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path), launcher=os.getppid() if launched else None)
     record.write(run_dir)
     outcome = Outcome()
     try:
@@ -211,6 +212,8 @@ def follow_run(prepare: Callable[[Control], Any], rank: int) -> int:
     for sig in SIGNAL_REASONS:
         if threading.current_thread() is threading.main_thread():
             signal.signal(sig, signal.SIG_IGN)
+    from .engine.world import lost_peer_message
+
     control = Control()
     try:
         for event in prepare(control).run():
@@ -220,4 +223,8 @@ def follow_run(prepare: Callable[[Control], Any], rank: int) -> int:
     except UserError as exc:
         print(f"tui-gan: rank {rank}: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - in setup, before the engine reports failures itself
+        print(f"tui-gan: rank {rank}: {lost_peer_message(exc, type(exc).__name__ + ': ' + str(exc))}",
+              file=sys.stderr, flush=True)
+        return 1
     return 0

@@ -120,8 +120,10 @@ class Engine:
         main = self.world.is_main  # only rank 0 writes the run directory
         if main:
             self.paths.create(cfg.to_toml())
+        # several processes stop together at a step, so not here: the first exchange does it
+        stop_reason = (lambda: None) if self.world.distributed else (lambda: self.control.stop_reason)
         self.data, self.gan, notes = yield from load_data_and_gan(
-            cfg, self.device, lambda: self.control.stop_reason, self.paths.config if main else None, self.world)
+            cfg, self.device, stop_reason, self.paths.config if main else None, self.world)
         for note in notes:
             yield ev.EngineWarning(note)
         self.steps_per_epoch = len(self.data) // cfg.batch_size

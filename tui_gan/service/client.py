@@ -247,7 +247,7 @@ def wait_for_service(run_dir: RunDir, process: Any, give_up: threading.Event | N
             raise UserError(last_error(run_dir) or f"the training service exited ({process.returncode}); "
                             f"see {run_dir.log}")
         record = ServiceRecord.read(run_dir)
-        if record is not None and record.pid == process.pid and record.state == "running":
+        if record is not None and process.pid in (record.pid, record.launcher) and record.state == "running":
             try:
                 conn, _ = Connection.open(record.socket, "view")
                 return RemoteRun(conn, run_dir)

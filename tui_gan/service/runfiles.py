@@ -112,6 +112,9 @@ class ServiceRecord:
     ended: float | None = None
     images_per_sec: float | None = None
     """The training speed of the session that ended (its Finished event's)."""
+    launcher: int | None = None
+    """With --nproc: the pid of the launcher that started this process (rank 0), the
+    process the app spawned and waits on."""
 
     def write(self, run_dir: RunDir) -> None:
         atomic_write_text(run_dir.service_record, json.dumps(asdict(self), indent=1) + "\n")
