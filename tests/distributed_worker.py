@@ -8,7 +8,8 @@ the step, each rank on its share (world.py), and saves its weights and optimizer
 process's maths (on the CPU each rank normalises its share with its own statistics).
 ``fast``: the CPU's fast layers (channels-last, cpulayers), as a default CPU run has them;
 after STEPS steps rank 0's weights blow up (NaN) and it rolls back to the state its guard
-kept halfway, which every rank then takes (as serving.py does after a rollback).
+kept before the first step (no optimizer state yet), which every rank then takes (as
+serving.py does after a rollback).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def main(out: str, steps: int, batch_size: int, variant: str) -> None:
     stats = []
     guard = GoodState()
     for step in range(steps):
-        if step == steps // 2:
+        if step == 0:  # as the guard keeps its first state: before Adam has any
             guard.keep(step, gan.modules())
         whole = torch.rand(batch_size, 3, 16, 16, generator=data) * 2 - 1
         stats.append(gan.train_step(whole[world.rows(batch_size) or slice(None)]))
@@ -49,7 +50,7 @@ def main(out: str, steps: int, batch_size: int, variant: str) -> None:
             with torch.no_grad():
                 gan.netG.main[0].weight.fill_(float("nan"))
             guard.restore(gan.modules())
-        world.broadcast_state(state_tensors(gan.modules()))
+        world.broadcast_modules(gan.modules())
         restored = [t.clone() for t in state_tensors(gan.modules())]
     torch.save({"state": weights + moments, "restored": restored, "stats": torch.stack(stats),
                 "noise": gan.noise_gen.get_state()}, out)

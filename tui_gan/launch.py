@@ -12,6 +12,7 @@ names the rank.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -34,6 +35,9 @@ def launch(args: dict[str, Any], argv: list[str], run_dir: RunDir) -> int:
     """Start ``args['nproc']`` processes on ``run_dir`` and wait for them. Returns the exit
     code: 0 when the run ended, 2 for bad input, 1 when a rank failed, 128+N after signal N."""
     nproc = int(args["nproc"])
+    if args.get("batch_size", nproc) < nproc:
+        raise UserError(f"--batch-size {args['batch_size']} is smaller than the {nproc} processes that share "
+                        f"each batch; use --batch-size {nproc} or more")
     device = _check_device(args.get("device", "auto"), nproc)
     port = _check_port(args.get("master_port"))
     with _quiet_launcher_logs():
@@ -43,11 +47,15 @@ def launch(args: dict[str, Any], argv: list[str], run_dir: RunDir) -> int:
 
     if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # N processes share the cores
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    config = LaunchConfig(
+    settings = dict(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
         rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{port}", max_restarts=0, monitor_interval=0.2,
         start_method="spawn", signals_to_handle="SIGTERM,SIGINT,SIGHUP", shutdown_timeout=SHUTDOWN_SECONDS,
     )
+    # signals_to_handle and shutdown_timeout are newer than torch 2.2: older launchers
+    # handle SIGTERM, SIGINT and SIGHUP anyway and give the processes 30 s
+    known = {f.name for f in dataclasses.fields(LaunchConfig)}
+    config = LaunchConfig(**{k: v for k, v in settings.items() if k in known})
     worker_args = ["-m", "tui_gan", *_without_launch_flags(argv), "--run-dir", str(run_dir.root)]
     try:
         elastic_launch(config, sys.executable)(*worker_args)

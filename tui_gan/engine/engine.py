@@ -36,7 +36,7 @@ from .meter import Meter
 from .quality import QualityProbe, measure_quality
 from .serving import serve_requests
 from .setup import StoppedDuringSetup, load_data_and_gan, started_event
-from .world import World, lost_peer_message, state_tensors
+from .world import World, lost_peer_message
 
 
 class Engine:
@@ -113,6 +113,7 @@ class Engine:
         if self.resume_state is None:
             cfg.apply_preset(self.device.type, self.explicit)
         cfg.validate()
+        self.world.check_batch(cfg.batch_size)
         if cfg.amp:
             check_amp(self.device)
         if cfg.channels is None:
@@ -129,7 +130,7 @@ class Engine:
         self.steps_per_epoch = len(self.data) // cfg.batch_size
         if self.resume_state is not None:
             yield from self._restore(self.resume_state)
-        self.world.broadcast_state(state_tensors(self.gan.modules()))  # every rank starts from rank 0's
+        self.world.broadcast_modules(self.gan.modules())  # every rank starts from rank 0's
         self.meter = Meter(cfg, self.device, self.history, self.elapsed_base, self.paths.metrics if main else os.devnull)
 
     def _restore(self, state: dict[str, Any]) -> Iterator[Any]:
@@ -211,7 +212,7 @@ class Engine:
     def _guard(self) -> Iterator[Any]:
         """After a progress read: the guard looks at its averages (see guard.py)."""
         means = self.meter.last_means
-        if means is None:
+        if means is None or self.lockstep.resync_pending:  # a rollback waits for the others to take it
             return
         warning, diverged = self.guard.inspect(self.step, means, self.gan.modules(), self.gan.lrs)
         for text in (warning, self.guard.inspect_samples(self.step, self.live_samples)):
@@ -219,7 +220,7 @@ class Engine:
                 yield ev.EngineWarning(text)
         if diverged:
             self.control.pause("diverged")
-            self.lockstep.resync_pending = True  # the other ranks take the restored state
+            self.lockstep.resync_pending = self.world.distributed  # the other ranks take the restored state
 
     def _measure_quality(self) -> Iterator[Any]:
         yield from measure_quality(self)  # quality.py: the row, the event, best.pt, warnings

@@ -16,7 +16,6 @@ from ..core import events as ev
 from ..core.control import Requests
 from ..pictures.grids import save_grid
 from .interpolation import latent_walk, render_walk
-from .world import state_tensors
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -60,7 +59,7 @@ def _exchange_and_serve(engine: Engine) -> Iterator[Any]:
         modules = engine.gan.modules()
         if engine.world.is_main:
             engine.guard.good.restore(modules)
-        engine.world.broadcast_state(state_tensors(modules))
+        engine.world.broadcast_modules(modules)
     yield from _serve_one_shots(engine, requests)
     for refusal in refusals:
         yield ev.EngineWarning(refusal)

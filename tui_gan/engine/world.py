@@ -110,6 +110,12 @@ class World:
         backend = "NCCL" if self.device.type == "cuda" else "gloo"
         return f" × {self.size} processes ({backend})"
 
+    def check_batch(self, batch_size: int) -> None:
+        """UserError when some process would get no image of a global batch."""
+        if batch_size < self.size:
+            raise UserError(f"--batch-size {batch_size} is smaller than the {self.size} processes that share "
+                            f"each batch; use --batch-size {self.size} or more")
+
     def share(self, batch_size: int) -> tuple[slice, float]:
         """This rank's rows of a global batch, and its weight (rows / batch_size)."""
         if batch_size not in self._shares:
@@ -141,6 +147,22 @@ class World:
             g.copy_(flat[offset: offset + g.numel()].view(g.shape))
             offset += g.numel()
         return flat[offset:] if extra is not None else None
+
+    def broadcast_modules(self, modules: dict[str, Any]) -> None:
+        """Rank 0's models and optimizers on every rank. An optimizer whose state rank 0 has
+        emptied (a rollback to before the first step) is emptied everywhere first, so every
+        rank sends and receives the same tensors."""
+        if not self.distributed:
+            return
+        import torch.distributed as dist
+
+        optimizers = [m for _name, m in sorted(modules.items()) if not isinstance(m, nn.Module)]
+        counts = torch.tensor([len(o.state) for o in optimizers], dtype=torch.int64)
+        dist.broadcast(counts, 0, group=self.control_group)  # CPU: the gloo group
+        for optimizer, count in zip(optimizers, counts.tolist()):
+            if count == 0:
+                optimizer.state.clear()
+        self.broadcast_state(state_tensors(modules))
 
     def broadcast_state(self, tensors: list[torch.Tensor]) -> None:
         """Rank 0's values of ``tensors`` (weights, buffers, optimizer moments) on every rank."""
