@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .core.config import SUPPORTED_SIZES, TrainConfig
+from .core.config import SUPPORTED_SIZES, TrainConfig, launched_rank
 from .core.errors import ArgumentParser, UserError
 from .core.rundir import RunDir, describe_dataset_root, new_run_dir
 
@@ -204,14 +204,6 @@ def resume_flags() -> str:
             else:
                 names.append(action.option_strings[0])
     return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def launched_rank() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) when nothing launched us."""
-    try:
-        return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 0, 1
 
 
 def training_run_dir(args: dict[str, Any]) -> RunDir:

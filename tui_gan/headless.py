@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from .core import events as ev
+from .core.config import launched_rank
 from .core.control import Control
 from .core.errors import UserError
 from .core.gcfreeze import freeze_long_lived_objects
@@ -178,7 +179,7 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any],
     """serve_run's part once the run is locked: the hub and the record around the run."""
     hub = Hub(socket_path(run_dir.root), control, str(run_dir.root), note=printer.line)
     hub.start()
-    launched = os.environ.get("WORLD_SIZE", "1") not in ("", "1")  # rank 0 of several: its parent launched it
+    launched = launched_rank()[1] > 1  # rank 0 of several: its parent launched it
     record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path), launcher=os.getppid() if launched else None)
     record.write(run_dir)
     outcome = Outcome()

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from .core.config import parse_device
+from .core.config import check_shared_batch, parse_device
 from .core.errors import UserError
 from .core.rundir import RunDir
 
@@ -35,9 +35,7 @@ def launch(args: dict[str, Any], argv: list[str], run_dir: RunDir) -> int:
     """Start ``args['nproc']`` processes on ``run_dir`` and wait for them. Returns the exit
     code: 0 when the run ended, 2 for bad input, 1 when a rank failed, 128+N after signal N."""
     nproc = int(args["nproc"])
-    if args.get("batch_size", nproc) < nproc:
-        raise UserError(f"--batch-size {args['batch_size']} is smaller than the {nproc} processes that share "
-                        f"each batch; use --batch-size {nproc} or more")
+    check_shared_batch(args.get("batch_size", nproc), nproc)  # the preset's is checked by each process
     device = _check_device(args.get("device", "auto"), nproc)
     port = _check_port(args.get("master_port"))
     with _quiet_launcher_logs():

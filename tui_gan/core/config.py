@@ -7,6 +7,7 @@ first frame before torch is loaded.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -271,6 +272,22 @@ def _check_positive_int(value: Any, name: str, source: str) -> None:
 def _check_positive_float(value: Any, name: str, source: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise UserError(f"{source}: {name} must be a positive finite number, got {value!r}")
+
+
+def launched_rank() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment (or --nproc's launcher, which sets the
+    same); (0, 1) when nothing launched this process."""
+    try:
+        return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 0, 1
+
+
+def check_shared_batch(batch_size: int, processes: int) -> None:
+    """UserError when some of ``processes`` would get no image of a global batch."""
+    if batch_size < processes:
+        raise UserError(f"--batch-size {batch_size} is smaller than the {processes} processes that share "
+                        f"each batch; use --batch-size {processes} or more")
 
 
 def parse_device(spec: str, source: str = "--device") -> tuple[str, int | None]:

@@ -180,10 +180,9 @@ class Gan:
     def _noise(self, b: int) -> torch.Tensor:
         """z for this step: drawn for the whole batch and sliced when processes share it,
         so every process's generator stays in step with one process's."""
-        if self._rows is None:
-            return torch.randn(b, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
-        whole = torch.randn(self.config.batch_size, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
-        return whole[self._rows]
+        n = b if self._rows is None else self.config.batch_size
+        z = torch.randn(n, self.config.nz, 1, 1, device=self.device, generator=self.noise_gen)
+        return z if self._rows is None else z[self._rows]
 
     def _seen(self, images: torch.Tensor) -> torch.Tensor:
         """What D sees of a batch: the batch, or with --augment its DiffAugment (augment.py)."""

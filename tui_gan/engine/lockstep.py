@@ -53,7 +53,7 @@ class Lockstep:
 
     def exchange(self, step: int, before_send: Callable[[Requests], None] = lambda requests: None) -> tuple[Requests, bool]:
         """At a due step (or while paused): the requests to serve here, and whether every
-        rank must now take rank 0's weights (world.broadcast_state). ``before_send(requests)``:
+        rank must now take rank 0's weights (world.broadcast_modules). ``before_send(requests)``:
         rank 0's last word on its Control before it is sent (the guard refusing a resume)."""
         main = self.world.is_main
         requests = self.control.take_requests() if main else Requests()
@@ -66,11 +66,12 @@ class Lockstep:
         if main:
             packet[:] = torch.tensor(self._encode(step, requests), dtype=torch.float64)
             self.resync_pending = False
-            self.paused, self.stop_reason = bool(packet[2]), self.control.stop_reason if packet[1] else None
         values = dict(zip(_FIELDS, self.world.exchange(packet).tolist()))
         if not main:
             requests = self._apply(values)
-            self.paused, self.stop_reason = self.control.paused, self.control.stop_reason
+        # what was sent, not rank 0's Control now (a stop's first reason stays, so it is the sent one)
+        self.paused = bool(values["paused"])
+        self.stop_reason = self.control.stop_reason if values["stop"] else None
         self.next_step = step + int(values["next_in"])
         return requests, bool(values["resync"])
 

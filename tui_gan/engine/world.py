@@ -14,7 +14,7 @@ random generators stay in step and the data order is the one-process run's.
 
 Two collectives per step (D's gradients; G's gradients with the five statistics appended,
 so the losses shown are the whole batch's) plus one small broadcast of rank 0's requests
-at a cadence every rank knows (see RequestChannel). Gradients are reduced by hand rather
+at a cadence every rank knows (see lockstep.py). Gradients are reduced by hand rather
 than through DistributedDataParallel: the GAN step runs D three times and G's backward
 goes through D, whose gradients there are discarded, which DDP would reduce anyway.
 """
@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.config import check_shared_batch, launched_rank
 from ..core.errors import UserError
 
 #: How long a collective may wait for a peer before the run fails (a paused run keeps
@@ -44,21 +45,12 @@ def collective_timeout() -> timedelta:
         return COLLECTIVE_TIMEOUT
 
 
-def launched_ranks() -> int:
-    """The world size torchrun (or --nproc's launcher) gave this process; 1 without one."""
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
-
-
 @dataclass
 class World:
     """This process's rank among ``size`` and the collectives of a run across them."""
 
     rank: int = 0
     size: int = 1
-    local_rank: int = 0
     control_group: Any = None
     """A gloo group for the requests' packets: CPU tensors, so a CUDA run's exchange never
     waits for the device (the gradients go through the default group, NCCL on CUDA)."""
@@ -74,7 +66,7 @@ class World:
         """Join the process group torchrun's environment describes (gloo on the CPU, NCCL
         on CUDA, each process on the GPU of its local rank); a world of one where there is
         none. Returns the world and the device this process trains on."""
-        if launched_ranks() == 1:
+        if launched_rank()[1] == 1:
             return cls.single(), device
         import torch.distributed as dist
 
@@ -92,7 +84,7 @@ class World:
         if not dist.is_initialized():
             dist.init_process_group(backend, timeout=collective_timeout())
         control = dist.new_group(backend="gloo", timeout=collective_timeout()) if backend != "gloo" else None
-        return cls(dist.get_rank(), dist.get_world_size(), local_rank, control, device), device
+        return cls(dist.get_rank(), dist.get_world_size(), control, device), device
 
     @property
     def is_main(self) -> bool:
@@ -112,9 +104,7 @@ class World:
 
     def check_batch(self, batch_size: int) -> None:
         """UserError when some process would get no image of a global batch."""
-        if batch_size < self.size:
-            raise UserError(f"--batch-size {batch_size} is smaller than the {self.size} processes that share "
-                            f"each batch; use --batch-size {self.size} or more")
+        check_shared_batch(batch_size, self.size)
 
     def share(self, batch_size: int) -> tuple[slice, float]:
         """This rank's rows of a global batch, and its weight (rows / batch_size)."""
