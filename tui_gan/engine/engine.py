@@ -96,13 +96,15 @@ class Engine:
             yield ev.Finished(str(stop), self.step, self.epoch, 0.0, 0.0, None, None)
             return
         yield started_event(self)
+        ended = False
         try:
             yield from self._train()
+            ended = True
         except Exception as exc:  # noqa: BLE001 - reported as an event, state saved first
             yield from self._fail(exc)
         finally:
             self.meter.close()
-            self.world.close()
+            self.world.close(together=ended)
 
     def _setup(self) -> Iterator[Any]:
         cfg = self.config
