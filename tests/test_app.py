@@ -15,6 +15,7 @@ from tui_gan.engine.engine import Engine
 from tui_gan.engine.gan import Gan
 from tui_gan.tui.app import TuiGanApp
 from tui_gan.tui.state import RunState
+from tui_gan.tui.training_screen import PROGRESS_REDRAW_S
 from tui_gan.tui.widgets.gauges import Gauge
 from tui_gan.tui.widgets.loss_chart import LossChart
 from tui_gan.tui.widgets.samples import SamplesView
@@ -55,6 +56,7 @@ async def test_training_keys_and_quit_saves(tmp_path):
         app.training_screen.action_toggle_pause()  # what space does; checked before the engine can answer
         assert app.state is RunState.PAUSING
         await wait_until(pilot, lambda: app.state is RunState.PAUSED, what="paused")
+        await pilot.pause(PROGRESS_REDRAW_S + 0.2)  # the last progress before the pause may be drawn this late
         step = app.query_one(StatusPanel).step
         await pilot.pause(0.3)
         assert app.query_one(StatusPanel).step == step

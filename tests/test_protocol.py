@@ -81,9 +81,11 @@ EVENTS = [
     ev.Error("boom", None),
     ev.AutoPauseSet(True),
     ev.Attached(started(), [("line", "good")], None, progress(), ev.Samples(3, 0, images()), "requested",
-                ev.LrPending(1e-4, 1e-4), True, 2),
+                ev.LrPending(1e-4, 1e-4), True, 2, ev.DeviceStatus("NVIDIA H200", 40 << 30, 140 << 30, 38 << 30, 97.0)),
     ev.Attached(None, [], ev.Loading("choosing a device"), None, None, None, None, False, 1),
     ev.Disconnected("gone", False),
+    ev.DeviceStatus("NVIDIA H200", 40 << 30, 140 << 30, 38 << 30, 97.0),
+    ev.DeviceStatus("NVIDIA A100", 1 << 30, 80 << 30, 1 << 29, None, "utilisation needs nvidia-ml-py"),
 ]
 
 

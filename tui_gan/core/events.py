@@ -88,6 +88,23 @@ class Quality:
 
 
 @dataclass
+class DeviceStatus:
+    """The GPU at a glance (CUDA only), read on a thread of its own every few seconds and
+    passed on with the progress (engine/gpu_monitor.py)."""
+
+    name: str
+    memory_used: int
+    """Bytes in use on the whole device, every process's (as nvidia-smi counts them)."""
+    memory_total: int
+    memory_reserved: int
+    """Bytes this run's caching allocator holds."""
+    utilisation: float | None = None
+    """Percent of the last sample period in which a kernel ran (NVML); None: unknown."""
+    note: str = ""
+    """Why utilisation is unknown, when it is."""
+
+
+@dataclass
 class Interpolation:
     """Latent walks rendered at ``step``: uint8 (frames, walks, C, H, W) on the CPU."""
 
@@ -205,6 +222,7 @@ class Attached:
     auto_pause: bool = False
     viewers: int = 1
     """Viewers attached, this one included."""
+    device_status: DeviceStatus | None = None
 
 
 @dataclass

@@ -52,12 +52,23 @@ def format_duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+GIB = 1024**3
+
+
+def format_device_status(e: ev.DeviceStatus) -> str:
+    """'41.2/139.8 GiB · 97% busy' (the percentage left out where unknown)."""
+    busy = f" · {e.utilisation:.0f}% busy" if e.utilisation is not None else ""
+    return f"{e.memory_used / GIB:.1f}/{e.memory_total / GIB:.1f} GiB{busy}"
+
+
 class Report:
     """Turns each event of one run's stream into lines of text."""
 
     def __init__(self) -> None:
         self.epochs = 0
         self.last_progress: ev.Progress | None = None
+        self.last_device: ev.DeviceStatus | None = None
+        self._device_note = ""
         self._writers: dict[type, Callable[[Any], list[Line]]] = {
             ev.Loading: self.loading,
             ev.Started: self.started,
@@ -78,6 +89,7 @@ class Report:
             ev.AutoPauseSet: self.auto_pause,
             ev.Attached: self.attached,
             ev.Disconnected: self.disconnected,
+            ev.DeviceStatus: self.device_status,
         }
 
     def handles(self, event_type: type) -> bool:
@@ -93,6 +105,8 @@ class Report:
             self.epochs = event.config["epochs"]
         elif isinstance(event, ev.Progress):
             self.last_progress = event
+        elif isinstance(event, ev.DeviceStatus):
+            self.last_device = event
 
     def lines(self, event: Any) -> list[Line]:
         """The event's lines: none for events with nothing to say (samples) or of a kind this
@@ -143,7 +157,8 @@ class Report:
             f"epoch {p.epoch + 1}/{self.epochs} step {p.step}/{p.total_steps} | "
             f"loss_D {p.loss_d:.3f} loss_G {p.loss_g:.3f} | "
             f"D(x) {p.d_x:.3f} D(G(z)) {p.d_g_z1:.3f}/{p.d_g_z2:.3f} | "
-            f"{p.images_per_sec:,.0f} img/s | ETA {format_duration(p.eta_s)}", Tone.STATUS)]
+            f"{p.images_per_sec:,.0f} img/s | ETA {format_duration(p.eta_s)}"
+            + (f" | GPU {format_device_status(self.last_device)}" if self.last_device else ""), Tone.STATUS)]
 
     def quality(self, q: ev.Quality) -> list[Line]:
         levels = "SWD per level " + " / ".join(f"{v:.1f}" for v in q.swd_levels)
@@ -154,6 +169,14 @@ class Report:
     def interpolation(self, e: ev.Interpolation) -> list[Line]:
         frames, walks = e.frames.shape[:2]
         return [Line(f"latent walks at step {e.step}: {walks} walks of {frames} frames")]
+
+    def device_status(self, e: ev.DeviceStatus) -> list[Line]:
+        """Every few seconds: the status panel shows it and each progress line ends with it;
+        a line of its own only the first time it says why utilisation is unknown."""
+        if e.note == self._device_note:
+            return []
+        self._device_note = e.note
+        return [Line(f"GPU {e.name}: {e.note}")] if e.note else []
 
     def samples(self, e: ev.Samples) -> list[Line]:
         return []  # a few times a minute: the viewer shows them, the log would only repeat itself

@@ -30,6 +30,7 @@ from ..pictures.grids import save_grid
 from .checkpoint import CheckpointWriter, restore_run, run_state
 from .devices import check_amp, describe_failure, resolve_device
 from .gan import Gan
+from .gpu_monitor import NO_MONITOR, GpuMonitor, NoMonitor
 from .guard import Guard
 from .lockstep import Lockstep
 from .meter import Meter
@@ -82,6 +83,7 @@ class Engine:
         """The live generator's, for the guard (the same as last_samples unless --ema shows the average)."""
         self._batches: Iterator[torch.Tensor] | None = None
         self.checkpoints = CheckpointWriter()
+        self.gpu: NoMonitor = NO_MONITOR  # the GPU at a glance, read on its own thread (gpu_monitor.py)
 
     # ================================================================== setup
 
@@ -103,6 +105,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - reported as an event, state saved first
             yield from self._fail(exc)
         finally:
+            self.gpu.close()
             self.meter.close()
             self.world.close(together=ended)
 
@@ -134,6 +137,7 @@ class Engine:
             yield from self._restore(self.resume_state)
         self.world.broadcast_modules(self.gan.modules())  # every rank starts from rank 0's
         self.meter = Meter(cfg, self.device, self.history, self.elapsed_base, self.paths.metrics if main else os.devnull)
+        self.gpu = GpuMonitor.start_for(self.device, main)
 
     def _restore(self, state: dict[str, Any]) -> Iterator[Any]:
         """Continue exactly where a checkpoint left off (learning rates given as flags
@@ -201,6 +205,7 @@ class Engine:
             now = time.perf_counter()
             if main and meter.progress_due(now):  # the others' numbers are rank 0's (world.py)
                 yield self._progress(now)
+                yield from self.gpu.readings()
                 yield from self._guard()
             if main and meter.samples_due(now):
                 yield self._samples_event()

@@ -37,6 +37,8 @@ def serve_requests(engine: Engine) -> Iterator[Any]:
     while agreed.paused and agreed.stop_reason is None:
         agreed.wait_while_paused()
         yield from _exchange_and_serve(engine)
+        if engine.world.is_main:  # the GPU at a glance goes on: what else uses it, now idle here
+            yield from engine.gpu.readings()
     if agreed.stop_reason is None and engine.world.is_main:
         yield ev.Resumed(engine.step)
     engine.meter.restart_clocks()

@@ -36,6 +36,7 @@ class RunMirror:
         self.lr_pending: ev.LrPending | None = None
         self.auto_pause = False
         self.finished: ev.Finished | ev.Error | None = None
+        self.device_status: ev.DeviceStatus | None = None
 
     def observe(self, event: Any) -> None:
         handler = self._HANDLERS.get(type(event))
@@ -53,7 +54,8 @@ class RunMirror:
         mirror's lists: the hub's thread encodes it at once, before any event changes them."""
         started = self.started
         return ev.Attached(started, list(self.log), self.loading if started is None else None, self.progress,
-                           self.samples, self.paused, self.lr_pending, self.auto_pause, viewers)
+                           self.samples, self.paused, self.lr_pending, self.auto_pause, viewers,
+                           self.device_status)
 
     # ----------------------------------------------------------------- one per event kind
 
@@ -102,6 +104,9 @@ class RunMirror:
     def _finished(self, e: ev.Finished | ev.Error) -> None:
         self.finished = e
 
+    def _device_status(self, e: ev.DeviceStatus) -> None:
+        self.device_status = e
+
     _HANDLERS = {
         ev.Started: _started,
         ev.Loading: _loading,
@@ -116,4 +121,5 @@ class RunMirror:
         ev.AutoPauseSet: _auto_pause,
         ev.Finished: _finished,
         ev.Error: _finished,
+        ev.DeviceStatus: _device_status,
     }

@@ -47,7 +47,7 @@ EVENT_TYPES: dict[str, type] = {
 #: Fields that hold an image array (uint8 N, C, H, W or, for walks, frames, walks, C, H, W).
 ARRAY_FIELDS = {"images", "frames"}
 #: Fields that hold other events (Attached's parts).
-NESTED_FIELDS = {"started", "loading", "progress", "samples", "lr_pending"}
+NESTED_FIELDS = {"started", "loading", "progress", "samples", "lr_pending", "device_status"}
 #: A run's history travels as a float64 (rows, columns) array: as JSON it would outgrow the
 #: header limit after ~30 hours of rows.
 HISTORY = "history"

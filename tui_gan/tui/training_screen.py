@@ -250,12 +250,15 @@ class TrainingScreen(TrainingActions, Screen[None]):
                 self._show_loading(e.loading)
             return
         self._show_started(e.started)
-        for part in (e.progress, e.samples, e.lr_pending):
+        for part in (e.progress, e.samples, e.lr_pending, e.device_status):
             if part is not None:
                 self.HANDLERS[type(part)](self, part)
         self._show_auto_pause(ev.AutoPauseSet(e.auto_pause))
         if e.paused is not None:
             self._show_paused(ev.Paused(e.progress.step if e.progress else e.started.step, e.paused))
+
+    def _show_device_status(self, e: ev.DeviceStatus) -> None:
+        self.status_panel.show_device(e)
 
     def _show_disconnected(self, e: ev.Disconnected) -> None:
         self.set_state(RunState.DISCONNECTED, "the training goes on" if e.service_running else "service gone")
@@ -288,4 +291,5 @@ class TrainingScreen(TrainingActions, Screen[None]):
         ev.AutoPauseSet: _show_auto_pause,
         ev.Attached: _show_attached,
         ev.Disconnected: _show_disconnected,
+        ev.DeviceStatus: _show_device_status,
     }

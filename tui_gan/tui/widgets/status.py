@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from ...core import events as ev
-from ...core.report import format_duration
+from ...core.report import GIB, format_device_status, format_duration
 from ..state import RunState
 from .textlines import TextLines
 
@@ -23,7 +23,22 @@ STATE_STYLES = {
     RunState.ERROR: "bold red",
     RunState.DISCONNECTED: "bold magenta",
 }
-FULL_HEIGHT = 9  # lines of content in the full layout; fewer rows get the compact one
+FULL_HEIGHT = 9  # lines of content in the full layout (10 with a GPU); fewer rows get the compact one
+GPU_CLASS = "-gpu"  # the panel grows by the GPU's line (app.tcss) once it has one
+
+
+def gpu_text(e: ev.DeviceStatus, width: int) -> str:
+    """The GPU's line in ``width`` cells: the longest of these forms that fits,
+    '41.2/139.8 GiB (run 38.0) · 97% busy' (the device's memory in use, of which this run's
+    allocator holds 38.0), '41.2/139.8 GiB · 97% busy', '41.2/139.8 GiB 97%'."""
+    shown = format_device_status(e)
+    memory, busy = shown.partition(" · ")[::2]
+    longer = f"{memory} (run {e.memory_reserved / GIB:.1f})" + (f" · {busy}" if busy else "")
+    if len(longer) <= width:
+        return longer
+    if len(shown) <= width:
+        return shown
+    return shown.replace(" · ", " ").replace(" busy", "")
 
 
 def progress_bar(done: int, total: int, width: int) -> Text:
@@ -60,6 +75,7 @@ class StatusPanel(TextLines):
         self.pending: tuple[float, float] | None = None
         self.run_dir = ""
         self.auto_pause = False
+        self.gpu: ev.DeviceStatus | None = None
 
     def redraw(self) -> None:
         self.refresh()  # never layout=True: see the module docstring
@@ -78,6 +94,12 @@ class StatusPanel(TextLines):
             self.images_per_sec = e.images_per_sec
         self.eta, self.lr_g, self.lr_d = e.eta_s, e.lr_g, e.lr_d
         self.epoch_step, self.steps_per_epoch = e.epoch_step, e.steps_per_epoch
+        self.redraw()
+
+    def show_device(self, e: ev.DeviceStatus) -> None:
+        if self.gpu is None:
+            self.add_class(GPU_CLASS)  # one more line: a layout change, once
+        self.gpu = e
         self.redraw()
 
     def lines(self, width: int, height: int) -> list[Text]:
@@ -99,11 +121,13 @@ class StatusPanel(TextLines):
         pause = "at every epoch end" if self.auto_pause else "off"
 
         if height < FULL_HEIGHT:  # 80x24 and other short terminals
-            return [state, bar, Text(f"{step} · {speed} · ETA {eta}"), Text(f"lr {lr} ").append_text(pending),
+            gpu = [Text(f"GPU {gpu_text(self.gpu, width - 4)}")] if self.gpu else []
+            return [state, bar, Text(f"{step} · {speed} · ETA {eta}"), Text(f"lr {lr} ").append_text(pending), *gpu,
                     Text(f"{self.device} · auto-pause {pause}", style="dim"), Text(self.run_dir or "–", style="dim")]
 
         rows = [state, bar]
-        for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("device", self.device),
+        gpu = [("gpu", gpu_text(self.gpu, width - 7))] if self.gpu else []
+        for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("device", self.device), *gpu,
                              ("lr", Text(lr + "  ").append_text(pending)), ("pause", pause),
                              ("run", self.run_dir or "–")):
             rows.append(Text().append(f"{label:<7}", style="dim").append_text(value if isinstance(value, Text) else Text(value)))
