@@ -213,3 +213,14 @@ def test_ls_sorts_by_best_swd_with_unmeasured_runs_last(tmp_path, capsys):
     assert main(["ls", str(tmp_path), "--sort", "loss"]) == 2
     assert "invalid choice" in capsys.readouterr().err
     assert runs.swd_order(None) > runs.swd_order(1e9) > runs.swd_order(3.0)
+
+
+def test_without_runs_py_the_picker_lists_runs_from_their_metrics_alone(tmp_path):
+    from tui_gan.tui.comparison import files_only_listing
+
+    make_run(tmp_path / "b", synthetic_history(4) + [quality_row(40, 33.0)])
+    make_run(tmp_path / "a", synthetic_history(2))
+    (tmp_path / "notes").mkdir()
+    listed = files_only_listing(tmp_path)
+    assert [(r.name, r.state, r.step, r.best_swd) for r in listed] == [("a", "", 20, None), ("b", "", 40, 33.0)]
+    assert files_only_listing(tmp_path / "nope") == []

@@ -22,7 +22,7 @@ from .core.errors import ArgumentParser, UserError
 from .core.history import HistoryRow
 from .core.metrics_csv import MetricsCsvError, best_swd, latest_swd, read_metrics
 from .core.report import format_duration
-from .core.rundir import DEFAULT_RUNS, RunDir
+from .core.rundir import DEFAULT_RUNS, RunDir, run_dirs
 from .service.client import RemoteRun, connect_to_run, wait_for_service
 from .service.runfiles import ServiceRecord, check_not_running, is_held
 
@@ -94,10 +94,7 @@ def own_run(spec: str) -> RunDir:
 
 
 def list_runs(root: Path) -> list[tuple[RunDir, tuple[str, ServiceRecord | None]]]:
-    if not root.is_dir():
-        return []
-    runs = [RunDir(p.resolve()) for p in sorted(root.iterdir()) if p.is_dir() and RunDir(p).is_run()]
-    return [(run, run_state(run)) for run in runs]
+    return [(run, run_state(run)) for run in run_dirs(root)]
 
 
 # ----------------------------------------------------------------------------- the app

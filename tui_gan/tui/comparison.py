@@ -20,7 +20,7 @@ from textual import work
 from ..core.comparison import ComparedRun, RunSummary, summarise_run
 from ..core.errors import UserError
 from ..core.metrics_csv import MetricsCsvError
-from ..core.rundir import DEFAULT_RUNS, RunDir
+from ..core.rundir import DEFAULT_RUNS, run_dirs
 from .screens.compare_picker import NO_COMPARISON, ComparePicker
 from .widgets.loss_chart import ema
 from .widgets.overlay import Overlay
@@ -35,10 +35,7 @@ RunLister = Callable[[Path], list[RunSummary]]
 def files_only_listing(root: Path) -> list[RunSummary]:
     """The runs under ``root`` from their metrics.csv alone, their state unknown: for an app
     started without runs.run_summaries (an engine in the app's own process: tests, benchmarks)."""
-    if not root.is_dir():
-        return []
-    runs = [RunDir(path.resolve()) for path in sorted(root.iterdir()) if path.is_dir() and RunDir(path).is_run()]
-    return [summarise_run(run, "") for run in runs]
+    return [summarise_run(run, "") for run in run_dirs(root)]
 
 
 class Comparing:
