@@ -44,3 +44,21 @@ def test_learning_rate_dialog(snap_compare):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=open_dialog)
+
+
+def test_comparison_overlay(snap_compare, tmp_path):
+    """Another run's smoothed losses (dimmer, named in the legend) behind this run's, by images seen."""
+    from tui_gan.core.comparison import ComparedRun
+
+    from .test_compare_app import runs_folder
+
+    compared = ComparedRun.open(runs_folder(tmp_path) / "baseline")
+    app = TuiGanApp(lambda: ScriptedEngine(run_dir="runs/demo", samples=SAMPLES), run_name="demo", compare=compared)
+
+    async def aligned_by_images(pilot):
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING and app.query_one(SamplesView).shown > 0,
+                         what="a deterministic training screen")
+        await pilot.press("x")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=aligned_by_images)

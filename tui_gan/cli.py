@@ -131,6 +131,8 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no UI: print log lines (also when stdout is not a terminal)")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the app's service: see runs.py
     p.add_argument("--log-every", type=positive_float, metavar="SECONDS", help="headless: seconds between log lines (default 5)")
+    p.add_argument("--compare", metavar="RUN_DIR",
+                   help="the app: draw another run's losses and SWD on the charts, beside this one's")
     p.add_argument("--version", action="version", version=f"tui-gan {__version__}")
     return p
 
@@ -255,10 +257,13 @@ def run_train(argv: Sequence[str]) -> int:
     elif "config" in args:
         raise UserError("--config cannot be combined with --resume (the settings come from the checkpoint)")
     if args.get("headless") or not sys.stdout.isatty():
+        if "compare" in args and not args.get("serve"):  # (the app's service never gets it: runs.run_app)
+            raise UserError("--compare draws on the app's charts; there is none with --headless or when stdout is "
+                            "not a terminal")
         return run_here(args, argv)
     from .runs import run_app
 
-    return run_app(list(argv), training_run_dir(args))
+    return run_app(list(argv), training_run_dir(args), args.get("compare"))
 
 
 def run_here(args: dict[str, Any], argv: Sequence[str] = ()) -> int:

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .core import events as ev
+from .core.comparison import ComparedRun, RunSummary, summarise_run
 from .core.errors import ArgumentParser, UserError
+from .core.history import HistoryRow
+from .core.metrics_csv import MetricsCsvError, best_swd, latest_swd, read_metrics
 from .core.report import format_duration
-from .core.rundir import DEFAULT_RUNS, RunDir
+from .core.rundir import DEFAULT_RUNS, RunDir, run_dirs
 from .service.client import RemoteRun, connect_to_run, wait_for_service
 from .service.runfiles import ServiceRecord, check_not_running, is_held
 
@@ -91,10 +94,7 @@ def own_run(spec: str) -> RunDir:
 
 
 def list_runs(root: Path) -> list[tuple[RunDir, tuple[str, ServiceRecord | None]]]:
-    if not root.is_dir():
-        return []
-    runs = [RunDir(p.resolve()) for p in sorted(root.iterdir()) if p.is_dir() and RunDir(p).is_run()]
-    return [(run, run_state(run)) for run in runs]
+    return [(run, run_state(run)) for run in run_dirs(root)]
 
 
 # ----------------------------------------------------------------------------- the app
@@ -114,18 +114,38 @@ def start_service(argv: list[str], run: RunDir) -> subprocess.Popen:
             close_fds=True)
 
 
-def run_app(argv: list[str], run: RunDir) -> int:
-    """A new run (or a resumed one) in a service, and the app attached to it."""
-    process = start_service(argv, run)
-    return watch(lambda leaving: wait_for_service(run, process, leaving), run)
+def run_app(argv: list[str], run: RunDir, compare_spec: str | None = None) -> int:
+    """A new run (or a resumed one) in a service, and the app attached to it, drawing the
+    run of ``--compare`` beside it: a viewer's choice, so the service does not get the flag."""
+    compare = compared_run(compare_spec, run)
+    process = start_service(without_flag(argv, "--compare", compare_spec), run)
+    return watch(lambda leaving: wait_for_service(run, process, leaving), run, compare)
 
 
-def watch(connect: Any, run: RunDir) -> int:
+def without_flag(argv: list[str], flag: str, value: str | None) -> list[str]:
+    """``argv`` (parsed already) without ``flag value``, ``flag=value`` or an abbreviation of
+    ``flag`` that argparse took for it (a prefix of it with that value)."""
+    out, i = [], 0
+    while i < len(argv):
+        name, equals, attached = argv[i].partition("=")
+        ours = value is not None and len(name) > 2 and flag.startswith(name)
+        if ours and equals and attached == value:
+            i += 1
+        elif ours and not equals and argv[i + 1:i + 2] == [value]:
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def watch(connect: Any, run: RunDir, compare: ComparedRun | None = None) -> int:
     """The app on a service's run; ``connect(leaving)`` (in the app's worker) returns a
     RemoteRun, or gives up waiting once the Event ``leaving`` is set."""
     from .tui.app import TuiGanApp
 
-    app = TuiGanApp(lambda: connect(app.leaving), run_name=run.root.name, detachable=True)
+    app = TuiGanApp(lambda: connect(app.leaving), run_name=run.root.name, detachable=True, compare=compare,
+                    list_runs=run_summaries)
     app.run()
     if app.detached:
         print(f"detached: {run.root} goes on training. Come back with: tui-gan attach {run.root}")
@@ -136,14 +156,27 @@ def run_attach(argv: list[str]) -> int:
     p = argparse_parser("attach", "Open the app on a running run: its history so far, then live.")
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
                    help=f"a run directory (default: the newest running run under {DEFAULT_RUNS}/)")
+    p.add_argument("--compare", metavar="RUN_DIR", help="draw another run's losses and SWD on the charts")
     args = p.parse_args(argv)
     run = running_run(args.run_dir)
+    compare = compared_run(args.compare, run)
 
     def connect(_leaving: Any) -> RemoteRun:
         conn, _ = connect_to_run(run)
         return RemoteRun(conn, run)
 
-    return watch(connect, run)
+    return watch(connect, run, compare)
+
+
+def compared_run(spec: str | None, watched: RunDir) -> ComparedRun | None:
+    """``--compare SPEC``'s run, read (UserError when it is not a run with a metrics.csv, or
+    is the run being watched itself)."""
+    if spec is None:
+        return None
+    compared = ComparedRun.open(spec)
+    if compared.run.root == watched.root.resolve():
+        raise UserError(f"--compare {spec} is the run being watched; compare it with another run (see 'tui-gan ls')")
+    return compared
 
 
 def argparse_parser(command: str, description: str) -> ArgumentParser:
@@ -153,23 +186,38 @@ def argparse_parser(command: str, description: str) -> ArgumentParser:
 # ----------------------------------------------------------------------------- ls, stop, logs
 
 
+SORT_ORDERS = ("name", "swd")
+
+
 def run_ls(argv: list[str]) -> int:
     p = argparse_parser("ls", "List the runs: state, step and epoch, speed, quality, age.")
     p.add_argument("dir", nargs="?", default=DEFAULT_RUNS, metavar="DIR", help=f"where the runs are (default {DEFAULT_RUNS}/)")
+    p.add_argument("--sort", choices=SORT_ORDERS, default="name",
+                   help="name (default: for runs/<timestamp>, the order they were started), or swd: the best "
+                        "quality first (each run's lowest SWD; runs never measured last)")
     args = p.parse_args(argv)
     root = Path(args.dir).expanduser()
     if not root.is_dir():
         raise UserError(f"{args.dir}: no such folder; pass the folder your runs are in (default {DEFAULT_RUNS}/)")
-    runs = list_runs(root)
+    runs = [(run, state, record, logged_history(run)) for run, (state, record) in list_runs(root)]
     if not runs:
         print(f"no runs in {args.dir}")
         return 0
-    for run, (state, record) in runs:
-        print(ls_line(run, state, record))
+    if args.sort == "swd":
+        runs.sort(key=lambda entry: swd_order(best_swd(entry[3])))  # stable: ties keep the name order
+    for run, state, record, history in runs:
+        print(ls_line(run, state, record, history))
     return 0
 
 
-def ls_line(run: RunDir, state: str, record: ServiceRecord | None) -> str:
+def swd_order(best: float | None) -> tuple[bool, float]:
+    """The sort key of ``ls --sort swd``: the lowest best SWD first, runs never measured last."""
+    return (best is None, best if best is not None else 0.0)
+
+
+def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list[HistoryRow] | None = None) -> str:
+    """One run's line; ``history`` is its metrics.csv (read here when not given)."""
+    history = logged_history(run) if history is None else history
     step, epoch, speed, swd = (record.step, record.epoch, None, None) if record else (None, None, None, None)
     if state == "running":
         step = epoch = None  # unknown unless it answers
@@ -180,20 +228,26 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None) -> str:
             step, epoch, speed, swd = status["step"], status["epoch"], status["images_per_sec"], status["swd"]
         except (UserError, KeyError, ValueError):
             pass  # it does not answer now: still running, numbers unknown
-    if state == "lost" or swd is None:
-        logged_step, logged_epoch, logged_swd = last_logged(run)
-        if state == "lost":  # its record stopped at the start: metrics.csv knows how far it got
-            step, epoch = logged_step, logged_epoch
-        swd = logged_swd if swd is None else swd
+    if state == "lost" or step is None:  # a lost run's record stopped at the start: metrics.csv knows more
+        step, epoch = (history[-1].step, history[-1].epoch) if history else (None, None)
+    swd = latest_swd(history) if swd is None else swd
+    best = best_swd(history)
     started = record.started if record else run.config.stat().st_mtime if run.config.exists() else time.time()
     parts = [f"{state:<8}", f"step {step:>7}" if step is not None else "step       ?",
              f"{epoch_text(run, state, epoch):<11}",
              f"{speed:>6,.0f} img/s" if speed else " " * 12,
              f"SWD {swd:6.2f}" if swd is not None else " " * 10,
+             f"best {best:6.2f}" if best is not None else " " * 11,
              f"{format_duration(time.time() - started):>6} ago"]
     lost_and_saved = state == "lost" and run.checkpoint_in() is not None
     resume = f"  (resume: tui-gan --resume {os.path.relpath(run.root)})" if lost_and_saved else ""
     return f"{os.path.relpath(run.root)}  " + "  ".join(parts) + resume
+
+
+def run_summaries(root: Path) -> list[RunSummary]:
+    """The runs under ``root`` as the app's run picker lists them: from their files alone
+    (the lock, service.json, metrics.csv), never asking a service, so it never waits."""
+    return [summarise_run(run, state) for run, (state, _) in list_runs(root)]
 
 
 def epoch_text(run: RunDir, state: str, epoch: int | None) -> str:
@@ -210,29 +264,21 @@ def epoch_text(run: RunDir, state: str, epoch: int | None) -> str:
     return f"epoch {epoch + 1}{total}" if state in ("running", "paused", "loading") else f"{epoch}{total} epochs"
 
 
+def logged_history(run: RunDir) -> list[HistoryRow]:
+    """The run's metrics.csv; empty when it has none or it cannot be read."""
+    try:
+        return read_metrics(run.metrics)
+    except MetricsCsvError:
+        return []
+
+
 def last_logged(run: RunDir) -> tuple[int | None, int | None, float | None]:
     """From metrics.csv: the last step and epoch it logged, and its newest SWD (None where
     it has none)."""
-    import csv
-    import math
-
-    try:
-        with open(run.metrics, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
+    history = logged_history(run)
+    if not history:
         return None, None, None
-    step = epoch = swd = None
-    for row in reversed(rows):
-        try:
-            if step is None:
-                step, epoch = int(row["step"]), int(row["epoch"])
-            value = float(row.get("swd") or "nan")
-        except (KeyError, TypeError, ValueError):
-            continue
-        if math.isfinite(value):
-            swd = value
-            break
-    return step, epoch, swd
+    return history[-1].step, history[-1].epoch, latest_swd(history)
 
 
 def run_stop(argv: list[str]) -> int:

@@ -174,6 +174,14 @@ class RunDir:
         return RunDir(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
 
 
+def run_dirs(root: str | Path) -> list[RunDir]:
+    """The run directories directly in ``root``, by name (none when it is not a folder)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return [RunDir(path.resolve()) for path in sorted(root.iterdir()) if path.is_dir() and RunDir(path).is_run()]
+
+
 def new_run_dir(root: str | Path = DEFAULT_RUNS) -> Path:
     """``runs/<timestamp>``, with a suffix when that exists already."""
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")

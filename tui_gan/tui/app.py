@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from ..core import events as ev
+from ..core.comparison import ComparedRun, RunSummary
 from ..core.control import Control
 from ..core.errors import UserError
 from ..core.gcfreeze import freeze_long_lived_objects
@@ -48,14 +49,17 @@ class TuiGanApp(App[int]):
     BINDINGS = bindings(Scope.APP)
 
     def __init__(self, make_engine: Callable[[], Any], run_name: str = "", screen_ab: Any = None,
-                 detachable: bool = False, **kwargs: Any) -> None:
+                 detachable: bool = False, compare: ComparedRun | None = None,
+                 list_runs: Callable[[Path], list[RunSummary]] | None = None, **kwargs: Any) -> None:
         """``make_engine`` is called in the worker thread (it may import torch, or connect
         to a service, and raise UserError); what it returns (an Engine, or a service's
         RemoteRun: ``control`` and ``run()``) is iterated there. ``detachable``: the run
         lives in a service, so leaving (d, a hang-up, SIGTERM) leaves it training; otherwise
         the engine is this process's and every way out stops it, saving first. ``screen_ab``
         (a ScreenAB) freezes the screen in alternate stretches to measure its cost
-        (``tui-gan bench --app``)."""
+        (``tui-gan bench --app``). ``compare``: another run drawn on the chart from the start
+        (--compare); ``list_runs``: how the run picker (o) lists a folder's runs
+        (runs.run_summaries; without it, their states are not shown)."""
         super().__init__(**kwargs)
         self.make_engine = make_engine
         self.run_name = run_name
@@ -70,6 +74,7 @@ class TuiGanApp(App[int]):
         self.exit_code = 0
         self.engine_done = threading.Event()
         self.training_screen = TrainingScreen(run_name, screen_ab)
+        self.training_screen.compare_from_the_start(compare, list_runs)
         self._quitting: str | None = None
         # set (with _quitting) when the app wants the engine stopped; the worker checks it as
         # soon as the engine exists, so a stop requested while torch loads is not lost

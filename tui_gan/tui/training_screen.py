@@ -24,6 +24,7 @@ from ..core import events as ev
 from ..core.control import Control
 from ..core.history import HistoryRow
 from ..core.report import Line, Report, Tone
+from .comparison import Comparing
 from .keys import Scope, bindings
 from .sample_history import SampleHistory, Shown
 from .screens.interpolation import InterpolationScreen
@@ -54,7 +55,7 @@ def _as_array(images: Any) -> Any:
     return images.numpy() if hasattr(images, "numpy") else images
 
 
-class TrainingScreen(TrainingActions, Screen[None]):
+class TrainingScreen(Comparing, TrainingActions, Screen[None]):
     BINDINGS = bindings(Scope.TRAINING)
 
     def __init__(self, run_name: str = "", screen_ab: Any = None) -> None:
@@ -103,6 +104,7 @@ class TrainingScreen(TrainingActions, Screen[None]):
         for widget_id, title in BORDER_TITLES.items():
             self.query_one(f"#{widget_id}").border_title = title
         self.log_line("loading torch and the data…", "dim")
+        self.on_mount_comparing()
 
     # ----------------------------------------------------------------- what the App calls
 
@@ -149,6 +151,7 @@ class TrainingScreen(TrainingActions, Screen[None]):
         self.run_dir = e.run_dir
         self.samples.epochs = list(e.progression)  # a resumed run's earlier epochs
         self.has_average = bool(e.config.get("ema"))
+        self.chart.batch_size = e.config.get("batch_size")  # for the x-axis by images seen
         self.sub_title = e.run_dir.rstrip("/").split("/")[-1]
         if e.history:
             self.chart.add_rows(e.history)

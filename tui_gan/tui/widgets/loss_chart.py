@@ -1,5 +1,7 @@
 """The loss chart: loss_D and loss_G against step, smoothed (EMA) over the faint raw values;
-or, toggled, the quality measurements: SWD (left axis) and diversity (right axis).
+or, toggled, the quality measurements: SWD (left axis) and diversity (right axis). Another
+run's smoothed losses and SWD may be drawn behind them (overlay.py), and the x-axis may
+count images seen instead of steps.
 
 The whole history is kept; drawing downsamples it to about two points per column for the
 smoothed lines and one for the faint raw values. New rows are drawn at most every
@@ -17,12 +19,19 @@ from collections.abc import Iterable
 from textual_plotext import PlotextPlot
 
 from ...core.history import HistoryRow
+from .overlay import Alignment, Overlay, aligned, images_unit, log10_or_nan, short_name
 from .throttle import Throttle
 
 EMA_ALPHA = 0.1
 SERIES = (("loss_D", "loss_d", (255, 110, 90)), ("loss_G", "loss_g", (90, 200, 255)))
 FAINT = (110, 110, 110)
 QUALITY_COLOURS = ((255, 200, 80), (150, 230, 120))
+#: The compared run's lines: hues of their own, darker than this run's, so that they read
+#: as the background they are.
+OVERLAY_COLOURS = {"loss_d": (175, 120, 60), "loss_g": (120, 115, 200), "swd": (175, 105, 185)}
+#: The longest run name a legend entry shows (cut from the left: runs/<timestamp> names
+#: differ at the end).
+LEGEND_NAME = 14
 #: The most of one core the chart's builds may take: the redraw interval grows to keep to it.
 CPU_SHARE = 0.004
 
@@ -63,6 +72,9 @@ class LossChart(PlotextPlot):
         self.show_quality = False
         self.quality_steps: list[float] = []
         self.quality: dict[str, list[float]] = {"swd": [], "diversity": []}
+        self.batch_size: int | None = None  # this run's (its Started event's): for the x-axis by images seen
+        self.alignment = Alignment.STEP
+        self.overlay: Overlay | None = None  # another run's curves (--compare)
         self.redraw_interval = redraw_interval
         self._redraws = Throttle(self, redraw_interval, lambda: self.replot())  # late-bound
 
@@ -99,12 +111,33 @@ class LossChart(PlotextPlot):
         self.log_scale = on
         self.replot()
 
+    def set_alignment(self, alignment: Alignment) -> None:
+        self.alignment = alignment
+        self.replot()
+
+    def set_overlay(self, overlay: Overlay | None, now: bool = True) -> None:
+        """Draw ``overlay`` behind this run's curves (None: no more): at once, or (``now``
+        False: a compared run that grew) within the redraw interval, as new rows are."""
+        self.overlay = overlay
+        if now:
+            self.replot()
+        else:
+            self._redraws.request()
+
     def _series(self, key: str) -> list[float]:
         """The raw values of one loss, as log10 in log-scale mode (non-positive values dropped)."""
         raw = self.values[key]
-        if not self.log_scale:
-            return raw
-        return [math.log10(v) if v > 0 else math.nan for v in raw]
+        return log10_or_nan(raw) if self.log_scale else raw
+
+    def _x_axis(self, steps: list[float], other_steps: list[float]) -> tuple[list[float], list[float], str]:
+        """The x values of this run's and the overlay's steps, and the axis label."""
+        overlay_batch = self.overlay.batch_size if self.overlay is not None else None
+        xs = aligned(steps, self.batch_size, self.alignment)
+        other = aligned(other_steps, overlay_batch, self.alignment)
+        if self.alignment is Alignment.STEP:
+            return xs, other, "step"
+        divisor, label = images_unit(max(xs + other, default=0.0))
+        return [x / divisor for x in xs], [x / divisor for x in other], label
 
     def replot(self) -> None:
         if self.steps:  # so the first rows (say, a resumed run's history) are drawn at once
@@ -117,29 +150,44 @@ class LossChart(PlotextPlot):
             self.refresh()
             return
         plt.title("losses (log scale)" if self.log_scale else "losses")
-        plt.xlabel("step")
         points = max(10, self.size.width * 2 if self.size.width else 200)
-        if self.steps:
-            series = {key: self._series(key) for _, key, _ in SERIES}
-            for _, key, _ in SERIES:  # raw values first, faint, behind the smoothed lines
-                plt.plot(*downsample(self.steps, series[key], points // 2), color=FAINT, marker="braille")
-            for label, key, colour in SERIES:
-                plt.plot(*downsample(self.steps, ema(series[key]), points), color=colour, marker="braille", label=label)
-            if self.log_scale:
-                self._log_ticks(plt, [v for s in series.values() for v in s if math.isfinite(v)])
+        overlay = self.overlay
+        xs, other_xs, label = self._x_axis(self.steps, overlay.steps if overlay is not None else [])
+        plt.xlabel(label)
+        drawn: list[float] = []
+        series = {key: self._series(key) for _, key, _ in SERIES} if self.steps else {}
+        for key, values in series.items():  # raw values first, faint, behind everything
+            plt.plot(*downsample(xs, values, points // 2), color=FAINT, marker="braille")
+        if overlay is not None and overlay.steps:  # then the other run's: behind this run's lines
+            name = short_name(overlay.name, LEGEND_NAME)
+            smoothed = overlay.smoothed(self.log_scale, ema)
+            for label, key, _ in SERIES:
+                plt.plot(*downsample(other_xs, smoothed[key], points), color=OVERLAY_COLOURS[key],
+                         marker="braille", label=f"{label} {name}")
+                drawn += smoothed[key]
+        for label, key, colour in SERIES if series else ():
+            plt.plot(*downsample(xs, ema(series[key]), points), color=colour, marker="braille", label=label)
+            drawn += series[key]
+        if self.log_scale:
+            self._log_ticks(plt, [v for v in drawn if math.isfinite(v)])
         self.refresh()
 
     def _plot_quality(self, plt) -> None:
         wide = self.size.width >= 72
         plt.title("quality: SWD (lower is better) · diversity (about 1 is healthy)" if wide
                   else "SWD (lower: better) · diversity")
-        plt.xlabel("step")
+        overlay = self.overlay if self.overlay is not None and self.overlay.quality_steps else None
+        xs, other_xs, label = self._x_axis(self.quality_steps, overlay.quality_steps if overlay is not None else [])
+        plt.xlabel(label)
+        marker = "braille"
+        if overlay is not None:
+            plt.plot(other_xs, overlay.swd, color=OVERLAY_COLOURS["swd"], marker=marker,
+                     label=f"SWD {short_name(overlay.name, LEGEND_NAME)}")
         if not self.quality_steps:
             plt.title("quality: measured at every epoch's end (m: now)")
             return
-        marker = "braille"
-        plt.plot(self.quality_steps, self.quality["swd"], color=QUALITY_COLOURS[0], marker=marker, label="SWD")
-        plt.plot(self.quality_steps, self.quality["diversity"], color=QUALITY_COLOURS[1], marker=marker,
+        plt.plot(xs, self.quality["swd"], color=QUALITY_COLOURS[0], marker=marker, label="SWD")
+        plt.plot(xs, self.quality["diversity"], color=QUALITY_COLOURS[1], marker=marker,
                  label="diversity", yside="right")
 
     @staticmethod
