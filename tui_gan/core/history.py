@@ -1,13 +1,16 @@
 """The metric history: one named row per log interval or quality measurement.
 
 The engine appends rows to it (and to metrics.csv), checkpoints keep it as a float64
-tensor with its column names, and viewers draw it. Standard library only.
+tensor with its column names, viewers draw it, and exports read it back from metrics.csv.
+Standard library only.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 STATS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2")
@@ -57,3 +60,24 @@ COLUMNS: tuple[str, ...] = HistoryRow._fields
 
 def rows_from_table(columns: Sequence[str], values: Iterable[Sequence[float]]) -> list[HistoryRow]:
     return [HistoryRow.from_values(columns, row) for row in values]
+
+
+def read_metrics_csv(path: str | Path) -> tuple[list[HistoryRow], int]:
+    """The rows of a run's metrics.csv (engine/metrics.py writes it, one HistoryRow a line;
+    a file of an older version may lack columns: they read as NaN) and how many lines could
+    not be read as a row (a line cut short by a killed process, say). OSError when the file
+    cannot be read; ValueError when it is not a metrics.csv."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        columns = next(reader, None)
+        if not columns or "step" not in columns or "epoch" not in columns:
+            raise ValueError("its first line is not the header of a tui-gan metrics.csv (step, epoch, ...)")
+        rows, bad = [], 0
+        for line in reader:
+            try:
+                if len(line) != len(columns):
+                    raise ValueError("wrong number of fields")
+                rows.append(HistoryRow.from_values(columns, [float(v) for v in line]))
+            except (ValueError, OverflowError):  # not numbers, or a step of nan or inf
+                bad += 1
+    return rows, bad
