@@ -61,9 +61,14 @@ class TensorBoardWriter:
     def observe(self, event: Any) -> None:
         """Queue what TensorBoard shows of ``event`` (nothing when the writer is off)."""
         if self._thread is None:
-            if isinstance(event, ev.Started) and event.config.get("tensorboard"):
-                self._thread = threading.Thread(target=self._write, args=(event,), name="tensorboard", daemon=True)
-                self._thread.start()
+            if isinstance(event, ev.Started) and event.config.get("tensorboard") and not self._failed:
+                thread = threading.Thread(target=self._write, args=(event,), name="tensorboard", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # no thread to be had: the run goes on without TensorBoard
+                    self._fail(exc)
+                    return
+                self._thread = thread
             return
         if isinstance(event, ev.Progress):
             if event.row is not None:
