@@ -20,7 +20,8 @@ same table run over a few thousand slices of the data at once with numpy, the sl
 CRCs then joined by a linear "append L zero bytes" map (CRC is linear over GF(2)). On the
 2-core test machine a 530×530 RGB grid of 64 noisy 64×64 images (an 801 kB PNG) takes
 8 ms this way against 108 ms in the byte loop; a scalar record (40 bytes) takes 6 µs.
-Standard library and numpy only: no protobuf, no TensorBoard, no torch.
+Standard library and numpy (imported when a long record needs it) only: no protobuf, no
+TensorBoard, no torch.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from __future__ import annotations
 import functools
 import math
 import struct
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 FILE_VERSION = "brain.Event:2"
 
@@ -51,7 +53,15 @@ def _byte_table() -> list[int]:
 
 
 _TABLE = _byte_table()
-_TABLE_NP = np.array(_TABLE, dtype=np.uint32)
+
+
+@functools.lru_cache(maxsize=1)
+def _table_np() -> np.ndarray:
+    """The table as numpy's, imported here: the service imports this module whether or not
+    the run writes TensorBoard files, and numpy costs 0.1 s to import."""
+    import numpy as np
+
+    return np.array(_TABLE, dtype=np.uint32)
 
 
 def _register(crc: int, data: bytes | memoryview) -> int:
@@ -66,9 +76,12 @@ def _register(crc: int, data: bytes | memoryview) -> int:
 def _zeros_map(length: int) -> tuple[list[int], list[int], list[int], list[int]]:
     """The register map "feed ``length`` zero bytes" as four 256-entry tables, one per byte
     of the register (the map is linear, so the four lookups XOR together)."""
+    import numpy as np
+
+    table = _table_np()
     states = (np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32))[:, None]).ravel()
     for _ in range(length):
-        states = _TABLE_NP[states & 0xFF] ^ (states >> 8)
+        states = table[states & 0xFF] ^ (states >> 8)
     rows = states.reshape(4, 256).tolist()
     return rows[0], rows[1], rows[2], rows[3]
 
@@ -77,6 +90,9 @@ def _register_wide(data: bytes) -> int:
     """``_register(0, data)`` for long data: the data split into K slices of L bytes (zeros
     in front: from a zero register they change nothing), every slice's register computed at
     once, then joined: register(A + B) = zeros_L(register(A)) ^ register(B)."""
+    import numpy as np
+
+    table = _table_np()
     length = 1 << max(6, min(12, round(math.log2(math.sqrt(len(data) / 4)))))
     slices = -(-len(data) // length)
     padded = np.zeros(slices * length, dtype=np.uint8)
@@ -84,7 +100,7 @@ def _register_wide(data: bytes) -> int:
     columns = np.ascontiguousarray(padded.reshape(slices, length).T)  # one row per byte position
     crcs = np.zeros(slices, dtype=np.uint32)
     for column in columns:
-        crcs = _TABLE_NP[(crcs ^ column) & 0xFF] ^ (crcs >> 8)
+        crcs = table[(crcs ^ column) & 0xFF] ^ (crcs >> 8)
     t0, t1, t2, t3 = _zeros_map(length)
     crc = 0
     for part in crcs.tolist():
