@@ -4,7 +4,6 @@ with TensorBoard's own EventAccumulator (the `tensorboard` package, in the dev e
 from __future__ import annotations
 
 import math
-import os
 import struct
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from tui_gan.exports.tensorboard_live import TensorBoardWriter
 from tui_gan.pictures.grids import save_grid
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+event_file_loader = pytest.importorskip("tensorboard.backend.event_processing.event_file_loader")
 
 TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size", "16",
         "--max-images", "224", "--device", "cpu", "--no-amp", "--quality-images", "32", "--log-every", "600"]
@@ -39,6 +39,23 @@ def accumulator(folder: Path):
 
 def points(acc, tag: str) -> list[tuple[int, float]]:
     return [(s.step, s.value) for s in acc.Scalars(tag)]
+
+
+def data_server_points(folder: Path, tag: str) -> list[tuple[int, float]]:
+    """What TensorBoard's Rust data server (its default loader) shows of a tag (an image's
+    value: its PNG's length): it
+    ignores SessionLog START and reads the files in name order, a point at a step the tag
+    has already reached dropping the tag's points from that step on (the preemption of
+    tensorboard/data/server/reservoir.rs; its test in run.rs shows it across two files).
+    Checked by hand against the real server (tensorboard --load_fast=true)."""
+    shown: list[tuple[int, float]] = []
+    for path in event_files(folder):
+        for event in event_file_loader.LegacyEventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == tag:
+                    point = len(value.image.encoded_image_string) if value.HasField("image") else value.simple_value
+                    shown = [(step, v) for step, v in shown if step < event.step] + [(event.step, point)]
+    return shown
 
 
 #: Half a unit of the last digit metrics.csv keeps of each column (engine/metrics.py format_row):
@@ -97,6 +114,19 @@ def test_tensorboard_checks_the_crcs_so_ours_are_right(tmp_path):
     data[-10] ^= 1  # inside the last record's data
     path.write_bytes(bytes(data))
     assert [step for step, _ in points(accumulator(tmp_path), "a")] == [0, 1, 2, 3]
+
+
+def test_a_record_cut_short_by_a_kill_leaves_the_rest_readable(tmp_path):
+    """Every add writes whole records and flushes them: a process killed mid-write leaves a
+    file whose earlier records TensorBoard reads."""
+    path = tmp_path / "events.out.tfevents.1"
+    with open(path, "wb") as f:
+        events = EventFile(f, 1.0)
+        for step in range(3):
+            events.add(scalars_event(2.0, step, [("a", float(step))]))
+        assert len(path.read_bytes()) == f.tell()  # on disk (the OS's) before the file is closed
+    path.write_bytes(path.read_bytes()[:-7])
+    assert points(accumulator(tmp_path), "a") == [(0, 0.0), (1, 1.0)]
 
 
 # ----------------------------------------------------------------------------- a real run
@@ -183,12 +213,13 @@ def test_export_tb_again_replaces_its_export_and_claims_every_step(tmp_path, cap
         events.add(*(scalars_event(2.0, step, [("loss/D", 99.0)]) for step in (3, 6, 25)))
     assert main(["export-tb", str(run.root)]) == 0
     first = [p for p in event_files(run.tensorboard) if p.name.endswith(EXPORT_SUFFIX)]
-    os.utime(first[0], (1, 1))
+    # as if made in an earlier second (in the same one the new export simply takes its name)
     first[0].rename(first[0].with_name(first[0].name.replace("tfevents.", "tfevents.0000000002.x.", 1)))
     assert main(["export-tb", str(run.root)]) == 0
     files = event_files(run.tensorboard)
     assert len(files) == 2 and files[0] == live and files[1].name.endswith(EXPORT_SUFFIX)
     assert_matches_history(accumulator(run.tensorboard), rows)
+    assert data_server_points(run.tensorboard, "loss/D") == points(accumulator(run.tensorboard), "loss/D")
     capsys.readouterr()
 
 
@@ -257,12 +288,30 @@ def session(run: RunDir, start: ev.Started, steps: range, loss: float, notes: li
 
 
 def test_a_resumed_service_replaces_what_a_killed_one_logged_past_the_checkpoint(tmp_path):
+    """Killed at step 25 (after epoch 2's end at step 20), resumed from step 15's checkpoint,
+    its first row at step 18: the new file takes over from epoch 1's end (step 10), writing
+    the history from there again, so the steps past 15 that the killed service logged, its
+    epoch-2 grid included, are gone in both of TensorBoard's loaders."""
     run = RunDir(tmp_path / "run")
+    run.create(TrainConfig().to_toml())
+    for epoch in (1, 2):
+        save_grid(np.full((4, 3, 8, 8), epoch, dtype=np.uint8), run.epoch_grid(epoch))
     notes: list[str] = []
-    session(run, started(run, 0, [], resumed=False), range(1, 11), 1.0, notes)  # killed after step 10
-    session(run, started(run, 5, [], resumed=True), range(6, 9), 2.0, notes)  # resumed from step 5's checkpoint
-    assert points(accumulator(run.tensorboard), "loss/D") == [(1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0), (5, 1.0),
-                                                            (6, 2.0), (7, 2.0), (8, 2.0)]
+    killed = TensorBoardWriter(notes.append)
+    killed.observe(started(run, 0, [], resumed=False))
+    for step in range(1, 26):
+        killed.observe(progress(step, 1.0))
+        if step % 10 == 0:
+            killed.observe(ev.EpochEnd(step // 10, step, str(run.epoch_grid(step // 10)), "last.pt"))
+    killed.close()  # (a kill leaves the same records, perhaps less a torn last one)
+    history = [progress(step, 1.0).row for step in range(1, 16)]
+    session(run, started(run, 15, history, resumed=True), range(18, 20), 2.0, notes)
+    acc = accumulator(run.tensorboard)
+    expected = [(step, 1.0) for step in range(1, 16)] + [(18, 2.0), (19, 2.0)]
+    assert points(acc, "loss/D") == expected
+    assert data_server_points(run.tensorboard, "loss/D") == expected
+    assert [i.step for i in acc.Images(SAMPLES_TAG)] == [10]
+    assert [step for step, _ in data_server_points(run.tensorboard, SAMPLES_TAG)] == [10]
     assert not [n for n in notes if "warning" in n]
 
 

@@ -8,11 +8,13 @@ the image ``samples/epoch_end``. The step of every point is the run's global ste
 
 How the files of one folder combine: TensorBoard reads them in name order, and each name
 begins with the Unix time it was started at. Each file begins with a SessionLog START at
-the first step it speaks for, after which TensorBoard's Python loader drops what earlier
-files logged at that step and later; its Rust data server drops a tag's points from a step
-it sees again. So the newest file wins from its START on: a service resumed from a
-checkpoint at step S starts at S + 1 (the steps an earlier, killed service had logged past
-S are replaced), and an export starts at 0 (it holds the whole of metrics.csv).
+the step it takes over from, after which TensorBoard's Python loader drops what earlier
+files logged at that step and later; its Rust data server (the default) drops a tag's
+points from any step it sees again. So a file that starts with a point of every tag at
+that step wins from there on in both: a service resumed from a checkpoint writes the
+history again from the last epoch's end before it (tensorboard_live.py), so what an
+earlier, killed service logged past the checkpoint is dropped, and an export starts at 0
+with the whole of metrics.csv.
 """
 
 from __future__ import annotations

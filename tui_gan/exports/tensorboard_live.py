@@ -9,10 +9,12 @@ PNG the engine has just saved, read back as it is, so nothing is encoded twice, 
 CRC takes about 8 ms for a 64-image grid. A failure of the writer (a full disk, say) is
 one warning line; the run goes on without TensorBoard.
 
-Each start of the service writes a file of its own (``RunDir.tensorboard``), which speaks
-from the step it starts at (see tensorboard.py on how files combine). When the folder
-holds no event file yet, a resumed run's history so far goes in first (the checkpoint's
-rows, the epoch-end grids on disk), so switching the flag on at a resume shows the whole run.
+Each start of the service writes a file of its own (``RunDir.tensorboard``) that takes
+over from a step (see tensorboard.py on how files combine) and first writes the history
+from that step up to the checkpoint it starts from: from the last epoch's end (its rows,
+quality and grid: every tag has a point there, so both of TensorBoard's loaders drop
+whatever an earlier, killed service logged past the checkpoint), or from step 0 when the
+folder holds no event file yet (switched on at a resume, the whole run shows).
 """
 
 from __future__ import annotations
@@ -32,7 +34,16 @@ from ..core import events as ev
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
 from .eventfile import EventFile, image_event, png_header, scalars_event, session_start_event
-from .tensorboard import SAMPLES_TAG, Written, event_file_name, event_files, grid_event, history_events, scalars_of
+from .tensorboard import (
+    SAMPLES_TAG,
+    Written,
+    epoch_steps,
+    event_file_name,
+    event_files,
+    grid_event,
+    history_events,
+    scalars_of,
+)
 
 #: Items the queue holds before new ones are dropped (a row every 2 s: hours of a stuck disk).
 QUEUE_LIMIT = 10_000
@@ -132,21 +143,21 @@ class TensorBoardWriter:
         run = RunDir(started.run_dir)
         folder = run.tensorboard
         folder.mkdir(parents=True, exist_ok=True)
-        backfill = not event_files(folder)
+        start, first_grid = takeover(started, backfill=not event_files(folder))
         now = time.time()
         # the pid and a count, as TensorFlow names them: a service started again in the same second
         # (in one process: tests) gets a file of its own
         self.path = folder / event_file_name(now, f".{os.getpid()}.{next(_STARTS)}.tui-gan")
         events = EventFile(open(self.path, "xb"), now)
-        events.add(session_start_event(now, 0 if backfill or started.step == 0 else started.step + 1))
+        events.add(session_start_event(now, start))
         self.note(f"TensorBoard: writing {self.path} (view it with: tensorboard --logdir {folder})")
-        if backfill and started.history:
-            written = Written()
-            grids = [(epoch, path) for epoch, path in run.epoch_grids() if epoch <= started.epoch]
-            for event in history_events(started.history, grids, now, written):
-                events.add(event)
-            for line in written.notes:
-                self.note(f"TensorBoard: {line}")
+        written = Written()
+        rows = [row for row in started.history if row.step >= start]
+        grids = [(epoch, path) for epoch, path in run.epoch_grids() if first_grid <= epoch <= started.epoch]
+        for event in history_events(rows, grids, now, written):
+            events.add(event)
+        for line in written.notes:
+            self.note(f"TensorBoard: {line}")
         return events
 
     def _encode(self, item: tuple[Any, ...]) -> list[bytes]:
@@ -169,6 +180,16 @@ class TensorBoardWriter:
             what = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
             where = self.path or "its event file"
             self.note(f"warning: TensorBoard: cannot write {where} ({what}); the run goes on without it")
+
+
+def takeover(started: ev.Started, backfill: bool) -> tuple[int, int]:
+    """(the step a service's file takes over from, the first epoch whose grid it writes
+    again): 0 and 1 with ``backfill``; else the end of the last epoch the checkpoint
+    completed (0 within the first) and that epoch."""
+    if backfill or started.epoch < 1:
+        return 0, 1
+    end = epoch_steps(started.history, [started.epoch]).get(started.epoch, 0)
+    return min(end, started.step), started.epoch
 
 
 def grid_png(images: Any) -> bytes:
