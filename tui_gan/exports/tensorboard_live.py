@@ -149,13 +149,17 @@ class TensorBoardWriter:
         # (in one process: tests) gets a file of its own
         self.path = folder / event_file_name(now, f".{os.getpid()}.{next(_STARTS)}.tui-gan")
         events = EventFile(open(self.path, "xb"), now)
-        events.add(session_start_event(now, start))
-        self.note(f"TensorBoard: writing {self.path} (view it with: tensorboard --logdir {folder})")
-        written = Written()
-        rows = [row for row in started.history if row.step >= start]
-        grids = [(epoch, path) for epoch, path in run.epoch_grids() if first_grid <= epoch <= started.epoch]
-        for event in history_events(rows, grids, now, written):
-            events.add(event)
+        try:
+            events.add(session_start_event(now, start))
+            self.note(f"TensorBoard: writing {self.path} (view it with: tensorboard --logdir {folder})")
+            written = Written()
+            rows = [row for row in started.history if row.step >= start]
+            grids = [(epoch, path) for epoch, path in run.epoch_grids() if first_grid <= epoch <= started.epoch]
+            for event in history_events(rows, grids, now, written):
+                events.add(event)
+        except BaseException:
+            events.close()
+            raise
         for line in written.notes:
             self.note(f"TensorBoard: {line}")
         return events
@@ -185,11 +189,9 @@ class TensorBoardWriter:
 def takeover(started: ev.Started, backfill: bool) -> tuple[int, int]:
     """(the step a service's file takes over from, the first epoch whose grid it writes
     again): 0 and 1 with ``backfill``; else the end of the last epoch the checkpoint
-    completed (0 within the first) and that epoch."""
-    if backfill or started.epoch < 1:
-        return 0, 1
-    end = epoch_steps(started.history, [started.epoch]).get(started.epoch, 0)
-    return min(end, started.step), started.epoch
+    completed and that epoch (0 and 1 within the first, or when the history cannot say)."""
+    end = None if backfill or started.epoch < 1 else epoch_steps(started.history, [started.epoch]).get(started.epoch)
+    return (0, 1) if end is None else (min(end, started.step), started.epoch)
 
 
 def grid_png(images: Any) -> bytes:
