@@ -93,6 +93,11 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                 if in_layer(importer, torch_free) and in_layer(target, "tui_gan") and not (
                         in_layer(target, "tui_gan.core") or in_layer(target, torch_free) or target == "tui_gan"):
                     bad(f"{torch_free} stands on the core alone")
+            if in_layer(importer, "tui_gan.exports") and (
+                    in_layer(target, "torch") or in_layer(target, "torchvision") or (in_layer(target, "tui_gan") and not any(
+                        in_layer(target, ok) for ok in ("tui_gan.core", "tui_gan.pictures", "tui_gan.exports"))
+                        and target != "tui_gan")):
+                bad("tui_gan.exports imports no torch and stands on the core and pictures alone")
             if in_layer(importer, "tui_gan.data") and any(
                     in_layer(target, layer) for layer in ("tui_gan.engine", "tui_gan.speed", "tui_gan.tui", "tui_gan.bench")):
                 bad("data does not import the engine, speed layers, UI or benchmark")
@@ -100,7 +105,8 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                     in_layer(importer, "tui_gan.speed") or importer == "tui_gan.engine.gan"):
                 bad("only the GAN step (tui_gan.engine.gan) applies the speed layers")
             if in_layer(importer, "tui_gan.engine") and any(in_layer(target, layer) for layer in (
-                    "tui_gan.tui", "tui_gan.bench", "tui_gan.cli", "tui_gan.headless", "tui_gan.service", "tui_gan.runs")):
+                    "tui_gan.tui", "tui_gan.bench", "tui_gan.cli", "tui_gan.headless", "tui_gan.service", "tui_gan.runs",
+                    "tui_gan.exports")):
                 bad("the engine does not import its viewers")
             if in_layer(importer, "tui_gan.service") and (
                     in_layer(target, "torch") or in_layer(target, "torchvision") or (in_layer(target, "tui_gan") and not (
@@ -159,6 +165,7 @@ def test_no_import_cycles():
 
 def test_importing_the_app_leaves_torch_out():
     code = ("import sys, tui_gan.tui.app, tui_gan.cli, tui_gan.headless, tui_gan.core.report, tui_gan.runs, "
+            "tui_gan.exports.tensorboard_live, "
             "tui_gan.service.client, tui_gan.service.hub; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -207,6 +214,9 @@ def test_sizes(path: Path):
     ("tui_gan.core.config", "import torch\n", "tui_gan.core imports no torch"),
     ("tui_gan.service.hub", "from ..engine.engine import Engine\n", "the service's protocol, hub and client"),
     ("tui_gan.engine.engine", "from ..service import hub\n", "the engine does not import its viewers"),
+    ("tui_gan.exports.tensorboard", "import torch\n", "tui_gan.exports imports no torch"),
+    ("tui_gan.exports.eventfile", "from ..engine import metrics\n", "stands on the core and pictures alone"),
+    ("tui_gan.engine.engine", "from ..exports import tensorboard\n", "the engine does not import its viewers"),
 ])
 def test_the_rules_catch_a_forbidden_import(module: str, source: str, rule: str):
     """A forbidden import added to a real module is reported (the rules are not vacuous)."""

@@ -21,7 +21,7 @@ from .core.errors import ArgumentParser, UserError
 from .core.rundir import RunDir, describe_dataset_root, new_run_dir
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam", "tensorboard"}
 
 
 def _number(convert, ok, wanted: str):
@@ -78,7 +78,8 @@ def train_parser() -> ArgumentParser:
         description="Train a DCGAN in your terminal and watch it learn. "
         "The run lives in a training service; the app is a window onto it. "
         "Other commands: 'tui-gan attach [RUN_DIR]', 'tui-gan ls', 'tui-gan stop RUN_DIR', 'tui-gan logs RUN_DIR', "
-        "'tui-gan sample CHECKPOINT ...', 'tui-gan gif RUN_DIR' and 'tui-gan bench' (see their --help).",
+        "'tui-gan sample CHECKPOINT ...', 'tui-gan gif RUN_DIR', 'tui-gan export-tb RUN_DIR' and 'tui-gan bench' "
+        "(see their --help).",
         argument_default=argparse.SUPPRESS,  # absent flags stay absent: explicit flags win
     )
     p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download), a folder of images, "
@@ -119,6 +120,9 @@ def train_parser() -> ArgumentParser:
     speed_flags(p)
     p.add_argument("--quality-images", type=non_negative_int, metavar="N",
                    help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
+                   help="also write the run's scalars and epoch-end grids as TensorBoard event files "
+                        "under RUN_DIR/tensorboard (see also 'tui-gan export-tb')")
     p.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--nproc", type=positive_int, metavar="N",
                    help="train with N processes on this machine (one per GPU; on the CPU, N processes "
@@ -311,6 +315,12 @@ def run_gif(argv: Sequence[str]) -> int:
     return 0
 
 
+def run_export_tb(argv: Sequence[str]) -> int:
+    from .exports.tensorboard import export_tb_command  # numpy: only for this command
+
+    return export_tb_command(argv)
+
+
 def bench_parser() -> ArgumentParser:
     p = ArgumentParser(prog="tui-gan bench",
                        description="The PyTorch DCGAN tutorial's training loop against tui-gan's engine.")
@@ -362,7 +372,7 @@ def run_bench(argv: Sequence[str]) -> int:
     return bench(args)
 
 
-COMMANDS = {"sample": run_sample, "gif": run_gif, "bench": run_bench}
+COMMANDS = {"sample": run_sample, "gif": run_gif, "export-tb": run_export_tb, "bench": run_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from .core.errors import UserError
 from .core.gcfreeze import freeze_long_lived_objects
 from .core.report import Report
 from .core.rundir import RunDir
+from .exports.tensorboard_live import TensorBoardWriter
 from .service.hub import Hub
 from .service.runfiles import RunLock, ServiceRecord, socket_path
 
@@ -183,12 +184,14 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any],
     record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path), launcher=os.getppid() if launched else None)
     record.write(run_dir)
     outcome = Outcome()
+    tensorboard = TensorBoardWriter(printer.line)  # idle unless the run's config asks for it
     try:
         engine = prepare(control)
 
         def on_event(event: Any) -> None:
             hub.publish(event)
             outcome.observe(event)
+            tensorboard.observe(event)
 
         return run_headless(engine, printer, on_event, not as_service, signals)
     except BaseException as exc:
@@ -198,6 +201,7 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any],
         outcome.state, outcome.message = "failed", message
         raise
     finally:
+        tensorboard.close()  # the event file complete before the record says the run has ended
         hub.close()
         record.state, record.reason, record.message = outcome.state, outcome.reason, outcome.message
         record.step, record.epoch, record.ended = outcome.step, outcome.epoch, time.time()

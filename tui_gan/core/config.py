@@ -145,6 +145,10 @@ class TrainConfig:
     """Generated and real images compared by the quality metric (SWD, diversity) at every
     epoch's end; 0 turns it off."""
 
+    tensorboard: bool = False
+    """Also write the run's scalars and epoch-end grids as TensorBoard event files under
+    the run directory's tensorboard/ (exports/tensorboard_live.py). Off by default."""
+
     preset: str = "tutorial"
     """Which defaults the run started from: 'tutorial' or 'cpu' (smaller, for CPUs)."""
 
@@ -190,7 +194,8 @@ class TrainConfig:
             raise UserError(f"{source}: channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if not isinstance(self.data, str) or not self.data:
             raise UserError(f"{source}: data must be 'builtin', a folder path or a dataset name")
-        for name in ("download", "cache", "stream", "compile", "cudnn_benchmark", "fused_adam", "ema", "augment"):
+        for name in ("download", "cache", "stream", "compile", "cudnn_benchmark", "fused_adam", "ema", "augment",
+                     "tensorboard"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("amp", "channels_last"):  # not set: chosen by the device

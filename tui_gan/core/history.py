@@ -1,7 +1,8 @@
 """The metric history: one named row per log interval or quality measurement.
 
 The engine appends rows to it (and to metrics.csv), checkpoints keep it as a float64
-tensor with its column names, and viewers draw it. Standard library only.
+tensor with its column names, and viewers draw it (core/metrics_csv.py reads metrics.csv
+back). Standard library only.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ class MetricsCsvReader:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.rows: list[HistoryRow] = []
+        self.skipped = 0
+        """Lines that could not be read as a row (cut short by a killed process, edited)."""
         self._columns: list[str] | None = None
         self._offset = 0  # bytes read, up to the end of the last whole line
         self._last_line = b""  # that line, to notice a file rewritten under us
@@ -60,6 +62,7 @@ class MetricsCsvReader:
             rewritten = f.read(len(self._last_line)) != self._last_line
         if rewritten:
             self.rows, self._columns, self._offset, self._last_line = [], None, 0, b""
+            self.skipped = 0
             f.seek(0)
         data = f.read()
         whole = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next look
@@ -76,8 +79,19 @@ class MetricsCsvReader:
         if self._columns is None:
             self._columns = self._header(next(parsed, []))
         before = len(self.rows)
-        self.rows.extend(_rows(self._columns, parsed))
+        self.rows.extend(self._rows(self._columns, parsed))
         return rewritten or len(self.rows) != before
+
+    def _rows(self, columns: list[str], lines: Iterable[list[str]]) -> Iterable[HistoryRow]:
+        """The rows that parse; a damaged line (a crash mid-write, an edit) is counted and
+        skipped, not fatal."""
+        for fields in lines:
+            try:
+                if len(fields) != len(columns):
+                    raise ValueError("wrong number of fields")
+                yield HistoryRow.from_values(columns, [float(value) for value in fields])
+            except (ValueError, OverflowError):  # not numbers, or a step that is not finite
+                self.skipped += 1
 
     def _header(self, columns: list[str]) -> list[str]:
         missing = [name for name in REQUIRED_COLUMNS if name not in columns]
@@ -85,16 +99,6 @@ class MetricsCsvReader:
             raise MetricsCsvError(f"{self.path}: not a tui-gan metrics.csv (no {missing[0]!r} column)")
         return columns
 
-
-def _rows(columns: list[str], lines: Iterable[list[str]]) -> Iterable[HistoryRow]:
-    """The rows that parse; a damaged line (a crash mid-write, an edit) is skipped, not fatal."""
-    for fields in lines:
-        if len(fields) != len(columns):
-            continue
-        try:
-            yield HistoryRow.from_values(columns, [float(value) for value in fields])
-        except (ValueError, OverflowError):  # not numbers, or a step that is not finite
-            continue
 
 
 def read_metrics(path: str | Path) -> list[HistoryRow]:

@@ -11,6 +11,8 @@ A run directory::
     samples/epoch-<NNNN>.png         the fixed-noise grid at each epoch's end
     samples/snapshot-<step>.png, export-step<step>.png, final-step<step>.png
     samples/progression.gif, interpolation-step<step>.gif
+    tensorboard/events.out.tfevents.*  --tensorboard's event files, one per start of the
+                                     service, and tui-gan export-tb's (exports/tensorboard.py)
     train.log                        the run's log lines (what --headless prints)
     service.json                     the training service: pid, socket, state (service/runfiles.py)
     service.lock                     held (flock) by the one process training this run
@@ -91,6 +93,11 @@ class RunDir:
     @property
     def samples(self) -> Path:
         return self.root / "samples"
+
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard's event files: --tensorboard's and ``tui-gan export-tb``'s."""
+        return self.root / "tensorboard"
 
     @property
     def last(self) -> Path:

@@ -1,0 +1,1 @@
+"""Writing a run's data for other tools: TensorBoard event files (no torch)."""

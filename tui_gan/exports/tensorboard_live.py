@@ -1,0 +1,203 @@
+"""``--tensorboard``: the run's scalars and epoch-end grids as a TensorBoard event file while
+it trains, written on a thread of its own.
+
+The training service (headless.py) hands every event to ``TensorBoardWriter.observe`` in
+the training thread, which only queues the few it keeps: history rows (``Progress.row``,
+one every 2 s), quality measurements (``Quality``) and epoch ends (``EpochEnd``). The
+writer's thread turns them into records (tensorboard.py, eventfile.py): the grid is the
+PNG the engine has just saved, read back as it is, so nothing is encoded twice, and its
+CRC takes about 8 ms for a 64-image grid. A failure of the writer (a full disk, say) is
+one warning line; the run goes on without TensorBoard.
+
+Each start of the service writes a file of its own (``RunDir.tensorboard``) that takes
+over from a step (see tensorboard.py on how files combine) and first writes the history
+from that step up to the checkpoint it starts from: from the last epoch's end (its rows,
+quality and grid: every tag has a point there, so both of TensorBoard's loaders drop
+whatever an earlier, killed service logged past the checkpoint), or from step 0 when the
+folder holds no event file yet (switched on at a resume, the whole run shows).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..core import events as ev
+from ..core.history import HistoryRow
+from ..core.rundir import RunDir
+from .eventfile import EventFile, image_event, png_header, scalars_event, session_start_event
+from .tensorboard import (
+    SAMPLES_TAG,
+    Written,
+    epoch_steps,
+    event_file_name,
+    event_files,
+    grid_event,
+    history_events,
+    scalars_of,
+)
+
+#: Items the queue holds before new ones are dropped (a row every 2 s: hours of a stuck disk).
+QUEUE_LIMIT = 10_000
+#: Seconds the end of a run waits for the writer to write what is queued.
+CLOSE_TIMEOUT = 10.0
+
+_STARTS = itertools.count()
+
+
+class TensorBoardWriter:
+    """Feeds one service's events to an event file of its own, off the training thread.
+    Idle (and free) unless the run's config has ``tensorboard`` on."""
+
+    def __init__(self, note: Callable[[str], None]) -> None:
+        self.note = note
+        """Prints a line to the run's log (the headless Printer's ``line``)."""
+        self.path: Path | None = None
+        """The event file, once the writer's thread has opened it."""
+        self._queue: queue.Queue[Any] = queue.Queue(QUEUE_LIMIT)
+        self._thread: threading.Thread | None = None
+        self._failed = False
+        self._dropped = 0
+
+    # ----------------------------------------------------------------- the training thread
+
+    def observe(self, event: Any) -> None:
+        """Queue what TensorBoard shows of ``event`` (nothing when the writer is off)."""
+        if self._thread is None:
+            if isinstance(event, ev.Started) and event.config.get("tensorboard") and not self._failed:
+                thread = threading.Thread(target=self._write, args=(event,), name="tensorboard", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # no thread to be had: the run goes on without TensorBoard
+                    self._fail(exc)
+                    return
+                self._thread = thread
+            return
+        if isinstance(event, ev.Progress):
+            if event.row is not None:
+                self._put(("row", event.row, time.time()))
+        elif isinstance(event, ev.Quality):
+            nan = math.nan
+            self._put(("row", HistoryRow.quality(event.step, event.epoch, nan, nan, nan, event.swd, event.diversity),
+                       time.time()))
+        elif isinstance(event, ev.EpochEnd):
+            self._put(("grid", event, time.time()))
+
+    def _put(self, item: Any) -> None:
+        if self._failed:
+            return
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:  # the disk does not keep up: never make training wait for it
+            self._dropped += 1
+
+    def close(self) -> None:
+        """Write what is queued and close the file (waits at most CLOSE_TIMEOUT seconds)."""
+        if self._thread is None:
+            return
+        try:
+            self._queue.put(None, timeout=CLOSE_TIMEOUT)
+        except queue.Full:
+            pass
+        self._thread.join(CLOSE_TIMEOUT)
+        if self._thread.is_alive():
+            self.note(f"warning: TensorBoard: {self.path} may lack the run's last events (its disk did not answer "
+                      f"within {CLOSE_TIMEOUT:.0f} s)")
+        elif self._dropped:
+            self.note(f"warning: TensorBoard: {self._dropped} event(s) were left out of {self.path} "
+                      "(the disk did not keep up)")
+
+    # ----------------------------------------------------------------- the writer's thread
+
+    def _write(self, started: ev.Started) -> None:
+        events = None
+        try:
+            events = self._open(started)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the run goes on without TensorBoard
+            self._fail(exc)
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            if self._failed or events is None:
+                continue
+            try:
+                events.add(*self._encode(item))
+            except Exception as exc:  # noqa: BLE001 - as above
+                self._fail(exc)
+        if events is not None:
+            try:
+                events.close()
+            except OSError as exc:
+                self._fail(exc)
+
+    def _open(self, started: ev.Started) -> EventFile:
+        run = RunDir(started.run_dir)
+        folder = run.tensorboard
+        folder.mkdir(parents=True, exist_ok=True)
+        start, first_grid = takeover(started, backfill=not event_files(folder))
+        now = time.time()
+        # the pid and a count, as TensorFlow names them: a service started again in the same second
+        # (in one process: tests) gets a file of its own
+        self.path = folder / event_file_name(now, f".{os.getpid()}.{next(_STARTS)}.tui-gan")
+        events = EventFile(open(self.path, "xb"), now)
+        try:
+            events.add(session_start_event(now, start))
+            self.note(f"TensorBoard: writing {self.path} (view it with: tensorboard --logdir {folder})")
+            written = Written()
+            rows = [row for row in started.history if row.step >= start]
+            grids = [(epoch, path) for epoch, path in run.epoch_grids() if first_grid <= epoch <= started.epoch]
+            for event in history_events(rows, grids, now, written):
+                events.add(event)
+        except BaseException:
+            events.close()
+            raise
+        for line in written.notes:
+            self.note(f"TensorBoard: {line}")
+        return events
+
+    def _encode(self, item: tuple[Any, ...]) -> list[bytes]:
+        kind, payload, wall = item
+        if kind == "row":
+            values = scalars_of(payload)
+            return [scalars_event(wall, payload.step, values)] if values else []
+        end: ev.EpochEnd = payload
+        try:
+            return [grid_event(Path(end.sample_path), end.step, wall)]
+        except (OSError, ValueError):  # the saved grid is gone: encode the event's images instead
+            if end.images is None:
+                return []
+            png = grid_png(end.images)
+            return [image_event(wall, end.step, SAMPLES_TAG, png, *png_header(png))]
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._failed:
+            self._failed = True
+            what = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
+            where = self.path or "its event file"
+            self.note(f"warning: TensorBoard: cannot write {where} ({what}); the run goes on without it")
+
+
+def takeover(started: ev.Started, backfill: bool) -> tuple[int, int]:
+    """(the step a service's file takes over from, the first epoch whose grid it writes
+    again): 0 and 1 with ``backfill``; else the end of the last epoch the checkpoint
+    completed and that epoch (0 and 1 within the first, or when the history cannot say)."""
+    end = None if backfill or started.epoch < 1 else epoch_steps(started.history, [started.epoch]).get(started.epoch)
+    return (0, 1) if end is None else (min(end, started.step), started.epoch)
+
+
+def grid_png(images: Any) -> bytes:
+    """uint8 (N, C, H, W) images as the PNG grid the engine saves."""
+    from ..pictures.grids import grid, to_pil
+
+    out = io.BytesIO()
+    to_pil(grid(images)).save(out, format="PNG")
+    return out.getvalue()
