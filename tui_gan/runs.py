@@ -22,6 +22,7 @@ from .core.report import format_duration
 from .core.rundir import DEFAULT_RUNS, RunDir
 from .service.client import RemoteRun, connect_to_run, wait_for_service
 from .service.runfiles import ServiceRecord, check_not_running, is_held
+from .tui.terminal_graphics import add_graphics_flag, start_choosing
 
 # ----------------------------------------------------------------------------- state of a run
 
@@ -114,18 +115,34 @@ def start_service(argv: list[str], run: RunDir) -> subprocess.Popen:
             close_fds=True)
 
 
-def run_app(argv: list[str], run: RunDir) -> int:
+def run_app(argv: list[str], run: RunDir, graphics: str = "auto") -> int:
     """A new run (or a resumed one) in a service, and the app attached to it."""
-    process = start_service(argv, run)
-    return watch(lambda leaving: wait_for_service(run, process, leaving), run)
+    choosing = start_choosing(graphics)  # a bad --graphics fails before a service starts
+    try:
+        process = start_service(argv, run)
+    except BaseException:
+        choosing.cancel()
+        raise
+    return watch(lambda leaving: wait_for_service(run, process, leaving), run, choosing)
 
 
-def watch(connect: Any, run: RunDir) -> int:
+def watch(connect: Any, run: RunDir, choosing: Any = None) -> int:
     """The app on a service's run; ``connect(leaving)`` (in the app's worker) returns a
-    RemoteRun, or gives up waiting once the Event ``leaving`` is set."""
-    from .tui.app import TuiGanApp
+    RemoteRun, or gives up waiting once the Event ``leaving`` is set. ``choosing``: the
+    graphics decision under way (terminal_graphics.start_choosing), its probe answered
+    while Textual loads."""
+    try:
+        from .tui.app import TuiGanApp
+        from .tui.terminal_graphics import hand_over
 
-    app = TuiGanApp(lambda: connect(app.leaving), run_name=run.root.name, detachable=True)
+        graphics = choosing.result() if choosing is not None else None
+    except BaseException:
+        if choosing is not None:
+            choosing.cancel()
+        raise
+    if graphics is not None:
+        hand_over(graphics)
+    app = TuiGanApp(lambda: connect(app.leaving), run_name=run.root.name, detachable=True, graphics=graphics)
     app.run()
     if app.detached:
         print(f"detached: {run.root} goes on training. Come back with: tui-gan attach {run.root}")
@@ -136,6 +153,7 @@ def run_attach(argv: list[str]) -> int:
     p = argparse_parser("attach", "Open the app on a running run: its history so far, then live.")
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
                    help=f"a run directory (default: the newest running run under {DEFAULT_RUNS}/)")
+    add_graphics_flag(p)
     args = p.parse_args(argv)
     run = running_run(args.run_dir)
 
@@ -143,7 +161,7 @@ def run_attach(argv: list[str]) -> int:
         conn, _ = connect_to_run(run)
         return RemoteRun(conn, run)
 
-    return watch(connect, run)
+    return watch(connect, run, start_choosing(args.graphics or "auto"))
 
 
 def argparse_parser(command: str, description: str) -> ArgumentParser:

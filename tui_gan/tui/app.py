@@ -31,6 +31,7 @@ from ..core.report import Report
 from .keys import Scope, bindings, palette_keys
 from .messages import EngineDone, EngineEvent, EngineFailed, EngineReady
 from .state import RunState
+from .terminal_graphics import Graphics
 from .training_screen import TrainingScreen
 
 #: Signals that end the app. In-process, they stop the engine (saving first); with a
@@ -48,15 +49,17 @@ class TuiGanApp(App[int]):
     BINDINGS = bindings(Scope.APP)
 
     def __init__(self, make_engine: Callable[[], Any], run_name: str = "", screen_ab: Any = None,
-                 detachable: bool = False, **kwargs: Any) -> None:
+                 detachable: bool = False, graphics: Graphics | None = None, **kwargs: Any) -> None:
         """``make_engine`` is called in the worker thread (it may import torch, or connect
         to a service, and raise UserError); what it returns (an Engine, or a service's
         RemoteRun: ``control`` and ``run()``) is iterated there. ``detachable``: the run
         lives in a service, so leaving (d, a hang-up, SIGTERM) leaves it training; otherwise
         the engine is this process's and every way out stops it, saving first. ``screen_ab``
         (a ScreenAB) freezes the screen in alternate stretches to measure its cost
-        (``tui-gan bench --app``)."""
+        (``tui-gan bench --app``). ``graphics``: how images are drawn (terminal_graphics.py;
+        default half blocks), decided before the app starts."""
         super().__init__(**kwargs)
+        self.graphics = graphics or Graphics()
         self.make_engine = make_engine
         self.run_name = run_name
         self.screen_ab = screen_ab

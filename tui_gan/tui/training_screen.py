@@ -102,6 +102,10 @@ class TrainingScreen(TrainingActions, Screen[None]):
         self.sub_title = self.run_name or "loading…"
         for widget_id, title in BORDER_TITLES.items():
             self.query_one(f"#{widget_id}").border_title = title
+        graphics = self.app.graphics
+        self.samples_view.border_title += graphics.label  # "Samples (fixed noise) · kitty"
+        if graphics.reason:
+            self.log_line(f"images: {graphics.reason}", "dim")
         self.log_line("loading torch and the data…", "dim")
 
     # ----------------------------------------------------------------- what the App calls
@@ -182,7 +186,8 @@ class TrainingScreen(TrainingActions, Screen[None]):
             self.shown_generator = e.generator
             # short enough for the 30 columns the panel has at 80x24
             whose = {"average": "EMA of G", "live": "live G"}.get(e.generator) if self.has_average else None
-            self.samples_view.border_title = f"Samples ({whose})" if whose else BORDER_TITLES["samples"]
+            title = f"Samples ({whose})" if whose else BORDER_TITLES["samples"]
+            self.samples_view.border_title = title + self.app.graphics.label
         if self.screen_ab is not None and not self.screen_ab.updating():
             return
         self._draw_samples(self.samples.set_live(e.step, _as_array(e.images)))
