@@ -53,7 +53,10 @@ def fit_pixel_grid(n: int, native: int, width: int, height: int, gap: int = PIXE
     def layout(tile: int) -> tuple[int, int, int]:
         cols = min(n, (width + gap) // (tile + gap))
         rows = (height + gap) // (tile + gap)
-        return (cols, min(rows, -(-n // cols)), tile) if cols > 0 and rows > 0 else (0, 0, tile)
+        if cols <= 0 or rows <= 0:
+            return 0, 0, tile
+        rows = min(rows, -(-n // cols))
+        return min(cols, -(-n // rows)), rows, tile  # 16 in 4x4, not 5+5+5+1
 
     for scale in range(max(1, min(width, height) // native), 0, -1):
         cols, rows, tile = layout(native * scale)
