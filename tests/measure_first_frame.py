@@ -39,16 +39,18 @@ def timed_result(self):  # how long the viewer waits for the probe, ready to sta
         return result(self)
     finally:
         with open(sys.argv[3], "w") as out:
-            out.write(str(time.perf_counter() - start))
+            out.write(f"{time.perf_counter() - start} {start - asked}")
 terminal_graphics.Choosing.result = timed_result
+asked = time.perf_counter()
 runs.watch(connect, RunDir(sys.argv[2]), terminal_graphics.start_choosing(sys.argv[1]))
 """
 KITTY = b"\x1b_Gi=31;OK\x1b\\\x1b[6;20;10t\x1b[?62;22c"
 
 
-def first_frame(mode: str, answer: bytes | None, run_dir: str) -> tuple[float, float]:
-    """Seconds from spawning the viewer to its first frame on the pty, and of those, the
-    seconds it waited for the probe once Textual was loaded."""
+def first_frame(mode: str, answer: bytes | None, run_dir: str) -> tuple[float, float, float]:
+    """Seconds from spawning the viewer to its first frame on the pty; of those, the seconds
+    it waited for the probe once Textual was loaded, and the seconds from sending the probe
+    (or deciding not to) to having loaded Textual."""
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "STY", "NO_COLOR", "TEXTUAL_COLOR_SYSTEM")}
     env.update(COLORTERM="truecolor", TERM="xterm-256color", COLUMNS="120", LINES="40")
@@ -69,7 +71,8 @@ def first_frame(mode: str, answer: bytes | None, run_dir: str) -> tuple[float, f
             if b"Losses" in seen:
                 elapsed = time.monotonic() - start
                 with open(waited) as f:
-                    return elapsed, float(f.read())
+                    wait, loading = map(float, f.read().split())
+                return elapsed, wait, loading
         raise RuntimeError(f"no first frame in 20 s: {seen[-300:]!r}")
     finally:
         os.killpg(child.pid, signal.SIGKILL)
@@ -89,17 +92,18 @@ def main() -> None:
     cases = [(mode, name, answer) for mode in args.modes.split(",")
              for name, answer in (("answers nothing", None), ("answers like kitty", KITTY))
              if mode == "auto" or name == "answers nothing"]
-    times: dict[tuple[str, str], list[tuple[float, float]]] = {(mode, name): [] for mode, name, _ in cases}
+    times: dict[tuple[str, str], list[tuple[float, float, float]]] = {(mode, name): [] for mode, name, _ in cases}
     for _ in range(args.runs):  # interleaved, so a busy moment hits every case alike
         for mode, name, answer in cases:
             times[mode, name].append(first_frame(mode, answer, run_dir))
     print(f"Python {sys.version.split()[0]}, textual-image {'installed' if textual_image_available() else 'absent'}, "
           f"probe window {PROBE_WINDOW_S} s, {args.runs} runs each (median, min-max):")
-    for (mode, name), pairs in times.items():
-        frame, waited = [p[0] for p in pairs], [p[1] * 1000 for p in pairs]
+    for (mode, name), found in times.items():
+        frame, waited, loading = ([f[i] for f in found] for i in range(3))
         print(f"  --graphics {mode:6} terminal {name:18}: first frame {statistics.median(frame):.3f} s "
-              f"({min(frame):.3f}-{max(frame):.3f}), waited for the probe {statistics.median(waited):.0f} ms "
-              f"({min(waited):.0f}-{max(waited):.0f})")
+              f"({min(frame):.3f}-{max(frame):.3f}); Textual loaded {1000 * statistics.median(loading):.0f} ms "
+              f"after the probe went out; then waited for it {1000 * statistics.median(waited):.0f} ms "
+              f"({1000 * min(waited):.0f}-{1000 * max(waited):.0f})")
 
 
 if __name__ == "__main__":

@@ -178,6 +178,7 @@ async def test_app_replaces_kitty_pictures_and_frees_them(monkeypatch):
         await wait_until(pilot, lambda: isinstance(app.screen, InterpolationScreen) and app.screen.query(SamplesView),
                          what="the walks")
         walk = app.screen.query_one(SamplesView)
+        assert UPPER_HALF in view.render_line(view.size.height // 2).text  # under the dialog: half blocks
         assert "· kitty" in str(app.screen.query_one("#walk-title").render())
         await wait_until(pilot, lambda: len(walk._pixels.ready) == 5, what="every frame")
         await pilot.pause(0.2)
@@ -186,6 +187,7 @@ async def test_app_replaces_kitty_pictures_and_frees_them(monkeypatch):
         await pilot.press("escape")
         freed = lambda: all(f"a=d,d=I,i={i}," in out.getvalue() for i in walk_ids)  # noqa: E731
         await wait_until(pilot, freed, what="the walks' pictures to leave the terminal")
+        assert PLACEHOLDER in view.render_line(0).text  # on top again: pixels
         await quit_app(pilot, app)
 
 

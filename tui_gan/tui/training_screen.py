@@ -108,6 +108,12 @@ class TrainingScreen(TrainingActions, Screen[None]):
             self.log_line(f"images: {graphics.reason}", "dim")
         self.log_line("loading torch and the data…", "dim")
 
+    def on_screen_suspend(self) -> None:
+        self.samples_view.refresh()  # pixels only on the screen on top: half blocks under a dialog
+
+    def on_screen_resume(self) -> None:
+        self.samples_view.refresh()
+
     # ----------------------------------------------------------------- what the App calls
 
     def attach(self, control: Control) -> None:

@@ -223,7 +223,9 @@ class SamplesView(Widget):
         if self._images is None or width <= 0 or height <= 0:
             return Strip.blank(width, self.rich_style)
         picture = None
-        if self._pixels is not None:  # chosen once per frame shown, not once per line
+        # pixels on the screen on top only: under a dialog, Sixel would be drawn over it and
+        # kitty's placeholders lose their colours (which name the image) to the dialog's tint
+        if self._pixels is not None and self.screen.is_active:  # chosen once per frame, not per line
             chosen_for = (self._key, width, height, self._pixels.generation, len(self._sequence or ()))
             if self._chosen[0] != chosen_for:
                 self._chosen = (chosen_for, self._picture(width, height))
