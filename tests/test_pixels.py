@@ -184,6 +184,7 @@ async def test_app_replaces_kitty_pictures_and_frees_them(monkeypatch):
         await pilot.pause(0.2)
         assert PLACEHOLDER in walk.render_line(0).text
         walk_ids = [p.kitty_id for p in walk._pixels.ready.values()]
+        assert len(kitty_images(out.getvalue())) == 4 + 5  # each frame sent once
         await pilot.press("escape")
         freed = lambda: all(f"a=d,d=I,i={i}," in out.getvalue() for i in walk_ids)  # noqa: E731
         await wait_until(pilot, freed, what="the walks' pictures to leave the terminal")

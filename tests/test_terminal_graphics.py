@@ -76,10 +76,10 @@ def test_parse_answer():
 
 
 def test_kitty_terminal_answers_in_pieces():
-    answer, elapsed, terminal = probe(KITTY_ANSWER + CELL_ANSWER + DA1_PLAIN)
+    answer, elapsed, terminal = probe(KITTY_ANSWER + CELL_ANSWER + DA1_PLAIN, window=3.0)
     assert terminal.received == (tg.KITTY_QUERY + tg.CELL_SIZE_QUERY + tg.DA1_QUERY).encode()
     assert answer == Answer(kitty=True, cell=(9, 18), complete=True)
-    assert elapsed < 0.5  # DA1 ends the wait, not the window
+    assert elapsed < 2.0  # DA1 ends the wait, not the window
     chosen = decide("auto", answer, available=True, interactive=True, multiplexer=None, colours_24bit=True)
     assert (chosen.mode, chosen.cell, chosen.label) == ("kitty", (9, 18), " · kitty")
 
@@ -96,7 +96,7 @@ def test_sixel_terminal():
 def test_terminal_that_answers_nothing_costs_the_window_only():
     answer, elapsed, _ = probe(b"", window=0.3)
     assert answer is None
-    assert 0.25 < elapsed < 0.6
+    assert 0.25 < elapsed < 1.0
     chosen = decide("auto", answer, available=True, interactive=True, multiplexer=None, colours_24bit=True)
     assert chosen.mode == "blocks" and "did not answer" in chosen.reason
 
@@ -160,7 +160,7 @@ def test_start_choosing_probes_only_where_pixels_can_follow(monkeypatch):
         assert terminal.received.startswith(tg.KITTY_QUERY.encode()) == probed, env
         assert chosen.mode == ("kitty" if probed else "blocks"), env
         if not probed:
-            assert elapsed < 0.1, env  # no probe, no wait
+            assert elapsed < 0.2, env  # no probe, no wait (the window is 0.3 s)
 
 
 def test_asked_for_in_tmux_probes_through_it_for_the_cell_size(monkeypatch):

@@ -154,7 +154,7 @@ def delete_kitty_images(ids: list[int], out: Any = None) -> None:
 
 
 class PixelPictures:
-    """The pictures of one panel, by (key, columns, rows): made in a thread worker in the
+    """The pictures of one panel, by (key, columns, rows, ...): made in a thread worker in the
     order asked for, at most ``keep`` asked for and ``keep`` kept (the oldest go, and leave
     the terminal)."""
 
@@ -168,6 +168,7 @@ class PixelPictures:
         self._wanted: OrderedDict[Hashable, tuple[Any, tuple[int, int, int], Strip]] = OrderedDict()
         self._lock = threading.Lock()
         self._working = False
+        self._making: Hashable | None = None  # the picture the worker is making now
         self.failed: str | None = None  # why pictures cannot be made: the panel stays in half blocks
         self.generation = 0  # counts the pictures made (and failures): the panel's cue to choose again
         self.on_ready: Callable[[], None] = lambda: None
@@ -176,11 +177,13 @@ class PixelPictures:
         return self.ready.get(key)
 
     def want(self, key: Hashable, images: Any, background: tuple[int, int, int], blank: Strip) -> None:
-        """Make the picture for ``key`` = (anything, columns, rows) of ``images``, unless it is
-        made or on its way."""
+        """Make the picture for ``key`` = (anything, columns, rows, ...) of ``images``, unless
+        it is made or on its way."""
         if self.failed or key in self.ready:
             return
         with self._lock:
+            if key == self._making:
+                return
             self._wanted[key] = (images, background, blank)
             while len(self._wanted) > self.keep:
                 self._wanted.popitem(last=False)  # stale: newer pictures were asked for since
@@ -196,7 +199,8 @@ class PixelPictures:
                     self._working = False
                     return
                 key, (images, background, blank) = self._wanted.popitem(last=False)
-            _, cols, rows = key
+                self._making = key
+            cols, rows = key[1], key[2]
             width, height = self.graphics.cell
             try:
                 canvas = compose_pixels(images, cols * width, rows * height, background)
@@ -210,6 +214,9 @@ class PixelPictures:
             self._call_back(lambda key=key, picture=picture: self._done(key, picture))
 
     def _done(self, key: Hashable, picture: Picture | None) -> None:
+        with self._lock:
+            if self._making == key:
+                self._making = None
         self.generation += 1
         self.ready[key] = picture
         gone = []

@@ -226,7 +226,8 @@ class SamplesView(Widget):
         # pixels on the screen on top only: under a dialog, Sixel would be drawn over it and
         # kitty's placeholders lose their colours (which name the image) to the dialog's tint
         if self._pixels is not None and self.screen.is_active:  # chosen once per frame, not per line
-            chosen_for = (self._key, width, height, self._pixels.generation, len(self._sequence or ()))
+            chosen_for = (self._key, width, height, self._background(), self._pixels.generation,
+                          len(self._sequence or ()))
             if self._chosen[0] != chosen_for:
                 self._chosen = (chosen_for, self._picture(width, height))
             picture = self._chosen[1]
@@ -242,22 +243,22 @@ class SamplesView(Widget):
 
     def _picture(self, width: int, height: int) -> Picture | None:
         """The picture in pixels to show, asking for the missing ones; None: half blocks."""
-        pixels = self._pixels
+        pixels, background = self._pixels, self._background()  # the theme's background is in the picture
         frames = self._sequence if self._sequence is not None else [(self._key, self._images)]
-        missing = [(key, images) for key, images in frames if (key, width, height) not in pixels.ready]
+        missing = [(key, images) for key, images in frames if (key, width, height, background) not in pixels.ready]
         if missing and not pixels.failed:
             blank = Strip.blank(width, self.rich_style)
             start = next((i for i, (key, _) in enumerate(missing) if key == self._key), 0)
             for key, images in missing[start:] + missing[:start]:  # the one on screen first
-                pixels.want((key, width, height), images, self._background(), blank)
+                pixels.want((key, width, height, background), images, background, blank)
+        shown = (self._key, width, height, background)
         if self._sequence is not None:
-            return None if missing else pixels.get((self._key, width, height))
-        picture = pixels.get((self._key, width, height))
-        if picture is not None:
-            self._last_picture = (self._key, width, height)
-            return picture
-        return pixels.get(self._last_picture) if self._last_picture and self._last_picture[1:] == (width, height) \
-            else None
+            return None if missing else pixels.get(shown)
+        if pixels.get(shown) is not None:
+            self._last_picture = shown
+        elif self._last_picture is None or self._last_picture[1:] != shown[1:]:
+            return None
+        return pixels.get(self._last_picture)  # the one before, while this one is made
 
     def _start_worker(self, work) -> None:
         self.run_worker(work, thread=True, group="pixels", exit_on_error=False)
