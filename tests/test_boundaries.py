@@ -78,9 +78,9 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
         for target in sorted(imported):
             def bad(rule: str) -> None:
                 out.append(f"{importer} -> {target}: {rule}")  # noqa: B023 - used at once
-            ui_library = in_layer(target, "textual") or in_layer(target, "rich") or in_layer(target, "textual_plotext")
+            ui_library = any(in_layer(target, ui) for ui in ("textual", "rich", "textual_plotext", "textual_image"))
             if ui_library and not in_layer(importer, "tui_gan.tui"):
-                bad("only tui_gan.tui may import textual or rich")
+                bad("only tui_gan.tui may import textual, rich or textual-image")
             if in_layer(importer, "tui_gan.tui") and (in_layer(target, "torch") or in_layer(target, "torchvision")):
                 bad("the UI never imports torch")
             if in_layer(importer, "tui_gan.tui") and in_layer(target, "tui_gan") and not any(
@@ -207,6 +207,7 @@ def test_sizes(path: Path):
 
 @pytest.mark.parametrize(("module", "source", "rule"), [
     ("tui_gan.engine.gan", "import textual\n", "only tui_gan.tui may import textual"),
+    ("tui_gan.runs", "from textual_image.widget import Image\n", "only tui_gan.tui may import textual"),
     ("tui_gan.tui.widgets.samples", "def f():\n    import torch\n", "the UI never imports torch"),
     ("tui_gan.tui.app", "from ..engine.engine import Engine\n", "the UI imports only the core"),
     ("tui_gan.data.loader", "from ..engine import models\n", "data does not import the engine"),

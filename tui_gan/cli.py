@@ -19,6 +19,7 @@ from . import __version__
 from .core.config import SUPPORTED_SIZES, TrainConfig, launched_rank
 from .core.errors import ArgumentParser, UserError
 from .core.rundir import RunDir, describe_dataset_root, new_run_dir
+from .tui.terminal_graphics import add_graphics_flag
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
 RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam", "tensorboard"}
@@ -133,6 +134,7 @@ def train_parser() -> ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a run from its last.pt or a snapshot")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags win)")
     p.add_argument("--headless", action="store_true", help="no UI: print log lines (also when stdout is not a terminal)")
+    add_graphics_flag(p)  # the viewer's, not the run's: the service parses it and leaves it alone
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the app's service: see runs.py
     p.add_argument("--log-every", type=positive_float, metavar="SECONDS", help="headless: seconds between log lines (default 5)")
     p.add_argument("--compare", metavar="RUN_DIR",
@@ -267,7 +269,7 @@ def run_train(argv: Sequence[str]) -> int:
         return run_here(args, argv)
     from .runs import run_app
 
-    return run_app(list(argv), training_run_dir(args), args.get("compare"))
+    return run_app(list(argv), training_run_dir(args), args.get("compare"), args.get("graphics", "auto"))
 
 
 def run_here(args: dict[str, Any], argv: Sequence[str] = ()) -> int:

@@ -25,6 +25,7 @@ from .core.report import format_duration
 from .core.rundir import DEFAULT_RUNS, RunDir, run_dirs
 from .service.client import RemoteRun, connect_to_run, wait_for_service
 from .service.runfiles import ServiceRecord, check_not_running, is_held
+from .tui.terminal_graphics import add_graphics_flag, start_choosing
 
 # ----------------------------------------------------------------------------- state of a run
 
@@ -114,12 +115,17 @@ def start_service(argv: list[str], run: RunDir) -> subprocess.Popen:
             close_fds=True)
 
 
-def run_app(argv: list[str], run: RunDir, compare_spec: str | None = None) -> int:
+def run_app(argv: list[str], run: RunDir, compare_spec: str | None = None, graphics: str = "auto") -> int:
     """A new run (or a resumed one) in a service, and the app attached to it, drawing the
     run of ``--compare`` beside it: a viewer's choice, so the service does not get the flag."""
     compare = compared_run(compare_spec, run)
-    process = start_service(without_flag(argv, "--compare", compare_spec), run)
-    return watch(lambda leaving: wait_for_service(run, process, leaving), run, compare)
+    choosing = start_choosing(graphics)  # a bad --graphics fails before a service starts
+    try:
+        process = start_service(without_flag(argv, "--compare", compare_spec), run)
+    except BaseException:
+        choosing.cancel()
+        raise
+    return watch(lambda leaving: wait_for_service(run, process, leaving), run, compare, choosing)
 
 
 def without_flag(argv: list[str], flag: str, value: str | None) -> list[str]:
@@ -139,13 +145,24 @@ def without_flag(argv: list[str], flag: str, value: str | None) -> list[str]:
     return out
 
 
-def watch(connect: Any, run: RunDir, compare: ComparedRun | None = None) -> int:
+def watch(connect: Any, run: RunDir, compare: ComparedRun | None = None, choosing: Any = None) -> int:
     """The app on a service's run; ``connect(leaving)`` (in the app's worker) returns a
-    RemoteRun, or gives up waiting once the Event ``leaving`` is set."""
-    from .tui.app import TuiGanApp
+    RemoteRun, or gives up waiting once the Event ``leaving`` is set. ``choosing``: the
+    graphics decision under way (terminal_graphics.start_choosing), its probe answered
+    while Textual loads."""
+    try:
+        from .tui.app import TuiGanApp
+        from .tui.terminal_graphics import hand_over
 
+        graphics = choosing.result() if choosing is not None else None
+    except BaseException:
+        if choosing is not None:
+            choosing.cancel()
+        raise
+    if graphics is not None:
+        hand_over(graphics)
     app = TuiGanApp(lambda: connect(app.leaving), run_name=run.root.name, detachable=True, compare=compare,
-                    list_runs=run_summaries)
+                    list_runs=run_summaries, graphics=graphics)
     app.run()
     if app.detached:
         print(f"detached: {run.root} goes on training. Come back with: tui-gan attach {run.root}")
@@ -157,6 +174,7 @@ def run_attach(argv: list[str]) -> int:
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
                    help=f"a run directory (default: the newest running run under {DEFAULT_RUNS}/)")
     p.add_argument("--compare", metavar="RUN_DIR", help="draw another run's losses and SWD on the charts")
+    add_graphics_flag(p)
     args = p.parse_args(argv)
     run = running_run(args.run_dir)
     compare = compared_run(args.compare, run)
@@ -165,7 +183,7 @@ def run_attach(argv: list[str]) -> int:
         conn, _ = connect_to_run(run)
         return RemoteRun(conn, run)
 
-    return watch(connect, run, compare)
+    return watch(connect, run, compare, start_choosing(args.graphics or "auto"))
 
 
 def compared_run(spec: str | None, watched: RunDir) -> ComparedRun | None:

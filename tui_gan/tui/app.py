@@ -32,6 +32,7 @@ from ..core.report import Report
 from .keys import Scope, bindings, palette_keys
 from .messages import EngineDone, EngineEvent, EngineFailed, EngineReady
 from .state import RunState
+from .terminal_graphics import Graphics
 from .training_screen import TrainingScreen
 
 #: Signals that end the app. In-process, they stop the engine (saving first); with a
@@ -50,7 +51,8 @@ class TuiGanApp(App[int]):
 
     def __init__(self, make_engine: Callable[[], Any], run_name: str = "", screen_ab: Any = None,
                  detachable: bool = False, compare: ComparedRun | None = None,
-                 list_runs: Callable[[Path], list[RunSummary]] | None = None, **kwargs: Any) -> None:
+                 list_runs: Callable[[Path], list[RunSummary]] | None = None, graphics: Graphics | None = None,
+                 **kwargs: Any) -> None:
         """``make_engine`` is called in the worker thread (it may import torch, or connect
         to a service, and raise UserError); what it returns (an Engine, or a service's
         RemoteRun: ``control`` and ``run()``) is iterated there. ``detachable``: the run
@@ -59,8 +61,10 @@ class TuiGanApp(App[int]):
         (a ScreenAB) freezes the screen in alternate stretches to measure its cost
         (``tui-gan bench --app``). ``compare``: another run drawn on the chart from the start
         (--compare); ``list_runs``: how the run picker (o) lists a folder's runs
-        (runs.run_summaries; without it, their states are not shown)."""
+        (runs.run_summaries; without it, their states are not shown). ``graphics``: how images
+        are drawn (terminal_graphics.py; default half blocks), decided before the app starts."""
         super().__init__(**kwargs)
+        self.graphics = graphics or Graphics()
         self.make_engine = make_engine
         self.run_name = run_name
         self.screen_ab = screen_ab

@@ -103,8 +103,18 @@ class TrainingScreen(Comparing, TrainingActions, Screen[None]):
         self.sub_title = self.run_name or "loading…"
         for widget_id, title in BORDER_TITLES.items():
             self.query_one(f"#{widget_id}").border_title = title
+        graphics = self.app.graphics
+        self.samples_view.border_title += graphics.label  # "Samples (fixed noise) · kitty"
+        if graphics.reason:
+            self.log_line(f"images: {graphics.reason}", "dim")
         self.log_line("loading torch and the data…", "dim")
         self.on_mount_comparing()
+
+    def on_screen_suspend(self) -> None:
+        self.samples_view.refresh()  # pixels only on the screen on top: half blocks under a dialog
+
+    def on_screen_resume(self) -> None:
+        self.samples_view.refresh()
 
     # ----------------------------------------------------------------- what the App calls
 
@@ -185,7 +195,8 @@ class TrainingScreen(Comparing, TrainingActions, Screen[None]):
             self.shown_generator = e.generator
             # short enough for the 30 columns the panel has at 80x24
             whose = {"average": "EMA of G", "live": "live G"}.get(e.generator) if self.has_average else None
-            self.samples_view.border_title = f"Samples ({whose})" if whose else BORDER_TITLES["samples"]
+            title = f"Samples ({whose})" if whose else BORDER_TITLES["samples"]
+            self.samples_view.border_title = title + self.app.graphics.label
         if self.screen_ab is not None and not self.screen_ab.updating():
             return
         self._draw_samples(self.samples.set_live(e.step, _as_array(e.images)))

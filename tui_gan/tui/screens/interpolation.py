@@ -1,4 +1,6 @@
-"""The latent-interpolation view: the engine's latent walks, animated in half blocks.
+"""The latent-interpolation view: the engine's latent walks, animated in half blocks, or in
+real pixels where the app draws them (every frame is made once, then the view shows them in
+turn; it plays in half blocks until they are all made).
 
 Each frame is one point on every walk; the view loops through the frames. ``g`` writes
 them as a GIF next to the run's samples. Frames are drawn at FPS while the view is open;
@@ -52,14 +54,15 @@ class InterpolationScreen(ModalScreen[None]):
     def _title(self) -> str:
         n, walks = self.frames.shape[0], self.frames.shape[1]
         state = "" if self.playing else " (paused)"
-        return f"latent walks at step {self.step}: {walks} walks, frame {self.frame + 1}/{n}{state}"
+        return f"latent walks at step {self.step}: {walks} walks, frame {self.frame + 1}/{n}{state}{self.app.graphics.label}"
 
     def on_mount(self) -> None:
+        self.query_one(SamplesView).set_sequence(list(enumerate(self.frames)))
         self._show()
         self.set_interval(1 / FPS, self._advance)
 
     def _show(self) -> None:
-        self.query_one(SamplesView).set_images(self.frames[self.frame])
+        self.query_one(SamplesView).set_images(self.frames[self.frame], key=self.frame)
         self.query_one("#walk-title", Label).update(self._title())
 
     def _advance(self) -> None:

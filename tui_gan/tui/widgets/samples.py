@@ -1,4 +1,5 @@
-"""Generated samples drawn with half blocks: two pixel rows per terminal cell.
+"""Generated samples drawn with half blocks: two pixel rows per terminal cell (or, where the
+app draws real pixels, by pixels.py).
 
 ``▀`` takes the upper pixel as its foreground colour and the lower pixel as its background.
 The grid is laid out to fill the panel, rendered once per new batch or resize, and cached
@@ -7,8 +8,9 @@ as Strips that ``render_line`` hands out.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.color import Color
 from rich.segment import Segment
@@ -20,6 +22,8 @@ from textual.widget import Widget
 
 if TYPE_CHECKING:  # numpy and Pillow load with the first samples, not before the first frame
     import numpy as np
+
+    from .pixels import Picture, PixelPictures
 
 UPPER_HALF = "▀"
 MIN_SAMPLES = 9  # shrink tiles until at least this many samples fit, if they can
@@ -157,19 +161,46 @@ def render_halfblock(
 
 
 class SamplesView(Widget):
-    """The fixed-noise samples, as many as fit the panel."""
+    """The fixed-noise samples, as many as fit the panel: in half blocks, or in real pixels
+    where the app draws them (``App.graphics``, see terminal_graphics.py and pixels.py)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._images: np.ndarray | None = None
+        self._key: Hashable = 0  # names the images for the pictures in pixels
+        self._sequence: list[tuple[Hashable, np.ndarray]] | None = None  # every frame to come (latent walks)
         self._strips: list[Strip] = []
         self._rendered_for: tuple[int, int, tuple[int, int, int], str | None] | None = None
+        self._pixels: PixelPictures | None = None
+        self._last_picture: Hashable | None = None  # shown while the next one is made
+        self._chosen: tuple[Any, Picture | None] = (None, None)  # (what it was chosen for, the picture)
+        self._told_failure = False
 
-    def set_images(self, images: np.ndarray) -> None:
-        """New samples: uint8 (N, C, H, W)."""
+    def on_mount(self) -> None:
+        graphics = getattr(self.app, "graphics", None)
+        if graphics is not None and graphics.pixels:
+            from .pixels import PixelPictures
+
+            self._pixels = PixelPictures(graphics, self._start_worker, self.app.call_from_thread)
+            self._pixels.on_ready = self._picture_ready
+
+    def on_unmount(self) -> None:
+        if self._pixels is not None:
+            self._pixels.forget()
+
+    def set_images(self, images: np.ndarray, key: Hashable | None = None) -> None:
+        """New samples: uint8 (N, C, H, W); ``key`` names them (one of set_sequence's keys)."""
         self._images = images
+        self._key = key if key is not None else (self._key + 1 if isinstance(self._key, int) else 0)
         self._rendered_for = None
         self.refresh()
+
+    def set_sequence(self, frames: list[tuple[Hashable, np.ndarray]]) -> None:
+        """The frames set_images will show in turn (key, images): in pixels, the panel shows
+        them only once every one is made, rather than mixing pixels and half blocks."""
+        self._sequence = frames
+        if self._pixels is not None:
+            self._pixels.keep = len(frames)
 
     @property
     def shown(self) -> int:
@@ -191,6 +222,17 @@ class SamplesView(Widget):
         width, height = self.size.width, self.size.height
         if self._images is None or width <= 0 or height <= 0:
             return Strip.blank(width, self.rich_style)
+        picture = None
+        # pixels on the screen on top only: under a dialog, Sixel would be drawn over it and
+        # kitty's placeholders lose their colours (which name the image) to the dialog's tint
+        if self._pixels is not None and self.screen.is_active:  # chosen once per frame, not per line
+            chosen_for = (self._key, width, height, self._background(), self._pixels.generation,
+                          len(self._sequence or ()))
+            if self._chosen[0] != chosen_for:
+                self._chosen = (chosen_for, self._picture(width, height))
+            picture = self._chosen[1]
+        if picture is not None:
+            return picture.line(y, self.content_region)
         # headless (tests, SVG screenshots) nothing is written to a terminal: keep truecolor
         colours = None if self.app.is_headless else self.app.console.color_system
         key = (width, height, self._background(), colours)
@@ -198,6 +240,35 @@ class SamplesView(Widget):
             self._strips = render_halfblock(self._images, width, height, key[2], key[3])
             self._rendered_for = key
         return self._strips[y] if y < len(self._strips) else Strip.blank(width, self.rich_style)
+
+    def _picture(self, width: int, height: int) -> Picture | None:
+        """The picture in pixels to show, asking for the missing ones; None: half blocks."""
+        pixels, background = self._pixels, self._background()  # the theme's background is in the picture
+        frames = self._sequence if self._sequence is not None else [(self._key, self._images)]
+        missing = [(key, images) for key, images in frames if (key, width, height, background) not in pixels.ready]
+        if missing and not pixels.failed:
+            blank = Strip.blank(width, self.rich_style)
+            start = next((i for i, (key, _) in enumerate(missing) if key == self._key), 0)
+            for key, images in missing[start:] + missing[:start]:  # the one on screen first
+                pixels.want((key, width, height, background), images, background, blank)
+        shown = (self._key, width, height, background)
+        if self._sequence is not None:
+            return None if missing else pixels.get(shown)
+        if pixels.get(shown) is not None:
+            self._last_picture = shown
+        elif self._last_picture is None or self._last_picture[1:] != shown[1:]:
+            return None
+        return pixels.get(self._last_picture)  # the one before, while this one is made
+
+    def _start_worker(self, work) -> None:
+        self.run_worker(work, thread=True, group="pixels", exit_on_error=False)
+
+    def _picture_ready(self) -> None:
+        if self._pixels is not None and self._pixels.failed and not self._told_failure:
+            self._told_failure = True
+            self.notify(f"images in pixels failed ({self._pixels.failed}); showing half blocks",
+                        severity="warning", timeout=10)
+        self.refresh()
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return container.height

@@ -1,0 +1,198 @@
+"""How the app chooses to draw images (tui/terminal_graphics.py): the decision, and the
+probe against emulated terminals (a pty whose other end answers like kitty, like a Sixel
+terminal, or not at all). Standard library only: runs on every Python."""
+
+from __future__ import annotations
+
+import os
+import pty
+import termios
+import threading
+import time
+
+import pytest
+
+from tui_gan import cli, runs
+from tui_gan.core.errors import UserError
+from tui_gan.core.rundir import RunDir
+from tui_gan.tui import terminal_graphics as tg
+from tui_gan.tui.terminal_graphics import Answer, Graphics, Probe, decide, parse_answer
+
+KITTY_ANSWER = b"\x1b_Gi=31;OK\x1b\\"
+CELL_ANSWER = b"\x1b[6;18;9t"  # 18 pixels high, 9 wide
+DA1_PLAIN = b"\x1b[?62;22c"  # no attribute 4: no Sixel
+DA1_SIXEL = b"\x1b[?62;4;22c"
+TRUECOLOR = {"COLORTERM": "truecolor", "TERM": "xterm-256color"}
+
+
+class EmulatedTerminal:
+    """A pty; a thread at its far end answers what arrives, in pieces, as a terminal would."""
+
+    def __init__(self, answer: bytes, delay: float = 0.0) -> None:
+        self.master, self.slave = pty.openpty()
+        self.answer, self.delay = answer, delay
+        self.received = b""
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import select
+
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not self.received.endswith(tg.DA1_QUERY.encode()):
+            if select.select([self.master], [], [], 0.05)[0]:
+                self.received += os.read(self.master, 4096)
+        time.sleep(self.delay)
+        for i in range(0, len(self.answer), 5):  # a few bytes at a time, like a slow link
+            os.write(self.master, self.answer[i : i + 5])
+
+    def close(self) -> None:
+        self._thread.join(5)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def probe(answer: bytes, window: float = 1.0, delay: float = 0.0) -> tuple[Answer | None, float, EmulatedTerminal]:
+    terminal = EmulatedTerminal(answer, delay)
+    try:
+        echo_before = termios.tcgetattr(terminal.slave)[3] & termios.ECHO
+        start = time.monotonic()
+        result = Probe(terminal.slave, terminal.slave, tg.probe_query(None), window).start().finish()
+        elapsed = time.monotonic() - start
+        assert termios.tcgetattr(terminal.slave)[3] & termios.ECHO == echo_before  # the terminal put back
+    finally:
+        terminal.close()
+    return result, elapsed, terminal
+
+
+def test_parse_answer():
+    assert parse_answer(KITTY_ANSWER + CELL_ANSWER + DA1_PLAIN) == Answer(kitty=True, sixel=False, cell=(9, 18),
+                                                                          complete=True)
+    assert parse_answer(DA1_SIXEL) == Answer(sixel=True, complete=True)
+    assert parse_answer(b"\x1b[?64;44c") == Answer(complete=True)  # "44" is not "4"
+    assert parse_answer(b"\x1b_Gi=31;EINVAL:bad\x1b\\\x1b[?62c") == Answer(complete=True)
+    assert parse_answer(KITTY_ANSWER) == Answer(kitty=True)  # no DA1 yet: not complete
+    assert parse_answer(b"\x1b[6;0;0t\x1b[?1;2c").cell is None
+
+
+def test_kitty_terminal_answers_in_pieces():
+    answer, elapsed, terminal = probe(KITTY_ANSWER + CELL_ANSWER + DA1_PLAIN, window=3.0)
+    assert terminal.received == (tg.KITTY_QUERY + tg.CELL_SIZE_QUERY + tg.DA1_QUERY).encode()
+    assert answer == Answer(kitty=True, cell=(9, 18), complete=True)
+    assert elapsed < 2.0  # DA1 ends the wait, not the window
+    chosen = decide("auto", answer, available=True, interactive=True, multiplexer=None, colours_24bit=True)
+    assert (chosen.mode, chosen.cell, chosen.label) == ("kitty", (9, 18), " · kitty")
+
+
+def test_sixel_terminal():
+    answer, _, _ = probe(DA1_SIXEL)  # a Sixel terminal ignores kitty's query
+    assert decide("auto", answer, available=True, interactive=True, multiplexer=None,
+                  colours_24bit=True).mode == "sixel"
+    # WezTerm answers both; its kitty lacks the placeholders the app needs: Sixel
+    both = parse_answer(KITTY_ANSWER + DA1_SIXEL)
+    assert decide("auto", both, available=True, interactive=True, multiplexer=None, colours_24bit=True).mode == "sixel"
+
+
+def test_terminal_that_answers_nothing_costs_the_window_only():
+    answer, elapsed, _ = probe(b"", window=0.3)
+    assert answer is None
+    assert 0.25 < elapsed < 1.0
+    chosen = decide("auto", answer, available=True, interactive=True, multiplexer=None, colours_24bit=True)
+    assert chosen.mode == "blocks" and "did not answer" in chosen.reason
+
+
+def test_an_answer_after_the_window_is_not_taken():
+    answer, _, _ = probe(KITTY_ANSWER + DA1_PLAIN, window=0.2, delay=0.5)
+    assert answer is None
+
+
+def test_terminal_without_graphics():
+    answer, _, _ = probe(DA1_PLAIN)
+    chosen = decide("auto", answer, available=True, interactive=True, multiplexer=None, colours_24bit=True)
+    assert chosen.mode == "blocks" and "neither" in chosen.reason
+
+
+@pytest.mark.parametrize("facts, why", [
+    (dict(multiplexer="tmux"), "tmux"),
+    (dict(colours_24bit=False), "256 colours"),
+    (dict(interactive=False), "not a terminal"),
+    (dict(no_colour=True), "NO_COLOR"),
+])
+def test_auto_keeps_half_blocks(facts, why):
+    base = dict(available=True, interactive=True, multiplexer=None, colours_24bit=True)
+    chosen = decide("auto", parse_answer(KITTY_ANSWER + DA1_SIXEL), **{**base, **facts})
+    assert chosen == Graphics("blocks", chosen.reason) and why in chosen.reason
+
+
+def test_without_textual_image_auto_is_silent_and_asking_fails():
+    facts = dict(available=False, interactive=True, multiplexer=None, colours_24bit=True)
+    assert decide("auto", None, **facts) == Graphics()  # no reason: nothing changes for the user
+    assert decide("blocks", None, **{**facts, "available": True}) == Graphics()
+    for mode in ("kitty", "sixel"):
+        with pytest.raises(UserError, match=r"pip install 'tui-gan\[graphics\]' \(Python 3.12 or newer\)"):
+            decide(mode, None, **facts)
+    # asked for where it is installed: no answer needed, even in tmux
+    chosen = decide("kitty", None, **{**facts, "available": True, "multiplexer": "tmux"}, cell=(8, 16))
+    assert (chosen.mode, chosen.cell) == ("kitty", (8, 16))
+
+
+def start(requested, env, terminal, monkeypatch, available=True, window=0.3):
+    monkeypatch.setattr(tg, "textual_image_available", lambda: available)
+    monkeypatch.setattr(tg, "kernel_cell_size", lambda fd: None)  # a pty knows no pixels
+    stream = os.fdopen(os.dup(terminal.slave), "r")
+    try:
+        return tg.start_choosing(requested, dict(env), stream, stream, window).result()
+    finally:
+        stream.close()
+
+
+def test_start_choosing_probes_only_where_pixels_can_follow(monkeypatch):
+    kitty = KITTY_ANSWER + CELL_ANSWER + DA1_PLAIN
+    for env, available, probed in [(TRUECOLOR, True, True), ({**TRUECOLOR, "TMUX": "/tmp/t,1,0"}, True, False),
+                                   ({"TERM": "xterm-256color"}, True, False), (TRUECOLOR, False, False),
+                                   ({**TRUECOLOR, "TERM": "dumb"}, True, False)]:
+        terminal = EmulatedTerminal(kitty)
+        start_time = time.monotonic()
+        chosen = start("auto", env, terminal, monkeypatch, available)
+        elapsed = time.monotonic() - start_time
+        os.write(terminal.slave, tg.DA1_QUERY.encode())  # lets the far end finish when nothing was asked
+        terminal.close()
+        assert terminal.received.startswith(tg.KITTY_QUERY.encode()) == probed, env
+        assert chosen.mode == ("kitty" if probed else "blocks"), env
+        if not probed:
+            assert elapsed < 0.2, env  # no probe, no wait (the window is 0.3 s)
+
+
+def test_asked_for_in_tmux_probes_through_it_for_the_cell_size(monkeypatch):
+    terminal = EmulatedTerminal(CELL_ANSWER + DA1_PLAIN)  # tmux answers DA1 itself; kitty's query goes on
+    env = {**TRUECOLOR, "TMUX": "/tmp/t,1,0"}
+    chosen = start("kitty", env, terminal, monkeypatch)
+    terminal.close()
+    assert terminal.received.startswith(b"\x1bPtmux;\x1b\x1b_G")
+    assert (chosen.mode, chosen.cell) == ("kitty", (9, 18))
+
+
+def test_kitty_asked_for_at_256_colours_draws_in_24_bit(monkeypatch):
+    monkeypatch.setattr(tg, "textual_image_available", lambda: True)
+    env = {"TERM": "xterm-kitty"}
+    tg.start_choosing("kitty", env, open(os.devnull), open(os.devnull)).result()
+    assert env["TEXTUAL_COLOR_SYSTEM"] == "truecolor"
+    assert tg.truecolor(env) and not tg.truecolor({"TERM": "xterm-kitty"})
+
+
+def test_the_flag_fails_before_a_service_starts(monkeypatch, tmp_path):
+    monkeypatch.setattr(tg, "textual_image_available", lambda: False)
+    monkeypatch.setattr(runs, "start_service", lambda *a: pytest.fail("a service was started"))
+    with pytest.raises(UserError, match=r"--graphics sixel needs textual-image"):
+        runs.run_app(["--graphics", "sixel"], RunDir(tmp_path / "run"), graphics="sixel")
+
+
+def test_the_flag_is_not_a_setting_of_the_run():
+    """The service is given the viewer's flags: it parses --graphics and leaves it alone."""
+    flags = ["--image-size", "16", "--epochs", "3"]
+    args = vars(cli.train_parser().parse_args([*flags, "--graphics", "kitty"]))
+    assert args["graphics"] == "kitty"
+    assert "graphics" not in cli._flag_settings(args)  # so --resume does not refuse it either
+    assert cli.build_config(args) == cli.build_config(vars(cli.train_parser().parse_args(flags)))
+    with pytest.raises(UserError, match="invalid choice"):
+        cli.train_parser().parse_args(["--graphics", "iterm"])
