@@ -160,7 +160,7 @@ def test_start_choosing_probes_only_where_pixels_can_follow(monkeypatch):
         assert terminal.received.startswith(tg.KITTY_QUERY.encode()) == probed, env
         assert chosen.mode == ("kitty" if probed else "blocks"), env
         if not probed:
-            assert elapsed < 0.2, env  # no probe, no wait (the window is 0.3 s)
+            assert elapsed < 0.2, env  # no probe, no wait (the window is 0.3 s here)
 
 
 def test_asked_for_in_tmux_probes_through_it_for_the_cell_size(monkeypatch):

@@ -19,10 +19,13 @@ that answers like kitty, 3 ms with ``--graphics blocks`` (no probe): the first f
 ``auto`` sends nothing; the first frame came at 0.861 s against 0.825 s before this module
 (median of 9, interleaved; its import takes about 4 ms).
 
-An answer that comes after the window reaches Textual as keystrokes (``[``, ``?``, ``c``...),
-so the window is the longest that costs a fast machine little: over a link slower than
-0.3 s round trip, ``auto`` keeps half blocks and the late answer may press keys; there,
-``--graphics kitty|sixel`` skips the probe wherever the kernel knows the cell size in pixels.
+An answer that comes after the window reaches Textual as keystrokes (``[``, ``?``, ``c``,
+``i``, ``t``: keys that do things), so the window is long enough for slow SSH links (1 s
+round trip). It costs nothing where the terminal answers, as every terminal answers DA1
+at once, and Textual loads in about half of it anyway; only a terminal that answers
+nothing at all waits the rest (about 0.5 s, once, at start). Over a link slower than
+that, ``auto`` keeps half blocks and the late answer may press keys; there,
+``--graphics kitty|sixel|blocks`` skips the probe.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from ..core.errors import UserError
 MODES = ("auto", "kitty", "sixel", "blocks")
 PIXEL_MODES = ("kitty", "sixel")
 #: Seconds from the probe's start until an unanswered probe counts as "no graphics".
-PROBE_WINDOW_S = 0.3
+PROBE_WINDOW_S = 1.0
 EXTRA = "pip install 'tui-gan[graphics]' (Python 3.12 or newer)"
 #: textual-image's fallback when the terminal does not say (the VT340's cell).
 DEFAULT_CELL = (10, 20)
