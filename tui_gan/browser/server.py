@@ -22,6 +22,7 @@ import html
 import json
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,32 @@ class AttachedApp(AppService):
 
     async def run(self) -> None:
         try:
-            await super().run()
+            try:
+                await super().run()
+            except asyncio.CancelledError:
+                stdout = self._process.stdout if self._process is not None else None
+                if stdout is None or not stdout.at_eof():
+                    raise  # this tab is being cancelled
+                # textual-serve cancels its stderr reader as the app's output ends, then awaits
+                # it: when the app ended before that reader ever ran, the await raises this
+            await self._print_unread_stderr()
         finally:
             await self.remote_close()
+
+    async def _print_unread_stderr(self) -> None:
+        """What the app wrote to stderr that textual-serve had not read when it stopped
+        reading (it cancels its reader as the app's output ends): an app that failed to
+        start says why, as textual-serve prints what it read, on this process's stdout."""
+        stderr = self._process.stderr if self._process is not None else None
+        if stderr is None:
+            return
+        try:
+            unread = await asyncio.wait_for(stderr.read(), 1.0)
+        except asyncio.TimeoutError:
+            return  # the app is still going (it closed its output but not its stderr)
+        if unread:
+            sys.stdout.write(unread.decode("utf-8", "replace"))
+            sys.stdout.flush()
 
     async def on_data(self, payload: bytes) -> None:
         try:
@@ -71,7 +95,7 @@ class AttachedApp(AppService):
         within ``seconds``."""
         process = self._process  # textual-serve keeps it there (pinned to textual-serve 1.x)
         try:
-            await asyncio.wait_for(self._stop_and_wait(), seconds)
+            await asyncio.wait_for(asyncio.shield(self._stop_and_wait()), seconds)
         except asyncio.TimeoutError:
             if process is not None and process.returncode is None:
                 process.kill()
