@@ -106,8 +106,14 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                 bad("only the GAN step (tui_gan.engine.gan) applies the speed layers")
             if in_layer(importer, "tui_gan.engine") and any(in_layer(target, layer) for layer in (
                     "tui_gan.tui", "tui_gan.bench", "tui_gan.cli", "tui_gan.headless", "tui_gan.service", "tui_gan.runs",
-                    "tui_gan.exports")):
+                    "tui_gan.exports", "tui_gan.browser")):
                 bad("the engine does not import its viewers")
+            web_server = in_layer(target, "textual_serve") or in_layer(target, "aiohttp")
+            if web_server and not in_layer(importer, "tui_gan.browser"):
+                bad("only tui_gan.browser runs a web server (textual-serve, aiohttp: the serve extra)")
+            if in_layer(importer, "tui_gan.browser") and (ui_library or any(in_layer(target, layer) for layer in (
+                    "torch", "torchvision", "tui_gan.tui", "tui_gan.engine", "tui_gan.data", "tui_gan.headless"))):
+                bad("the browser view runs each tab's app in a process of its own: no Textual, no torch here")
             if in_layer(importer, "tui_gan.service") and (
                     in_layer(target, "torch") or in_layer(target, "torchvision") or (in_layer(target, "tui_gan") and not (
                         in_layer(target, "tui_gan.core") or in_layer(target, "tui_gan.service") or target == "tui_gan"))):
@@ -166,7 +172,8 @@ def test_no_import_cycles():
 def test_importing_the_app_leaves_torch_out():
     code = ("import sys, tui_gan.tui.app, tui_gan.cli, tui_gan.headless, tui_gan.core.report, tui_gan.runs, "
             "tui_gan.exports.tensorboard_live, "
-            "tui_gan.service.client, tui_gan.service.hub; "
+            "tui_gan.service.client, tui_gan.service.hub, tui_gan.browser.command, tui_gan.browser.server, "
+            "tui_gan.tui.served; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -175,6 +182,14 @@ def test_importing_the_app_leaves_torch_out():
 def test_the_engine_runs_without_textual():
     code = ("import sys, tui_gan.engine.engine, tui_gan.headless, tui_gan.bench.compare, tui_gan.engine.sampling; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_browser_view_loads_no_ui_library():
+    """`tui-gan serve` relays its tabs' apps; Textual and rich load in those, not in it."""
+    code = ("import sys, tui_gan.cli, tui_gan.browser.command, tui_gan.browser.server; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'rich', 'torch'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -218,6 +233,8 @@ def test_sizes(path: Path):
     ("tui_gan.exports.tensorboard", "import torch\n", "tui_gan.exports imports no torch"),
     ("tui_gan.exports.eventfile", "from ..engine import metrics\n", "stands on the core and pictures alone"),
     ("tui_gan.engine.engine", "from ..exports import tensorboard\n", "the engine does not import its viewers"),
+    ("tui_gan.runs", "import textual_serve\n", "only tui_gan.browser runs a web server"),
+    ("tui_gan.browser.server", "from ..tui.app import TuiGanApp\n", "the browser view runs each tab's app"),
 ])
 def test_the_rules_catch_a_forbidden_import(module: str, source: str, rule: str):
     """A forbidden import added to a real module is reported (the rules are not vacuous)."""

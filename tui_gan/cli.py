@@ -79,8 +79,8 @@ def train_parser() -> ArgumentParser:
         description="Train a DCGAN in your terminal and watch it learn. "
         "The run lives in a training service; the app is a window onto it. "
         "Other commands: 'tui-gan attach [RUN_DIR]', 'tui-gan ls', 'tui-gan stop RUN_DIR', 'tui-gan logs RUN_DIR', "
-        "'tui-gan sample CHECKPOINT ...', 'tui-gan gif RUN_DIR', 'tui-gan export-tb RUN_DIR' and 'tui-gan bench' "
-        "(see their --help).",
+        "'tui-gan serve [RUN_DIR]', 'tui-gan sample CHECKPOINT ...', 'tui-gan gif RUN_DIR', 'tui-gan export-tb RUN_DIR' "
+        "and 'tui-gan bench' (see their --help).",
         argument_default=argparse.SUPPRESS,  # absent flags stay absent: explicit flags win
     )
     p.add_argument("--data", metavar="SPEC", help="'builtin' (default: generated, no download), a folder of images, "
@@ -374,7 +374,13 @@ def run_bench(argv: Sequence[str]) -> int:
     return bench(args)
 
 
-COMMANDS = {"sample": run_sample, "gif": run_gif, "export-tb": run_export_tb, "bench": run_bench}
+def run_serve(argv: Sequence[str]) -> int:
+    from .browser.command import run_serve as serve  # its server, and the serve extra, only when asked for
+
+    return serve(list(argv))
+
+
+COMMANDS = {"sample": run_sample, "gif": run_gif, "export-tb": run_export_tb, "bench": run_bench, "serve": run_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
