@@ -31,7 +31,8 @@ from typing import Any
 from ..core import events as ev
 from ..core.history import COLUMNS, HistoryRow, rows_from_table
 
-VERSION = 1
+VERSION = 2
+"""2: the DeviceStatus event, and Attached.device_status (a version-1 viewer would close at them)."""
 PREFIX = struct.Struct(">II")
 MAX_HEADER = 8 << 20
 """A header holds at most a run's history (13 numbers a row): 8 MiB is ~60,000 rows."""
