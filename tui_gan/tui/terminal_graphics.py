@@ -11,7 +11,7 @@ then primary device attributes, DA1), read in a thread while the viewer loads Te
 Every terminal answers DA1 and answers in order, so DA1 ends the wait; a terminal that
 answers nothing is given ``PROBE_WINDOW_S`` from the probe's start, so it holds the first
 frame back by at most that window less the time the viewer takes to load Textual.
-Measured with tests/measure_first_frame.py (a pty, Python 3.12 with textual-image, this
+Measured with docs/experiments/probe_first_frame.py (a pty, Python 3.12 with textual-image, this
 shared 2-core machine, median of 7): Textual was loaded 440-480 ms after the probe went
 out, and the viewer then waited 3 ms for it in a terminal that answers nothing, 5 ms in one
 that answers like kitty, 3 ms with ``--graphics blocks`` (no probe): the first frame came at

@@ -4,7 +4,7 @@ one that answers the graphics probe like kitty, one that answers nothing, and no
 Not a test (timings on a shared machine make poor assertions): run it by hand, with the
 Python whose numbers you want (textual-image installed or not):
 
-    PYTHONPATH=. python tests/measure_first_frame.py [--runs 5] [--modes auto,blocks]
+    PYTHONPATH=. python docs/experiments/probe_first_frame.py [--runs 5] [--modes auto,blocks]
 
 Each run starts ``runs.watch`` (the app as ``tui-gan`` and ``tui-gan attach`` start it, less
 the service) in a fresh interpreter and stops the clock when the first frame's "Losses"
