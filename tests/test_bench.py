@@ -188,7 +188,8 @@ def _gpu_bench(tmp_path, **env):
         'case "$1 $2 $3" in\n'
         '  "-m tui_gan bench") echo "bench $*"; echo "  tutorial loop      1,234 img/s";'
         ' echo "  tui-gan engine     5,678 img/s"; echo "  ratio               4.60x";;\n'
-        '  "-m tui_gan --headless") echo "headless $*";;\n'
+        '  "-m tui_gan --headless") echo "headless $*";'
+        ' echo "epoch 1/5 step 2/100 | loss_D 1.0 | 9 img/s | ETA 1s | GPU 1.2/79.3 GiB · 97% busy";;\n'
         f'  *) exec "{sys.executable}" "$@";;\n'
         "esac\n")
     stub.chmod(0o755)
