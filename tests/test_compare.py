@@ -96,6 +96,15 @@ def test_damaged_lines_are_skipped_and_older_files_get_nan_for_missing_columns(t
     assert [r.step for r in rows] == [10, 30] and math.isnan(rows[0].swd)
 
 
+def test_lines_the_csv_module_rejects_are_skipped_and_counted(tmp_path):
+    """A field beyond the csv module's limit, a stray quote, a NUL: csv.Error, not a crash."""
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,epoch,loss_d\n1,0,0.5\n2,0," + "x" * 200_000 + "\n\"3,0,0.5\n4,0,\x000.5\n5,0,0.25\n")
+    reader = MetricsCsvReader(path)
+    reader.refresh()
+    assert [r.step for r in reader.rows] == [1, 5] and reader.skipped == 3
+
+
 @pytest.mark.parametrize("content, why", [(None, "cannot be read"), ("a,b\n1,2\n", "no 'step' column"),
                                           (b"\xff\xfe\x00step\n", "not text")])
 def test_what_is_not_a_metrics_csv_is_one_error(tmp_path, content, why):

@@ -94,3 +94,28 @@ async def test_o_picks_a_run_from_the_folder_and_clears_it(tmp_path):
         await wait_until(pilot, lambda: not isinstance(app.screen, ComparePicker), what="the picker closed")
         assert chart.overlay is None
         await quit_app(pilot, app)
+
+
+async def test_a_compared_run_without_losses_is_drawn_without_them():
+    """plotext cannot build a labelled series of NaN only: another run's file with no loss_G
+    (an older or hand-made metrics.csv) must not take the app down."""
+    from textual.app import App
+
+    from tui_gan.tui.widgets.loss_chart import LossChart
+    from tui_gan.tui.widgets.overlay import Overlay
+
+    rows = [HistoryRow.from_values(("step", "epoch", "loss_d"), (step, 0, 0.5 + step / 1000)) for step in range(0, 200, 10)]
+
+    class ChartOnly(App):
+        def compose(self):
+            yield LossChart(id="chart")
+
+    app = ChartOnly()
+    async with app.run_test(size=(100, 30)) as pilot:
+        chart = app.query_one(LossChart)
+        chart.add_rows(synthetic_history(20))
+        chart.set_overlay(Overlay("odd", 64, rows))
+        await pilot.pause(0.3)
+        chart.set_log_scale(True)
+        await pilot.pause(0.3)
+        assert chart.overlay is not None  # drawn, and the app still runs

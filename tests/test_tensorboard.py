@@ -238,6 +238,18 @@ def test_export_tb_notes_what_it_cannot_place(tmp_path, capsys):
     assert "1 rows (8 values), 0 epoch-end grids" in out
 
 
+def test_export_tb_leaves_out_values_beyond_float32(tmp_path, capsys):
+    """A loss that blew up past float32's range cannot go into TensorBoard's float field:
+    it is left out, the rest is written, and no half-written file stays behind."""
+    run, rows = fake_run(tmp_path / "run")
+    MetricsCsv(run.metrics, [rows[1]._replace(loss_d=1e39), *rows[2:]]).close()
+    assert main(["export-tb", str(run.root)]) == 0
+    acc = accumulator(run.tensorboard)
+    assert [step for step, _ in points(acc, "loss/D")][0] == rows[2].step  # the step of 1e39 has no loss/D
+    assert points(acc, "loss/G")[0][0] == rows[1].step  # its other values are there
+    assert not [p for p in run.tensorboard.iterdir() if p.name.endswith(".partial")]
+
+
 @pytest.mark.parametrize("case", ["no run", "no metrics", "not metrics", "no rows", "unwritable out"])
 def test_export_tb_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
     run, _ = fake_run(tmp_path / "run")

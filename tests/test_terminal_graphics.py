@@ -196,3 +196,27 @@ def test_the_flag_is_not_a_setting_of_the_run():
     assert cli.build_config(args) == cli.build_config(vars(cli.train_parser().parse_args(flags)))
     with pytest.raises(UserError, match="invalid choice"):
         cli.train_parser().parse_args(["--graphics", "iterm"])
+
+
+def test_a_kill_during_the_probe_puts_the_terminal_back_first():
+    """SIGTERM while the probe waits for a silent terminal: the process dies of it, as it
+    would have, but the user's terminal gets its echo back."""
+    import signal
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    try:
+        code = ("import sys, time; from tui_gan.tui import terminal_graphics as tg; "
+                "tg.Probe(0, 1, tg.probe_query(None), 30.0).start(); print('probing', flush=True); time.sleep(30)")
+        child = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave)
+        seen, deadline = b"", time.monotonic() + 20
+        while b"probing" not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 4096)
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO  # cbreak, no echo: the probe is on
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(10) == -signal.SIGTERM
+        assert termios.tcgetattr(slave)[3] & termios.ECHO  # put back before it died
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -38,10 +39,17 @@ class MetricsCsvReader:
         self._offset = 0  # bytes read, up to the end of the last whole line
         self._last_line = b""  # that line, to notice a file rewritten under us
         self._stamp: tuple[int, int, int] | None = None  # (inode, size, mtime) at the last read
+        self._lock = threading.Lock()
 
     def refresh(self) -> bool:
         """Read what was appended since the last call (or the whole file again, when it was
-        rewritten). True when ``rows`` changed. Raises MetricsCsvError."""
+        rewritten). True when ``rows`` changed. Raises MetricsCsvError. Thread-safe: a slow
+        refresh that a newer one overtakes (the app's worker, on a loaded machine) finishes
+        first instead of interleaving with it."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         try:
             info = os.stat(self.path)
             stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
@@ -75,30 +83,38 @@ class MetricsCsvReader:
             text = [line.decode("utf-8") for line in lines]
         except UnicodeDecodeError:
             raise MetricsCsvError(f"{self.path}: not a tui-gan metrics.csv (not text)") from None
-        parsed = csv.reader(text)
         if self._columns is None:
-            self._columns = self._header(next(parsed, []))
+            self._columns = self._header(_fields(text.pop(0)))
         before = len(self.rows)
-        self.rows.extend(self._rows(self._columns, parsed))
+        self.rows.extend(self._rows(self._columns, text))
         return rewritten or len(self.rows) != before
 
-    def _rows(self, columns: list[str], lines: Iterable[list[str]]) -> Iterable[HistoryRow]:
+    def _rows(self, columns: list[str], lines: Iterable[str]) -> Iterable[HistoryRow]:
         """The rows that parse; a damaged line (a crash mid-write, an edit) is counted and
         skipped, not fatal."""
-        for fields in lines:
+        for line in lines:
             try:
-                if len(fields) != len(columns):
+                fields = _fields(line)
+                if fields is None or len(fields) != len(columns):
                     raise ValueError("wrong number of fields")
                 yield HistoryRow.from_values(columns, [float(value) for value in fields])
-            except (ValueError, OverflowError):  # not numbers, or a step that is not finite
+            except (ValueError, OverflowError, csv.Error):  # not numbers, a step that is not finite, not CSV
                 self.skipped += 1
 
-    def _header(self, columns: list[str]) -> list[str]:
-        missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    def _header(self, columns: list[str] | None) -> list[str]:
+        missing = [name for name in REQUIRED_COLUMNS if columns is None or name not in columns]
         if missing:
             raise MetricsCsvError(f"{self.path}: not a tui-gan metrics.csv (no {missing[0]!r} column)")
         return columns
 
+
+def _fields(line: str) -> list[str] | None:
+    """One line's fields; None where it is not a CSV line at all (each line is parsed on its
+    own, so one damaged line cannot take the reader's state, or the rest, with it)."""
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error:
+        return None
 
 
 def read_metrics(path: str | Path) -> list[HistoryRow]:

@@ -78,7 +78,11 @@ class GpuMonitor(NoMonitor):
             yield latest
 
     def close(self) -> None:
+        """Stop reading, and wait for a reading under way (a CUDA or NVML call: milliseconds)
+        so none runs while the engine tears down."""
         self._closed.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5.0)
 
     # ----------------------------------------------------------------- the monitor's thread
 

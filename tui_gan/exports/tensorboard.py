@@ -48,13 +48,17 @@ SAMPLES_TAG = "samples/epoch_end"
 EXPORT_SUFFIX = ".tui-gan-export"
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def scalars_of(row: HistoryRow) -> list[tuple[str, float]]:
     """The row's finite values under their tags: a training row's statistics, learning
     rates and speed; a quality row's SWD and diversity (its learning rates are left out, so
     a quality row says the same whether it came from metrics.csv or a Quality event)."""
     pairs = (TRAINING_TAGS if row.is_training else ()) + QUALITY_TAGS
     values = [(tag, float(getattr(row, column))) for column, tag in pairs]
-    return [(tag, value) for tag, value in values if math.isfinite(value)]
+    # TensorBoard keeps float32: a value beyond its range (a loss that blew up) cannot be written
+    return [(tag, value) for tag, value in values if math.isfinite(value) and abs(value) <= FLOAT32_MAX]
 
 
 def wall_times(rows: list[HistoryRow], end: float) -> list[float]:
@@ -144,8 +148,9 @@ def _grid(step: int, path: Path, first_wall: dict[int, float], written: Written)
 
 def event_file_name(started: float, tail: str) -> str:
     """TensorBoard's naming (events.out.tfevents.<time>.<host>...): any name with 'tfevents'
-    in it is read, in name order; the time is zero-padded so that order is the time's."""
-    return f"events.out.tfevents.{int(started):010d}.{socket.gethostname()}{tail}"
+    in it is read, in name order; the time is zero-padded, to the microsecond, so that order
+    is the time's (two services started in one second: the pid in ``tail`` must not decide)."""
+    return f"events.out.tfevents.{int(started):010d}.{int(started % 1 * 1e6):06d}.{socket.gethostname()}{tail}"
 
 
 def event_files(folder: Path) -> list[Path]:
@@ -198,9 +203,11 @@ def export_tensorboard(run_spec: str | Path, out: str | Path | None = None) -> t
         for path in earlier:
             if path != target:
                 path.unlink(missing_ok=True)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
-            partial.unlink()
+            partial.unlink()  # nothing half-written is left, whatever stopped it
+        if not isinstance(exc, OSError):
+            raise
         raise UserError(f"cannot write the event file in {folder} ({exc.strerror or exc}); "
                         "pass --out with a writable folder") from None
     return target, written

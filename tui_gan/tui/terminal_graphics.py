@@ -11,21 +11,22 @@ then primary device attributes, DA1), read in a thread while the viewer loads Te
 Every terminal answers DA1 and answers in order, so DA1 ends the wait; a terminal that
 answers nothing is given ``PROBE_WINDOW_S`` from the probe's start, so it holds the first
 frame back by at most that window less the time the viewer takes to load Textual.
-Measured with docs/experiments/probe_first_frame.py (a pty, Python 3.12 with textual-image, this
-shared 2-core machine, median of 7): Textual was loaded 440-480 ms after the probe went
-out, and the viewer then waited 3 ms for it in a terminal that answers nothing, 5 ms in one
-that answers like kitty, 3 ms with ``--graphics blocks`` (no probe): the first frame came at
-0.86, 0.86 and 0.83 s, within this machine's noise. Without textual-image (Python 3.11),
-``auto`` sends nothing; the first frame came at 0.861 s against 0.825 s before this module
-(median of 9, interleaved; its import takes about 4 ms).
+Measured with docs/experiments/probe_first_frame.py (a pty, Python 3.12 with textual-image,
+the shared 2-core AMD EPYC, median of 5): Textual was loaded 240-280 ms after the probe went
+out; in a terminal that answers like kitty the viewer then waited 1 ms for the answer, and
+the first frame came at 0.48 s, as with ``--graphics blocks`` (0.48 s, no probe). A terminal
+that answers nothing at all waits out the window: first frame at 1.22 s. Without
+textual-image (Python 3.11), ``auto`` sends nothing (an earlier measurement: 0.861 s against
+0.825 s before this module, median of 9 interleaved, within the noise; its import takes
+about 4 ms).
 
 An answer that comes after the window reaches Textual as keystrokes (``[``, ``?``, ``c``,
 ``i``, ``t``: keys that do things), so the window is long enough for slow SSH links (1 s
-round trip). It costs nothing where the terminal answers, as every terminal answers DA1
-at once, and Textual loads in about half of it anyway; only a terminal that answers
-nothing at all waits the rest (about 0.5 s, once, at start). Over a link slower than
-that, ``auto`` keeps half blocks and the late answer may press keys; there,
-``--graphics kitty|sixel|blocks`` skips the probe.
+round trip). It costs nothing where the terminal answers, as every terminal we know
+answers DA1 at once; only one that answers nothing at all pays it, once, at start. Over a
+link slower than that, ``auto`` keeps half blocks and the late answer may press keys;
+there, ``--graphics blocks`` sends no probe, nor do ``kitty`` and ``sixel`` where the
+kernel knows the cell size in pixels.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import importlib.util
 import os
 import re
 import select
+import signal
 import sys
 import threading
 import time
@@ -203,6 +205,7 @@ class Probe:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="tui-gan-graphics-probe", daemon=True)
         self._deadline = 0.0
+        self._previous_handlers: dict[int, Any] = {}
 
     def start(self) -> Probe:
         """Raises OSError where the terminal cannot be set up or written to."""
@@ -211,6 +214,7 @@ class Probe:
 
         try:
             self._saved = termios.tcgetattr(self.fd_in)
+            self._guard_signals()
             tty.setcbreak(self.fd_in, termios.TCSANOW)
             self._deadline = time.monotonic() + self.window
             os.write(self.fd_out, self.query.encode())
@@ -242,7 +246,30 @@ class Probe:
         self._restore()
         return parse_answer(self._data) if self._data else None
 
+    def _guard_signals(self) -> None:
+        """Until the terminal is put back, SIGTERM and SIGHUP put it back first (Ctrl+C is a
+        KeyboardInterrupt, which ``finish`` or the caller's cancel sees): otherwise a kill
+        in the window would leave the user's shell without echo."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        previous = self._previous_handlers.get(signum, signal.SIG_DFL)
+        self._restore()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:  # the default: die of it, as without the probe
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
     def _restore(self) -> None:
+        if self._previous_handlers and threading.current_thread() is threading.main_thread():
+            for sig, handler in self._previous_handlers.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            self._previous_handlers = {}
         if self._saved is not None:
             import termios
 

@@ -63,6 +63,14 @@ def downsample(xs: list[float], ys: list[float], points: int) -> tuple[list[floa
     return out_x, out_y
 
 
+def plot_finite(plt, xs: list[float], ys: list[float], **style) -> None:
+    """``plt.plot`` for a series that may hold no finite value at all (another run's file
+    without losses, a log scale of values <= 0): plotext fails to build a labelled series of
+    NaN only, so such a series is left out."""
+    if any(math.isfinite(v) for v in ys):
+        plt.plot(xs, ys, **style)
+
+
 class LossChart(PlotextPlot):
     def __init__(self, redraw_interval: float = 5.0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -162,8 +170,8 @@ class LossChart(PlotextPlot):
             name = short_name(overlay.name, LEGEND_NAME)
             smoothed = overlay.smoothed(self.log_scale, ema)
             for label, key, _ in SERIES:
-                plt.plot(*downsample(other_xs, smoothed[key], points), color=OVERLAY_COLOURS[key],
-                         marker="braille", label=f"{label} {name}")
+                plot_finite(plt, *downsample(other_xs, smoothed[key], points), color=OVERLAY_COLOURS[key],
+                            marker="braille", label=f"{label} {name}")
                 drawn += smoothed[key]
         for label, key, colour in SERIES if series else ():
             plt.plot(*downsample(xs, ema(series[key]), points), color=colour, marker="braille", label=label)
@@ -181,8 +189,8 @@ class LossChart(PlotextPlot):
         plt.xlabel(label)
         marker = "braille"
         if overlay is not None:
-            plt.plot(other_xs, overlay.swd, color=OVERLAY_COLOURS["swd"], marker=marker,
-                     label=f"SWD {short_name(overlay.name, LEGEND_NAME)}")
+            plot_finite(plt, other_xs, overlay.swd, color=OVERLAY_COLOURS["swd"], marker=marker,
+                        label=f"SWD {short_name(overlay.name, LEGEND_NAME)}")
         if not self.quality_steps:
             plt.title("quality: measured at every epoch's end (m: now)")
             return

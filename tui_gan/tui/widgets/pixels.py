@@ -169,6 +169,7 @@ class PixelPictures:
         self._lock = threading.Lock()
         self._working = False
         self._making: Hashable | None = None  # the picture the worker is making now
+        self._forgotten: set[Hashable] = set()  # made for a panel that has left the screen since
         self.failed: str | None = None  # why pictures cannot be made: the panel stays in half blocks
         self.generation = 0  # counts the pictures made (and failures): the panel's cue to choose again
         self.on_ready: Callable[[], None] = lambda: None
@@ -205,10 +206,10 @@ class PixelPictures:
             try:
                 canvas = compose_pixels(images, cols * width, rows * height, background)
                 picture = None if canvas is None else make_picture(canvas, self.graphics.mode, cols, rows, blank)
-            except (ImportError, RuntimeError, OSError, ValueError) as exc:  # textual-image could not draw it
-                self._call_back(lambda exc=exc: self._fail(exc))
+            except Exception as exc:  # noqa: BLE001 - whatever textual-image raises: the panel keeps half blocks
                 with self._lock:
-                    self._working = False
+                    self._working, self._making = False, None
+                self._call_back(lambda exc=exc: self._fail(exc))
                 return
             # None: no tile fits the panel in pixels; it stays in half blocks at this size
             self._call_back(lambda key=key, picture=picture: self._done(key, picture))
@@ -217,6 +218,12 @@ class PixelPictures:
         with self._lock:
             if self._making == key:
                 self._making = None
+            forgotten = key in self._forgotten
+            self._forgotten.discard(key)
+        if forgotten:  # the panel left the screen while it was made: it must not stay in the terminal
+            if picture is not None and picture.kitty_id is not None:
+                delete_kitty_images([picture.kitty_id])
+            return
         self.generation += 1
         self.ready[key] = picture
         gone = []
@@ -236,5 +243,7 @@ class PixelPictures:
         """Drop every picture (the panel left the screen): free them in the terminal."""
         with self._lock:
             self._wanted.clear()
+            if self._making is not None:
+                self._forgotten.add(self._making)
         delete_kitty_images([p.kitty_id for p in self.ready.values() if p is not None and p.kitty_id is not None])
         self.ready.clear()
