@@ -32,6 +32,8 @@ OVERLAY_COLOURS = {"loss_d": (175, 120, 60), "loss_g": (120, 115, 200), "swd": (
 #: The longest run name a legend entry shows (cut from the left: runs/<timestamp> names
 #: differ at the end).
 LEGEND_NAME = 14
+#: Charts shorter than this (80x24) name the other run in the title, not in two legend rows.
+LEGEND_MIN_HEIGHT = 16
 #: The most of one core the chart's builds may take: the redraw interval grows to keep to it.
 CPU_SHARE = 0.004
 
@@ -169,9 +171,12 @@ class LossChart(PlotextPlot):
         if overlay is not None and overlay.steps:  # then the other run's: behind this run's lines
             name = short_name(overlay.name, LEGEND_NAME)
             smoothed = overlay.smoothed(self.log_scale, ema)
+            short = self.size.height < LEGEND_MIN_HEIGHT  # four legend rows would hide the curves
+            if short:
+                plt.title(f"{'log losses' if self.log_scale else 'losses'} · dim: {name}")
             for label, key, _ in SERIES:
                 plot_finite(plt, *downsample(other_xs, smoothed[key], points), color=OVERLAY_COLOURS[key],
-                            marker="braille", label=f"{label} {name}")
+                            marker="braille", label=None if short else f"{label} {name}")
                 drawn += smoothed[key]
         for label, key, colour in SERIES if series else ():
             plt.plot(*downsample(xs, ema(series[key]), points), color=colour, marker="braille", label=label)
