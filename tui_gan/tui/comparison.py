@@ -21,7 +21,6 @@ from ..core.comparison import ComparedRun, RunSummary, summarise_run
 from ..core.errors import UserError
 from ..core.metrics_csv import MetricsCsvError
 from ..core.rundir import DEFAULT_RUNS, run_dirs
-from .screens.compare_picker import NO_COMPARISON, ComparePicker
 from .widgets.loss_chart import ema
 from .widgets.overlay import Overlay
 
@@ -98,6 +97,7 @@ class Comparing:
         folder = Path(self.run_dir).parent if self.run_dir else Path(DEFAULT_RUNS)
         own = Path(self.run_dir).resolve() if self.run_dir else None
         compared = self.compared.name if self.compared is not None else None
+        from .screens.compare_picker import NO_COMPARISON, ComparePicker  # with the key: off the first frame's path
 
         def picked(choice: Path | str | None) -> None:
             if choice is None:
