@@ -2,11 +2,29 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from tui_gan.core.config import TrainConfig
+
+#: The flags of a run small enough to train in a service of its own in tests (processes, sockets).
+TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size", "16",
+        "--max-images", "224", "--device", "cpu", "--quality-images", "0"]
+#: ... and long enough that it is still training when a test is done with it.
+LONG = ["--epochs", "100000"]
+
+
+def wait(predicate, timeout: float = 60.0, what: str = "condition"):
+    """``predicate()``'s first truthy value, polled every 50 ms; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def spy(monkeypatch, owner, name: str) -> list:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import aiohttp
@@ -29,18 +28,7 @@ from tui_gan.core.rundir import RunDir
 from tui_gan.runs import run_state
 from tui_gan.service.runfiles import ServiceRecord, is_held
 
-TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size", "16",
-        "--max-images", "224", "--device", "cpu", "--quality-images", "0", "--epochs", "100000"]
-
-
-def wait(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from .conftest import LONG, TINY, wait
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +37,7 @@ def run(tmp_path_factory):
     runtime = os.environ.get("TUI_GAN_RUNTIME_DIR")
     os.environ["TUI_GAN_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="tg-")  # short: AF_UNIX paths
     run = RunDir(tmp_path_factory.mktemp("serve") / "run")
-    service = subprocess.Popen([sys.executable, "-m", "tui_gan", *TINY, "--headless", "--run-dir", str(run.root)],
+    service = subprocess.Popen([sys.executable, "-m", "tui_gan", *TINY, *LONG, "--headless", "--run-dir", str(run.root)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait(lambda: service.poll() is None and is_held(run) and ServiceRecord.read(run), 60, "the service")

@@ -23,25 +23,13 @@ from tui_gan.core.rundir import RunDir
 from tui_gan.service.client import RemoteRun, connect_to_run
 from tui_gan.service.runfiles import ServiceRecord, is_held
 
-TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch-size", "16",
-        "--max-images", "224", "--device", "cpu", "--quality-images", "0"]
-LONG = ["--epochs", "100000"]
+from .conftest import LONG, TINY, wait
 
 
 @pytest.fixture(autouse=True)
 def private_runtime(monkeypatch):
     """Sockets in a folder of this test's (short: AF_UNIX paths have a 108-byte limit)."""
     monkeypatch.setenv("TUI_GAN_RUNTIME_DIR", tempfile.mkdtemp(prefix="tg-"))
-
-
-def wait(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_headless(run: Path, *extra: str) -> subprocess.Popen:
