@@ -29,6 +29,27 @@ def grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.nd
     return out
 
 
+def paste_tiles(canvas: np.ndarray, images: np.ndarray, cols: int, rows: int, tile: int, x0: int, y0: int,
+                gap: int) -> None:
+    """Paste the first ``cols`` x ``rows`` of uint8 (N, C, H, W) square images into the RGB
+    ``canvas`` (H', W', 3), row by row from (``x0``, ``y0``), ``tile`` pixels each with
+    ``gap`` between: grey repeated to RGB, enlarged by whole multiples (nearest neighbour,
+    no blur), shrunk with a box filter. The samples panel's layouts (half blocks and
+    pixels) both place their tiles with it."""
+    channels, native = images.shape[1], images.shape[-1]
+    for i in range(min(images.shape[0], cols * rows)):
+        img = images[i].transpose(1, 2, 0)
+        if channels == 1:
+            img = np.repeat(img, 3, axis=2)
+        if tile > native:
+            img = img.repeat(tile // native, axis=0).repeat(tile // native, axis=1)
+        elif tile < native:
+            img = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((tile, tile), Image.BOX))
+        row, col = divmod(i, cols)
+        y, x = y0 + row * (tile + gap), x0 + col * (tile + gap)
+        canvas[y : y + tile, x : x + tile] = img
+
+
 def to_pil(array: np.ndarray) -> Image.Image:
     """(H, W, C) uint8 with C in {1, 3} -> a PIL image."""
     if array.ndim == 3 and array.shape[2] == 1:

@@ -74,27 +74,17 @@ def compose_pixels(images: np.ndarray, width: int, height: int, background: tupl
                    gap: int = PIXEL_GAP) -> np.ndarray | None:
     """uint8 (N, C, H, W) -> an RGB canvas (height, width, 3), or None where no tile fits."""
     import numpy as np
-    from PIL import Image
 
-    n, channels, native = images.shape[0], images.shape[1], images.shape[-1]
-    cols, rows, tile = fit_pixel_grid(n, native, width, height, gap)
+    from ...pictures.grids import paste_tiles
+
+    cols, rows, tile = fit_pixel_grid(images.shape[0], images.shape[-1], width, height, gap)
     if tile == 0:
         return None
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     canvas[:] = background
     x0 = (width - (cols * (tile + gap) - gap)) // 2
     y0 = (height - (rows * (tile + gap) - gap)) // 2
-    for i in range(min(n, cols * rows)):
-        img = images[i].transpose(1, 2, 0)
-        if channels == 1:
-            img = np.repeat(img, 3, axis=2)
-        if tile > native:
-            img = img.repeat(tile // native, axis=0).repeat(tile // native, axis=1)
-        elif tile < native:
-            img = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((tile, tile), Image.BOX))
-        row, col = divmod(i, cols)
-        y, x = y0 + row * (tile + gap), x0 + col * (tile + gap)
-        canvas[y : y + tile, x : x + tile] = img
+    paste_tiles(canvas, images, cols, rows, tile, x0, y0, gap)
     return canvas
 
 

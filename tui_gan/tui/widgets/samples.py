@@ -57,26 +57,18 @@ def compose_canvas(
 ) -> np.ndarray:
     """uint8 (N, C, H, W) -> an RGB canvas (2*height, width, 3) holding as many tiles as fit."""
     import numpy as np
-    from PIL import Image
+
+    from ...pictures.grids import paste_tiles
 
     canvas = np.empty((height * 2, width, 3), dtype=np.uint8)
     canvas[:] = background
-    n, c, native = images.shape[0], images.shape[1], images.shape[-1]
-    cols, rows, tile = fit_grid(n, native, width, height, gap)
+    cols, rows, tile = fit_grid(images.shape[0], images.shape[-1], width, height, gap)
     if tile == 0:
         return canvas
     used_w, used_h = cols * (tile + gap) - gap, rows * (tile + gap) - gap
     x0, y0 = (width - used_w) // 2, (height * 2 - used_h) // 2
     y0 -= y0 % 2  # tiles start on a cell boundary so rows of tiles line up with cells
-    for i in range(min(n, cols * rows)):
-        img = images[i].transpose(1, 2, 0)
-        if c == 1:
-            img = np.repeat(img, 3, axis=2)
-        if tile != native:
-            img = np.asarray(Image.fromarray(img).resize((tile, tile), Image.BOX))
-        r, col = divmod(i, cols)
-        y, x = y0 + r * (tile + gap), x0 + col * (tile + gap)
-        canvas[y : y + tile, x : x + tile] = img
+    paste_tiles(canvas, images, cols, rows, tile, x0, y0, gap)
     return canvas
 
 
