@@ -216,3 +216,11 @@ def test_resume_message_lists_every_setting_a_resume_may_change():
     listed = {a.dest for a in train_parser()._actions if set(a.option_strings) & flags}
     assert listed - {"lr"} == RESUME_OVERRIDABLE
     assert "--[no-]fused-adam" in resume_flags() and resume_flags().endswith(" and --device")
+
+
+def test_the_launched_processes_get_the_flags_without_the_launchers_own():
+    from tui_gan.launch import LAUNCH_FLAGS
+    from tui_gan.runs import without_flags
+
+    argv = ["--npro", "2", "--master-port=29500", "--epochs", "3", "--run-dir", "runs/x", "--data", "builtin"]
+    assert without_flags(argv, LAUNCH_FLAGS) == ["--epochs", "3", "--data", "builtin"]

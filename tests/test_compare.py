@@ -171,8 +171,8 @@ def test_compare_on_the_command_line_fails_before_the_app_starts(tmp_path, capsy
 
 def test_the_service_gets_the_flags_without_compare():
     argv = ["--epochs", "3", "--compare", "runs/a", "--compa=runs/a", "--compile", "--data", "x"]
-    assert runs.without_flag(argv, "--compare", "runs/a") == ["--epochs", "3", "--compile", "--data", "x"]
-    assert runs.without_flag(["--lr", "1"], "--compare", None) == ["--lr", "1"]
+    assert runs.without_flags(argv, ("--compare",)) == ["--epochs", "3", "--compile", "--data", "x"]
+    assert runs.without_flags(["--lr", "1"], ("--compare",)) == ["--lr", "1"]
 
 
 # ----------------------------------------------------------------------------- alignment

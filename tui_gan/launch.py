@@ -25,9 +25,13 @@ from typing import Any
 from .core.config import check_shared_batch, parse_device
 from .core.errors import UserError
 from .core.rundir import RunDir
+from .runs import without_flags
 
 #: Seconds the launcher gives the processes to save and exit after a stop signal before it
 #: kills them (torch's default is 30 s; a large run's last.pt may take longer to write).
+#: The user's flags the processes do not get: --nproc and --master-port (they would launch
+#: again) and --run-dir (the launcher passes the resolved one).
+LAUNCH_FLAGS = ("--nproc", "--master-port", "--run-dir")
 SHUTDOWN_SECONDS = 120
 
 
@@ -54,7 +58,7 @@ def launch(args: dict[str, Any], argv: list[str], run_dir: RunDir) -> int:
     # handle SIGTERM, SIGINT and SIGHUP anyway and give the processes 30 s
     known = {f.name for f in dataclasses.fields(LaunchConfig)}
     config = LaunchConfig(**{k: v for k, v in settings.items() if k in known})
-    worker_args = ["-m", "tui_gan", *_without_launch_flags(argv), "--run-dir", str(run_dir.root)]
+    worker_args = ["-m", "tui_gan", *without_flags(argv, LAUNCH_FLAGS), "--run-dir", str(run_dir.root)]
     try:
         elastic_launch(config, sys.executable)(*worker_args)
     except ChildFailedError as failed:
@@ -115,22 +119,6 @@ def _check_port(port: int | None) -> int:
             raise UserError(f"--master-port {port} cannot be used ({exc.strerror or exc}); "
                             "choose another or leave the flag out for a free one") from None
         return probe.getsockname()[1]
-
-
-def _without_launch_flags(argv: list[str]) -> list[str]:
-    """The user's flags for the processes: without --nproc and --master-port (which would
-    launch again) and without --run-dir (the launcher passes the resolved one)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        name = arg.split("=", 1)[0]
-        if name in ("--nproc", "--master-port", "--run-dir"):
-            skip = "=" not in arg
-            continue
-        out.append(arg)
-    return out
 
 
 def _describe_failure(failed: Any, run_dir: RunDir) -> str:

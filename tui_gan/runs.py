@@ -121,24 +121,22 @@ def run_app(argv: list[str], run: RunDir, compare_spec: str | None = None, graph
     compare = compared_run(compare_spec, run)
     choosing = start_choosing(graphics)  # a bad --graphics fails before a service starts
     try:
-        process = start_service(without_flag(argv, "--compare", compare_spec), run)
+        process = start_service(without_flags(argv, ("--compare",)), run)
     except BaseException:
         choosing.cancel()
         raise
     return watch(lambda leaving: wait_for_service(run, process, leaving), run, compare, choosing)
 
 
-def without_flag(argv: list[str], flag: str, value: str | None) -> list[str]:
-    """``argv`` (parsed already) without ``flag value``, ``flag=value`` or an abbreviation of
-    ``flag`` that argparse took for it (a prefix of it with that value)."""
+def without_flags(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``argv`` (parsed already) without each of ``flags`` and its value: ``--flag value``,
+    ``--flag=value``, or an abbreviation argparse took for the flag (a prefix of it: a prefix
+    shared with another flag is ambiguous, which argparse refuses, so none is here)."""
     out, i = [], 0
     while i < len(argv):
-        name, equals, attached = argv[i].partition("=")
-        ours = value is not None and len(name) > 2 and flag.startswith(name)
-        if ours and equals and attached == value:
-            i += 1
-        elif ours and not equals and argv[i + 1:i + 2] == [value]:
-            i += 2
+        name, equals, _ = argv[i].partition("=")
+        if name.startswith("--") and len(name) > 2 and any(flag.startswith(name) for flag in flags):
+            i += 1 if equals else 2
         else:
             out.append(argv[i])
             i += 1
