@@ -20,7 +20,7 @@ from .core import events as ev
 from .core.comparison import ComparedRun, RunSummary, summarise_run
 from .core.errors import ArgumentParser, UserError
 from .core.history import HistoryRow
-from .core.metrics_csv import MetricsCsvError, best_swd, latest_swd, read_metrics
+from .core.metrics_csv import best_swd, history_or_empty, latest_swd
 from .core.report import format_duration
 from .core.rundir import DEFAULT_RUNS, RunDir, run_dirs
 from .service.client import RemoteRun, connect_to_run, wait_for_service
@@ -215,7 +215,7 @@ def run_ls(argv: list[str]) -> int:
     root = Path(args.dir).expanduser()
     if not root.is_dir():
         raise UserError(f"{args.dir}: no such folder; pass the folder your runs are in (default {DEFAULT_RUNS}/)")
-    runs = [(run, state, record, logged_history(run)) for run, (state, record) in list_runs(root)]
+    runs = [(run, state, record, history_or_empty(run.metrics)) for run, (state, record) in list_runs(root)]
     if not runs:
         print(f"no runs in {args.dir}")
         return 0
@@ -233,7 +233,7 @@ def swd_order(best: float | None) -> tuple[bool, float]:
 
 def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list[HistoryRow] | None = None) -> str:
     """One run's line; ``history`` is its metrics.csv (read here when not given)."""
-    history = logged_history(run) if history is None else history
+    history = history_or_empty(run.metrics) if history is None else history
     step, epoch, speed, swd = (record.step, record.epoch, None, None) if record else (None, None, None, None)
     if state == "running":
         step = epoch = None  # unknown unless it answers
@@ -280,18 +280,10 @@ def epoch_text(run: RunDir, state: str, epoch: int | None) -> str:
     return f"epoch {epoch + 1}{total}" if state in ("running", "paused", "loading") else f"{epoch}{total} epochs"
 
 
-def logged_history(run: RunDir) -> list[HistoryRow]:
-    """The run's metrics.csv; empty when it has none or it cannot be read."""
-    try:
-        return read_metrics(run.metrics)
-    except MetricsCsvError:
-        return []
-
-
 def last_logged(run: RunDir) -> tuple[int | None, int | None, float | None]:
     """From metrics.csv: the last step and epoch it logged, and its newest SWD (None where
     it has none)."""
-    history = logged_history(run)
+    history = history_or_empty(run.metrics)
     if not history:
         return None, None, None
     return history[-1].step, history[-1].epoch, latest_swd(history)

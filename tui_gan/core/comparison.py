@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import TrainConfig, tomllib  # the standard library's, or tomli before Python 3.11
 from .errors import UserError
 from .history import HistoryRow
-from .metrics_csv import MetricsCsvError, MetricsCsvReader, best_swd, read_metrics
+from .metrics_csv import MetricsCsvError, MetricsCsvReader, best_swd, history_or_empty
 from .rundir import RunDir
 
 
@@ -90,8 +90,5 @@ class RunSummary:
 
 def summarise_run(run: RunDir, state: str) -> RunSummary:
     """The run's last logged step and best SWD from its metrics.csv (None where it has none)."""
-    try:
-        history = read_metrics(run.metrics)
-    except MetricsCsvError:
-        history = []
+    history = history_or_empty(run.metrics)
     return RunSummary(run.root, state, history[-1].step if history else None, best_swd(history))

@@ -124,6 +124,15 @@ def read_metrics(path: str | Path) -> list[HistoryRow]:
     return reader.rows
 
 
+def history_or_empty(path: str | Path) -> list[HistoryRow]:
+    """Every row of a metrics.csv; none where it is missing or cannot be read (a listing of
+    runs shows what it can of each)."""
+    try:
+        return read_metrics(path)
+    except MetricsCsvError:
+        return []
+
+
 def best_swd(rows: Iterable[HistoryRow]) -> float | None:
     """The lowest SWD of the rows (the measurement best.pt holds), None when none was measured."""
     measured = [row.swd for row in rows if math.isfinite(row.swd)]
