@@ -33,13 +33,12 @@ from textual.geometry import Region
 from textual.strip import Strip
 
 from ..terminal_graphics import Graphics, tmux_passthrough
+from .tiles import MIN_TILE, largest_showing
 
 if TYPE_CHECKING:
     import numpy as np
 
 PIXEL_GAP = 2  # pixels between tiles
-MIN_TILE = 8
-MIN_SAMPLES = 9
 _NO_MOVE = ((ControlType.CURSOR_FORWARD, 0),)  # marks raw escape sequences: zero cells wide
 
 
@@ -62,12 +61,7 @@ def fit_pixel_grid(n: int, native: int, width: int, height: int, gap: int = PIXE
         cols, rows, tile = layout(native * scale)
         if cols * rows >= n:
             return cols, rows, tile
-    layouts = [layout(tile) for tile in range(native, min(native, MIN_TILE) - 1, -1)]
-    for target in (MIN_SAMPLES, 4, 1):
-        for cols, rows, tile in layouts:
-            if cols * rows >= min(n, target):
-                return cols, rows, tile
-    return 0, 0, 0
+    return largest_showing([layout(tile) for tile in range(native, min(native, MIN_TILE) - 1, -1)], n)
 
 
 def compose_pixels(images: np.ndarray, width: int, height: int, background: tuple[int, int, int],

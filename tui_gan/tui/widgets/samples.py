@@ -20,14 +20,14 @@ from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .tiles import MIN_TILE, largest_showing
+
 if TYPE_CHECKING:  # numpy and Pillow load with the first samples, not before the first frame
     import numpy as np
 
     from .pixels import Picture, PixelPictures
 
 UPPER_HALF = "▀"
-MIN_SAMPLES = 9  # shrink tiles until at least this many samples fit, if they can
-MIN_TILE = 8
 
 
 def fit_grid(n: int, native: int, width: int, height: int, gap: int = 1) -> tuple[int, int, int]:
@@ -45,11 +45,8 @@ def fit_grid(n: int, native: int, width: int, height: int, gap: int = 1) -> tupl
             continue
         rows = min(rows, -(-n // cols))
         layouts.append((cols, rows, tile))
-    for target in (MIN_SAMPLES, 4, 1):
-        for cols, rows, tile in layouts:  # largest tiles first
-            if cols * rows >= min(n, target):
-                return cols, rows, tile
-    return (0, 0, 0)
+    return largest_showing(layouts, n)
+
 
 
 def compose_canvas(
