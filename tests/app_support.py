@@ -30,6 +30,7 @@ class ScriptedEngine:
         self.samples = samples
         self.history = synthetic_history() if history is None else history
         self.step = self.history[-1].step if self.history else 0
+        self.auto_pause_shown = False
 
     def _serve_requests(self):
         requests = self.control.take_requests()
@@ -38,7 +39,8 @@ class ScriptedEngine:
                                    f"{self.run_dir}/samples/snapshot-{self.step}.png")
         if requests.export:
             yield ev.Exported(self.step, f"{self.run_dir}/samples/export-step{self.step}.png")
-        if requests.auto_pause is not None:
+        if requests.auto_pause != self.auto_pause_shown:  # a state: told once per change
+            self.auto_pause_shown = requests.auto_pause
             yield ev.AutoPauseSet(requests.auto_pause)
         if requests.show_average is not None:
             yield ev.Samples(self.step, self.step // 156, self.samples, "average" if requests.show_average else "live")

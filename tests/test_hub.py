@@ -37,7 +37,7 @@ class Served:
         self.run = RunDir(folder)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
-        wait_for(lambda: self.hub.mirror.progress is not None, "the scripted run to start")
+        wait_for(lambda: self.hub.view.progress is not None, "the scripted run to start")
 
     def _run(self):
         for event in self.engine.run():
@@ -293,7 +293,7 @@ def test_one_event_larger_than_the_backlog_limit_still_reaches_everyone(served):
 def test_a_viewer_attaching_as_the_run_ends_is_told_it_ended(served):
     s = served()
     s.engine.control.stop("quit")
-    wait_for(lambda: s.hub.mirror.finished is not None, "the Finished")
+    wait_for(lambda: s.hub.view.ended is not None, "the Finished")
     late = Stream(s.viewer())
     assert late.wait_for(ev.Finished).reason == "quit"
     _, status = Connection.open(str(s.socket), "status")

@@ -12,8 +12,8 @@ import pytest
 
 from tui_gan.core import events as ev
 from tui_gan.core.history import HistoryRow
+from tui_gan.core.runview import RunView
 from tui_gan.service import protocol
-from tui_gan.service.mirror import RunMirror
 
 from .app_support import synthetic_history
 
@@ -179,14 +179,14 @@ def test_random_bytes_never_raise_anything_but_protocol_errors():
 
 
 def test_the_mirror_shows_a_late_viewer_the_run_so_far():
-    mirror = RunMirror()
+    mirror = RunView(log_lines=200)
     first = started(progression=[(1, images(seed=1))], history=synthetic_history(3))
     row = synthetic_history(4)[-1]
     for event in [ev.Loading("x"), first, progress(12, row), progress(13), ev.Quality(14, 1, 9.0, 1.0, [9.0], 8, 0.1),
                   ev.EpochEnd(2, 14, "p", "c", images(seed=2)), ev.Samples(14, 2, images(seed=3)),
                   ev.LrPending(1e-5, 1e-5), ev.AutoPauseSet(True), ev.Paused(14, "epoch end"),
                   ev.LrApplied(3e-5, 4e-5)]:
-        mirror.observe(event)
+        mirror.apply(event)
     snap = mirror.attached(viewers=2)
     assert snap.started.history[:3] == first.history and snap.started.history[3] == row
     assert snap.started.history[4].swd == 9.0 and len(snap.started.history) == 5
@@ -196,6 +196,6 @@ def test_the_mirror_shows_a_late_viewer_the_run_so_far():
     texts = [text for text, _ in snap.log]
     assert texts[0].startswith("training on cpu") and any("paused at step 14" in t for t in texts)
     assert not any("step 12/80" in t for t in texts)  # progress lines are the status panel's
-    mirror.observe(ev.Resumed(14))
+    mirror.apply(ev.Resumed(14))
     assert mirror.attached(1).paused is None
     assert len(first.history) == 3  # the engine's own lists are not touched

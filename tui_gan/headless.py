@@ -23,6 +23,7 @@ from .core.errors import UserError
 from .core.gcfreeze import freeze_long_lived_objects
 from .core.report import Report
 from .core.rundir import RunDir
+from .core.runview import RunView
 from .exports.tensorboard_live import TensorBoardWriter
 from .service.hub import Hub
 from .service.runfiles import RunLock, ServiceRecord, socket_path
@@ -134,27 +135,6 @@ def run_headless(engine, printer: Printer, on_event: Callable[[Any], None] = lam
     return signals.exit_code(code)
 
 
-class Outcome:
-    """Where the run got to and how it ended, for the service's record."""
-
-    def __init__(self) -> None:
-        self.step = self.epoch = 0
-        self.state, self.reason, self.message = "stopped", "", ""
-        self.images_per_sec: float | None = None
-
-    def observe(self, event: Any) -> None:
-        if isinstance(event, (ev.Started, ev.Progress, ev.Finished)):
-            self.step, self.epoch = event.step, event.epoch
-        if isinstance(event, ev.Finished):
-            self.state = "finished" if event.reason in FINISHED_REASONS else "stopped"
-            self.reason, self.images_per_sec = event.reason, event.images_per_sec
-        elif isinstance(event, ev.Error):
-            self.state, self.message = "failed", event.message
-
-
-FINISHED_REASONS = ("completed", "max_steps")
-
-
 def serve_run(run_dir: RunDir, prepare: Callable[[Control], Any], printer: Printer, *, as_service: bool) -> int:
     """Train ``run_dir`` in this process and serve it to viewers (``tui-gan attach``): the
     one-writer lock, the socket and its hub, the service record. ``prepare(control)`` builds
@@ -183,14 +163,15 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any],
     launched = launched_rank()[1] > 1  # rank 0 of several: its parent launched it
     record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path), launcher=os.getppid() if launched else None)
     record.write(run_dir)
-    outcome = Outcome()
+    view = RunView()  # where the run got to and how it ended, for the record
+    failure: str | None = None
     tensorboard = TensorBoardWriter(printer.line)  # idle unless the run's config asks for it
     try:
         engine = prepare(control)
 
         def on_event(event: Any) -> None:
             hub.publish(event)
-            outcome.observe(event)
+            view.apply(event)
             tensorboard.observe(event)
 
         return run_headless(engine, printer, on_event, not as_service, signals)
@@ -198,12 +179,15 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any],
         message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         hub.fail(message if isinstance(exc, UserError) else f"the training service failed ({message}); "
                  f"see {run_dir.log}")
-        outcome.state, outcome.message = "failed", message
+        failure = message
         raise
     finally:
         tensorboard.close()  # the event file complete before the record says the run has ended
         hub.close()
+        outcome = view.outcome()
         record.state, record.reason, record.message = outcome.state, outcome.reason, outcome.message
+        if failure is not None:
+            record.state, record.message = "failed", failure
         record.step, record.epoch, record.ended = outcome.step, outcome.epoch, time.time()
         record.images_per_sec = outcome.images_per_sec
         record.write(run_dir)

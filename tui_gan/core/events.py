@@ -7,6 +7,7 @@ event into text for both. Images travel as uint8 (N, C, H, W) arrays on the CPU.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,12 @@ class Quality:
     seconds: float
     best: str | None = None
     """checkpoints/best.pt's path when this measurement is the run's best so far (it was saved)."""
+
+    def history_row(self) -> HistoryRow:
+        """The measurement as a row of the metric history, as viewers draw it (the engine's
+        own row also has the learning rates and the time; viewers read the step and values)."""
+        nan = math.nan
+        return HistoryRow.quality(self.step, self.epoch, nan, nan, nan, self.swd, self.diversity)
 
 
 @dataclass
@@ -206,7 +213,7 @@ class Attached:
     """What a viewer that connects to a training service mid-run needs, at once: the run
     as a resumed run's Started would describe it now (history so far, the epoch-end samples,
     the current learning rates), the event log's recent lines, and the latest state. The
-    live events follow it. Never yielded by the engine: the service (service/mirror.py)
+    live events follow it. Never yielded by the engine: the service (core/runview.py's RunView.attached)
     builds it."""
 
     started: Started | None

@@ -69,6 +69,8 @@ class Engine:
         self.world = World.single()
         """This process among the run's (world.py); joined in setup when torchrun started it."""
         self.lockstep = Lockstep(self.world, self.control)
+        self.auto_pause_shown = False
+        """Whether the viewers were last told the run pauses at epoch ends (AutoPauseSet)."""
         # Built by run()'s setup, in this order (None until then):
         self.device: torch.device | None = None
         self.data: Dataset | StreamedDataset | None = None

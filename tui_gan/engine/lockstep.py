@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
-from ..core.control import Control, LrChange, Requests
+from ..core.contract import PACKET_WIDTH, Requests, pack, unpack
+from ..core.control import Control
 from .world import World
 
 EXCHANGE_SECONDS = 0.25
 PAUSED_POLL = 0.5
 MAX_INTERVAL = 64
-_FIELDS = ("next_in", "stop", "paused", "lr", "lr_g", "lr_d", "resync")
-_LR_NONE, _LR_PENDING, _LR_NOW = 0, 1, 2
+_NEXT_IN, _RESYNC = 0, 1
+"""The packet: [next_in, resync] and then the travelling requests (core/contract.pack)."""
 
 
 class Lockstep:
@@ -62,24 +64,22 @@ class Lockstep:
         if not self.world.distributed:
             self.paused, self.stop_reason = self.control.paused, self.control.stop_reason
             return requests, False
-        packet = torch.zeros(len(_FIELDS), dtype=torch.float64)
-        if main:
-            packet[:] = torch.tensor(self._encode(step, requests), dtype=torch.float64)
+        packet = torch.zeros(2 + PACKET_WIDTH, dtype=torch.float64)
+        if main:  # the states as they are now: before_send may have changed them
+            ctl = self.control
+            now = replace(requests, pause=ctl.pause_reason if ctl.paused else None, stop=ctl.stop_reason)
+            packet[:] = torch.tensor([self._interval(step), self.resync_pending, *pack(now)], dtype=torch.float64)
             self.resync_pending = False
-        values = dict(zip(_FIELDS, self.world.exchange(packet).tolist()))
+        values = self.world.exchange(packet).tolist()
+        sent = unpack(values[2:])
         if not main:
-            requests = self._apply(values)
+            self.control.follow(sent)
+            requests = sent
         # what was sent, not rank 0's Control now (a stop's first reason stays, so it is the sent one)
-        self.paused = bool(values["paused"])
-        self.stop_reason = self.control.stop_reason if values["stop"] else None
-        self.next_step = step + int(values["next_in"])
-        return requests, bool(values["resync"])
-
-    def _encode(self, step: int, requests: Requests) -> list[float]:
-        ctl, lr = self.control, requests.lr
-        lr_kind = _LR_NONE if lr is None else (_LR_NOW if lr.now else _LR_PENDING)
-        return [self._interval(step), ctl.stop_reason is not None, ctl.paused, lr_kind,
-                _or_nan(lr.lr_g if lr else None), _or_nan(lr.lr_d if lr else None), self.resync_pending]
+        self.paused = sent.pause is not None
+        self.stop_reason = self.control.stop_reason if sent.stop is not None else None
+        self.next_step = step + int(values[_NEXT_IN])
+        return requests, bool(values[_RESYNC])
 
     def _interval(self, step: int) -> int:
         """Steps until the next exchange: about EXCHANGE_SECONDS of training at the pace
@@ -92,25 +92,7 @@ class Lockstep:
         per_step = (now - last_time) / (step - last_step)
         return max(1, min(MAX_INTERVAL, int(EXCHANGE_SECONDS / max(per_step, 1e-6))))
 
-    def _apply(self, values: dict[str, float]) -> Requests:
-        """A follower: mirror rank 0's states in this rank's Control; its requests."""
-        ctl = self.control
-        if values["stop"]:
-            ctl.stop("stopped by rank 0")
-        if values["paused"] and not ctl.paused:
-            ctl.pause()
-        elif not values["paused"] and ctl.paused:
-            ctl.resume()
-        if values["lr"] == _LR_NONE:
-            return Requests()
-        lr_g, lr_d = (None if v != v else v for v in (values["lr_g"], values["lr_d"]))
-        return Requests(lr=LrChange(lr_g, lr_d, now=values["lr"] == _LR_NOW))
-
     def wait_while_paused(self) -> None:
         """Rank 0 waits up to PAUSED_POLL for a request; the others wait in the exchange."""
         if self.world.is_main:
             self.control.wake.wait(PAUSED_POLL if self.world.distributed else 0.2)
-
-
-def _or_nan(value: float | None) -> float:
-    return float("nan") if value is None else float(value)

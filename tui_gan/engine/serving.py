@@ -51,7 +51,7 @@ def _exchange_and_serve(engine: Engine) -> Iterator[Any]:
         """Rank 0, before it sends: a resume at learning rates that diverged MAX_ROLLBACKS
         times stays a pause (guard.py), judged with the rates this exchange applies."""
         if engine.lockstep.paused and not ctl.paused and ctl.stop_reason is None:
-            refusal = engine.guard.refusal(_rates_after(engine.gan.lrs, requests))
+            refusal = engine.guard.refusal(_rates_after(engine.gan.lrs, (engine.config.lr_g, engine.config.lr_d), requests))
             if refusal is not None:
                 ctl.pause("diverged")
                 refusals.append(refusal)
@@ -68,12 +68,13 @@ def _exchange_and_serve(engine: Engine) -> Iterator[Any]:
         yield ev.Paused(engine.step, "diverged")
 
 
-def _rates_after(lrs: tuple[float, float], requests: Requests) -> tuple[float, float]:
-    """The learning rates once ``requests`` are served (a change 'now'; a pending one waits)."""
+def _rates_after(lrs: tuple[float, float], initial: tuple[float, float], requests: Requests) -> tuple[float, float]:
+    """The learning rates once ``requests`` are served (a change 'now'; a pending one waits),
+    served in _serve_one_shots's order: set_lr, then reset_lr."""
     change = requests.lr
-    if change is None or not change.now:
-        return lrs
-    return (lrs[0] if change.lr_g is None else change.lr_g, lrs[1] if change.lr_d is None else change.lr_d)
+    if change is not None and change.now:
+        lrs = (lrs[0] if change.lr_g is None else change.lr_g, lrs[1] if change.lr_d is None else change.lr_d)
+    return initial if requests.reset_lr else lrs
 
 
 def _serve_one_shots(engine: Engine, requests: Requests) -> Iterator[Any]:
@@ -82,6 +83,8 @@ def _serve_one_shots(engine: Engine, requests: Requests) -> Iterator[Any]:
         yield from _serve_views(engine, requests)
     if requests.lr is not None:
         yield gan.change_lrs(requests.lr.lr_g, requests.lr.lr_d, requests.lr.now)
+    if requests.reset_lr is not None:  # the rates the run was started (or resumed) with
+        yield gan.change_lrs(engine.config.lr_g, engine.config.lr_d, requests.reset_lr)
     if main and requests.snapshot:
         yield from engine._snapshot()
     if main and requests.export:
@@ -94,7 +97,8 @@ def _serve_one_shots(engine: Engine, requests: Requests) -> Iterator[Any]:
 def _serve_views(engine: Engine, requests: Requests) -> Iterator[Any]:
     """Rank 0's requests that change nothing in training: what viewers see and measure."""
     gan = engine.gan
-    if requests.auto_pause is not None:
+    if requests.auto_pause != engine.auto_pause_shown:  # a state: every viewer hears of each change
+        engine.auto_pause_shown = requests.auto_pause
         yield ev.AutoPauseSet(requests.auto_pause)
     if requests.measure:
         yield from engine._measure_quality()

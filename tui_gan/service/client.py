@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..core import events as ev
+from ..core.contract import RequestMethods, checked
 from ..core.errors import UserError
 from ..core.rundir import RunDir
+from ..core.runview import RunView
 from . import protocol
 from .requests import request
 from .runfiles import ServiceRecord, is_held
@@ -84,77 +86,41 @@ class Connection:
         self.sock.close()
 
 
-class RemoteControl:
-    """The Control a viewer steers a service's run with: the same methods, as requests.
-    What it knows of the run's state (paused, auto-pause) comes from the event stream."""
+class RemoteControl(RequestMethods):
+    """The control a viewer steers a service's run with: the contract's requests, checked
+    here under the same rules as in the service and sent over the socket. What it knows of
+    the run's state comes from ``view`` (the RemoteRun's, folded from the event stream)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, view: RunView) -> None:
         self.conn = conn
-        self._paused = False
-        self._auto_pause = False
+        self.view = view
         self.stop_reason: str | None = None
+        self._asked: tuple[bool, int] | None = None
+        """(pause?, view.pause_changes then): a pause or resume this viewer asked for and
+        the run has not answered yet, so a second key press toggles what was asked."""
 
-    def observe(self, event: Any) -> None:
-        if isinstance(event, ev.Attached):
-            self._paused, self._auto_pause = event.paused is not None, event.auto_pause
-        elif isinstance(event, ev.Paused):
-            self._paused = True
-        elif isinstance(event, ev.Resumed):
-            self._paused = False
-        elif isinstance(event, ev.AutoPauseSet):
-            self._auto_pause = event.on
+    def submit(self, op: str, **args: object) -> None:
+        spec, _ = checked(op, args)  # RequestError before anything is sent
+        if op in ("pause", "resume"):
+            self._asked = (op == "pause", self.view.pause_changes)
+        elif op == "stop":
+            self.stop_reason = self.stop_reason or str(args.get("reason", "stopped"))
+        self.conn.send(request(op, **args))
 
     @property
     def paused(self) -> bool:
-        return self._paused
-
-    def toggle_pause(self) -> bool:
-        """Ask for the opposite of the run's state; True if that is a pause."""
-        pause = not self._paused
-        self._paused = pause
-        self.conn.send(request("pause" if pause else "resume"))
-        return pause
-
-    def pause(self, reason: str = "requested") -> None:
-        self._paused = True
-        self.conn.send(request("pause"))
-
-    def resume(self) -> None:
-        self._paused = False
-        self.conn.send(request("resume"))
-
-    def stop(self, reason: str = "stopped") -> None:
-        self.stop_reason = self.stop_reason or reason
-        self.conn.send(request("stop", reason=reason))
-
-    def snapshot(self) -> None:
-        self.conn.send(request("snapshot"))
-
-    def export(self) -> None:
-        self.conn.send(request("export"))
-
-    def measure(self) -> None:
-        self.conn.send(request("measure"))
-
-    def interpolate(self) -> None:
-        self.conn.send(request("interpolate"))
-
-    def show_average(self, on: bool) -> None:
-        self.conn.send(request("show_average", on=bool(on)))
-
-    def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None:
-        self.conn.send(request("set_lr", lr_g=lr_g, lr_d=lr_d, now=now))
+        asked = self._asked
+        if asked is not None and asked[1] == self.view.pause_changes:
+            return asked[0]
+        return self.view.paused is not None
 
     @property
     def pause_at_epoch_end(self) -> bool:
-        return self._auto_pause
+        return self.view.auto_pause
 
     @pause_at_epoch_end.setter
     def pause_at_epoch_end(self, on: bool) -> None:
         self.set_pause_at_epoch_end(on)
-
-    def set_pause_at_epoch_end(self, on: bool) -> None:
-        self.conn.send(request("auto_pause", on=bool(on)))
 
 
 class RemoteRun:
@@ -163,7 +129,8 @@ class RemoteRun:
     def __init__(self, conn: Connection, run_dir: RunDir) -> None:
         self.conn = conn
         self.run_dir = run_dir
-        self.control = RemoteControl(conn)
+        self.view = RunView()
+        self.control = RemoteControl(conn, self.view)
 
     def run(self) -> Iterator[Any]:
         """The run's events, starting with an Attached; ends with Finished or Error, or with
@@ -179,7 +146,7 @@ class RemoteRun:
                 elif kind == "event":
                     event = protocol.decode_event(header, arrays, progression)
                     progression = []
-                    self.control.observe(event)
+                    self.view.apply(event)
                     ended = ended or isinstance(event, (ev.Finished, ev.Error))
                     yield event
                 elif kind in ("failed", "refused"):

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core import events as ev
+from ..core.contract import latest_value_key
 from ..core.control import Control
+from ..core.runview import RunView
 from . import protocol
-from .mirror import RunMirror
 from .requests import apply_request, status_of
 from .runfiles import peer_uid, private_fds
 
@@ -82,13 +82,8 @@ class Viewer:
         return not self.sending and not self.queue
 
 
-def coalesce_key(event: Any) -> str | None:
-    """Events that only say the latest value: a newer one makes an unsent one worthless."""
-    if isinstance(event, ev.Progress) and event.row is None:
-        return "progress"
-    if isinstance(event, (ev.Samples, ev.Loading)):
-        return type(event).__name__
-    return None
+LOG_LINES = 200
+"""Event-log lines a new viewer gets: more than a terminal shows, a short read."""
 
 
 class Hub:
@@ -100,7 +95,8 @@ class Hub:
         self.note = note
         """Where the hub's own lines go (the service's log)."""
         self.max_backlog = max_backlog
-        self.mirror = RunMirror()
+        self.view = RunView(log_lines=LOG_LINES)
+        """The run so far, for the viewers that attach later and for ls."""
         self.viewers: dict[socket.socket, Viewer] = {}
         self._inbox: collections.deque[Any] = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
@@ -268,17 +264,17 @@ class Hub:
         welcome = {"kind": "welcome", "version": protocol.VERSION, "run_dir": self.run_dir, "pid": os.getpid()}
         if want == "status":
             viewer.want = want
-            viewer.push(protocol.frame({**welcome, **status_of(self.mirror, self.control, self._watching())}))
+            viewer.push(protocol.frame({**welcome, **status_of(self.view, self.control, self._watching())}))
             viewer.closing, viewer.since = True, time.monotonic()
         elif want == "view":
             viewer.want = want
             self.watching = self._watching()
             viewer.push(protocol.frame(welcome))
-            for data in protocol.event_frames(self.mirror.attached(self.watching)):
+            for data in protocol.event_frames(self.view.attached(self.watching)):
                 viewer.push(data)
             viewer.snapshot_bytes = viewer.backlog
-            if self.mirror.finished is not None:  # attached during the last flush: the end too
-                viewer.push(protocol.frame(*protocol.encode_event(self.mirror.finished)))
+            if self.view.ended is not None:  # attached during the last flush: the end too
+                viewer.push(protocol.frame(*protocol.encode_event(self.view.ended)))
             self.note(f"viewer attached ({self.watching} watching)")
         else:
             raise protocol.ProtocolError(f"unknown hello 'want' {want!r}")
@@ -294,12 +290,12 @@ class Hub:
                 self._broadcast([protocol.frame({"kind": "failed", "message": item[1]})])
                 continue
             try:
-                self.mirror.observe(item)
+                self.view.apply(item)
                 frames = protocol.event_frames(item)
             except Exception as exc:  # noqa: BLE001 - one event that cannot travel must not stop the others
                 self.note(f"warning: a {type(item).__name__} event could not be sent to viewers ({exc})")
                 continue
-            self._broadcast(frames, coalesce_key(item))
+            self._broadcast(frames, latest_value_key(item))
 
     def _broadcast(self, frames: list[bytes], key: str | None = None) -> None:
         for viewer in list(self.viewers.values()):

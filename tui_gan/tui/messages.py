@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.message import Message
 
-from ..core import events as ev
+from ..core.contract import latest_value_key
 from ..core.control import Control
 
 
@@ -19,15 +19,11 @@ class EngineEvent(Message):
 
     def can_replace(self, message: Message) -> bool:
         """A newer report of the same 'latest value' kind supersedes this one if this one is
-        still queued: progress without a history row, samples, loading progress."""
+        still queued (core/contract.latest_value_key)."""
         if not isinstance(message, EngineEvent):
             return False
-        mine, newer = self.event, message.event
-        if isinstance(mine, ev.Progress):
-            return mine.row is None and isinstance(newer, ev.Progress)
-        if isinstance(mine, (ev.Samples, ev.Loading)):
-            return type(newer) is type(mine)
-        return False
+        key = latest_value_key(self.event)
+        return key is not None and key == latest_value_key(message.event)
 
 
 class EngineReady(Message):
