@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    import tomllib as tomllib  # re-exported: core/comparison.py reads TOML too
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from .events import (
     Attached,
@@ -49,7 +49,10 @@ from .events import (
 
 # ----------------------------------------------------------------------------- events
 
-EngineEvent: TypeAlias = Loading | Started | Progress | Quality | DeviceStatus | Interpolation | Samples | EpochEnd | SnapshotSaved | Exported | LrPending | LrApplied | Paused | Resumed | EngineWarning | Finished | Error | AutoPauseSet
+EngineEvent: TypeAlias = (
+    Loading | Started | Progress | Quality | DeviceStatus | Interpolation | Samples | EpochEnd | SnapshotSaved
+    | Exported | LrPending | LrApplied | Paused | Resumed | EngineWarning | Finished | Error | AutoPauseSet
+)
 """What the engine yields."""
 
 Event: TypeAlias = EngineEvent | Attached | Disconnected
@@ -149,6 +152,12 @@ class Requests:
         return Requests(pause=self.pause, stop=self.stop, auto_pause=self.auto_pause)
 
 
+def with_field(requests: Requests, name: str, value: object) -> Requests:
+    """``requests`` with one field, named by the table, set to a value its check made."""
+    changes: dict[str, Any] = {name: value}
+    return replace(requests, **changes)
+
+
 @dataclass(frozen=True)
 class Codec:
     """How a field of ``Requests`` travels in the lock-step packet: as ``width`` floats."""
@@ -202,7 +211,7 @@ class RequestSpec:
     def merge(self, pending: Requests, value: object) -> Requests:
         if self.keep_first and getattr(pending, self.field) is not None:
             return pending
-        return replace(pending, **{self.field: value})
+        return with_field(pending, self.field, value)
 
 
 def _args(names: tuple[str, ...], given: Mapping[str, object]) -> None:
@@ -273,13 +282,12 @@ def pack(requests: Requests) -> list[float]:
 
 def unpack(values: list[float]) -> Requests:
     """``pack``'s inverse (a state's reason becomes the follower's, see ``_present``)."""
-    changes: dict[str, object] = {}
-    at = 0
+    out, at = Requests(), 0
     for spec in TRAVELLING:
         assert spec.travels is not None
-        changes[spec.field] = spec.travels.decode(values[at:at + spec.travels.width])
+        out = with_field(out, spec.field, spec.travels.decode(values[at:at + spec.travels.width]))
         at += spec.travels.width
-    return replace(Requests(), **changes)
+    return out
 
 
 ONE_SHOT_FIELDS = tuple(f.name for f in fields(Requests) if f.name not in {"pause", "stop", "auto_pause"})

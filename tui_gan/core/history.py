@@ -43,9 +43,9 @@ class HistoryRow(NamedTuple):
     def from_values(cls, columns: Sequence[str], values: Sequence[float]) -> HistoryRow:
         """A row saved with ``columns`` (perhaps by an older version: missing ones are NaN)."""
         saved = dict(zip(columns, values))
-        row = {name: saved.get(name, math.nan) for name in COLUMNS}
+        row: dict[str, float | int] = {name: saved.get(name, math.nan) for name in COLUMNS}
         row["step"], row["epoch"] = int(row["step"]), int(row["epoch"])
-        return cls(**row)
+        return cls(**row)  # type: ignore[arg-type]  # step and epoch are ints, the rest floats
 
     @property
     def is_training(self) -> bool:

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from .history import HistoryRow
 
@@ -62,7 +63,7 @@ class MetricsCsvReader:
         self._stamp = stamp
         return changed
 
-    def _read_from(self, f, size: int) -> bool:
+    def _read_from(self, f: BinaryIO, size: int) -> bool:
         start = self._offset - len(self._last_line)
         rewritten = size < self._offset
         if not rewritten and self._offset:
@@ -105,6 +106,7 @@ class MetricsCsvReader:
         missing = [name for name in REQUIRED_COLUMNS if columns is None or name not in columns]
         if missing:
             raise MetricsCsvError(f"{self.path}: not a tui-gan metrics.csv (no {missing[0]!r} column)")
+        assert columns is not None  # else every required column is missing
         return columns
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import events as ev
+from .contract import Event
 
 
 class Tone(enum.Enum):
@@ -95,7 +96,7 @@ class Report:
     def handles(self, event_type: type) -> bool:
         return event_type in self._writers
 
-    def observe(self, event: Any) -> None:
+    def observe(self, event: Event) -> None:
         """Keep the context later lines need, without writing this event's."""
         if isinstance(event, ev.Attached) and event.started is not None:
             self.observe(event.started)
@@ -108,7 +109,7 @@ class Report:
         elif isinstance(event, ev.DeviceStatus):
             self.last_device = event
 
-    def lines(self, event: Any) -> list[Line]:
+    def lines(self, event: Event) -> list[Line]:
         """The event's lines: none for events with nothing to say (samples) or of a kind this
         report does not know (a newer engine's)."""
         self.observe(event)
