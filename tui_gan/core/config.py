@@ -18,6 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from .contract import RequestError, learning_rate
 from .errors import UserError
 
 #: Image sizes the models support: one up/down-sampling block per factor of two.
@@ -177,7 +178,12 @@ class TrainConfig:
         for name in ("max_steps", "max_images"):
             if getattr(self, name) is not None:
                 _check_positive_int(getattr(self, name), name, source)
-        for name in ("lr_g", "lr_d", "progress_interval", "log_interval", "sample_interval"):
+        for name in ("lr_g", "lr_d"):
+            try:
+                learning_rate(getattr(self, name), name)  # the one rule, as for a request (contract.py)
+            except RequestError as exc:
+                raise UserError(f"{source}: {exc}") from None
+        for name in ("progress_interval", "log_interval", "sample_interval"):
             _check_positive_float(getattr(self, name), name, source)
         if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) or not (0.0 < self.ema_decay < 1.0):
             raise UserError(f"{source}: ema_decay must be a number between 0 and 1 (such as 0.999), got {self.ema_decay!r}")
