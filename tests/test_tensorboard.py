@@ -366,6 +366,19 @@ def without_tensorboard(monkeypatch):
 MISSING = "--tensorboard needs the tensorboard extra: pip install 'tui-gan[tensorboard]'"
 
 
+@pytest.mark.parametrize("args", [
+    ["--tensorboard", *TINY, "--run-dir", "RUN"],
+    ["--config", "TOML", *TINY, "--run-dir", "RUN"],  # tensorboard = true
+    ["--resume", "RUN", "--tensorboard"],
+])
+def test_tensorboard_without_the_extra_is_refused_before_the_run_starts(tmp_path, capsys, without_tensorboard, args):
+    (tmp_path / "tb.toml").write_text("tensorboard = true\n")
+    paths = {"RUN": str(tmp_path / "run"), "TOML": str(tmp_path / "tb.toml")}
+    assert main(["--headless", *(paths.get(a, a) for a in args)]) == 2
+    assert capsys.readouterr().err == f"tui-gan: error: {MISSING}\n"
+    assert not (tmp_path / "run").exists()
+
+
 def test_export_tb_without_the_extra_is_one_line_and_exit_2(tmp_path, capsys, without_tensorboard):
     run, _ = fake_run(tmp_path / "run")
     assert main(["export-tb", str(run.root)]) == 2
