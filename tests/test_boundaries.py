@@ -231,7 +231,7 @@ def test_sizes(path: Path):
     ("tui_gan.service.hub", "from ..engine.engine import Engine\n", "the service's protocol, hub and client"),
     ("tui_gan.engine.engine", "from ..service import hub\n", "the engine does not import its viewers"),
     ("tui_gan.exports.tensorboard", "import torch\n", "tui_gan.exports imports no torch"),
-    ("tui_gan.exports.eventfile", "from ..engine import metrics\n", "stands on the core and pictures alone"),
+    ("tui_gan.exports.tbevents", "from ..engine import metrics\n", "stands on the core and pictures alone"),
     ("tui_gan.engine.engine", "from ..exports import tensorboard\n", "the engine does not import its viewers"),
     ("tui_gan.runs", "import textual_serve\n", "only tui_gan.browser runs a web server"),
     ("tui_gan.browser.server", "from ..tui.app import TuiGanApp\n", "the browser view runs each tab's app"),

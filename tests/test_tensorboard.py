@@ -1,5 +1,6 @@
-"""TensorBoard output: the event files --tensorboard and `tui-gan export-tb` write, read back
-with TensorBoard's own EventAccumulator (the `tensorboard` package, in the dev extra)."""
+"""TensorBoard output: the event files --tensorboard and `tui-gan export-tb` write with
+TensorBoard's own classes, read back with its EventAccumulator (the tensorboard extra, which
+the dev extra includes)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,11 @@ from tui_gan.core.history import HistoryRow
 from tui_gan.core.metrics_csv import MetricsCsvReader, read_metrics
 from tui_gan.core.rundir import RunDir
 from tui_gan.engine.metrics import MetricsCsv
-from tui_gan.exports import eventfile
-from tui_gan.exports.eventfile import EventFile, crc32c, scalars_event
 from tui_gan.exports.tensorboard import EXPORT_SUFFIX, QUALITY_TAGS, SAMPLES_TAG, TRAINING_TAGS, event_files
 from tui_gan.exports.tensorboard_live import TensorBoardWriter
 from tui_gan.pictures.grids import save_grid
 
+tbevents = pytest.importorskip("tui_gan.exports.tbevents")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 event_file_loader = pytest.importorskip("tensorboard.backend.event_processing.event_file_loader")
 
@@ -77,36 +77,20 @@ def assert_matches_history(acc, rows: list[HistoryRow]) -> None:
             assert math.isclose(value, want, rel_tol=1e-6, abs_tol=tolerance), (tag, step, value, want)
 
 
-# ----------------------------------------------------------------------------- the format
+# ----------------------------------------------------------------------------- the file
 
 
-def test_crc32c_known_vectors():
-    assert crc32c(b"123456789") == 0xE3069283
-    assert crc32c(b"") == 0
-    # RFC 3720 (iSCSI), appendix B.4
-    assert crc32c(bytes(32)) == 0x8A9136AA
-    assert crc32c(b"\xff" * 32) == 0x62A8AB43
-    assert crc32c(bytes(range(32))) == 0x46DD794E
-
-
-@pytest.mark.parametrize("size", [4095, 4096, 4097, 70_001, 800_000])
-def test_the_wide_crc_equals_the_byte_loop(size):
-    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
-    assert crc32c(data) == eventfile._register(0xFFFFFFFF, data) ^ 0xFFFFFFFF
-
-
-def test_tensorboard_checks_the_crcs_so_ours_are_right(tmp_path):
-    """TensorBoard's reader drops a record whose CRC is wrong: every record of ours it
-    reads has right ones, including an image record long enough for the wide CRC."""
+def test_an_image_goes_in_as_it_is_and_a_damaged_record_is_dropped(tmp_path):
+    """The grid's PNG bytes are what TensorBoard reads back, with its size; its reader
+    checks the records' CRCs and drops one whose data was changed."""
     path = tmp_path / "events.out.tfevents.1"
     png = (Path(save_grid(np.random.default_rng(0).integers(0, 256, (64, 3, 16, 16), dtype=np.uint8),
                           tmp_path / "grid.png"))).read_bytes()
-    assert len(png) > eventfile._WIDE_FROM
     with open(path, "wb") as f:
-        events = EventFile(f, 1.0)
-        events.add(*(scalars_event(2.0 + step, step, [("a", step * 0.5)]) for step in range(4)))
-        events.add(eventfile.image_event(9.0, 4, "img", png, *eventfile.png_header(png)))
-        events.add(scalars_event(10.0, 5, [("a", 9.0)]))
+        events = tbevents.EventFile(f, 1.0, 0)
+        events.add(*(tbevents.scalars_event(2.0 + step, step, [("a", step * 0.5)]) for step in range(4)))
+        events.add(tbevents.image_event(9.0, 4, "img", png))
+        events.add(tbevents.scalars_event(10.0, 5, [("a", 9.0)]))
     acc = accumulator(tmp_path)
     assert points(acc, "a") == [(0, 0.0), (1, 0.5), (2, 1.0), (3, 1.5), (5, 9.0)]
     (image,) = acc.Images("img")
@@ -122,9 +106,9 @@ def test_a_record_cut_short_by_a_kill_leaves_the_rest_readable(tmp_path):
     file whose earlier records TensorBoard reads."""
     path = tmp_path / "events.out.tfevents.1"
     with open(path, "wb") as f:
-        events = EventFile(f, 1.0)
+        events = tbevents.EventFile(f, 1.0, 0)
         for step in range(3):
-            events.add(scalars_event(2.0, step, [("a", float(step))]))
+            events.add(tbevents.scalars_event(2.0, step, [("a", float(step))]))
         assert len(path.read_bytes()) == f.tell()  # on disk (the OS's) before the file is closed
     path.write_bytes(path.read_bytes()[:-7])
     assert points(accumulator(tmp_path), "a") == [(0, 0.0), (1, 1.0)]
@@ -212,8 +196,8 @@ def test_export_tb_again_replaces_its_export_and_claims_every_step(tmp_path, cap
     run.tensorboard.mkdir()
     live = run.tensorboard / "events.out.tfevents.0000000001.host.1.tui-gan"
     with open(live, "wb") as f:
-        events = EventFile(f, 1.0)
-        events.add(*(scalars_event(2.0, step, [("loss/D", 99.0)]) for step in (3, 6, 25)))
+        events = tbevents.EventFile(f, 1.0, 0)
+        events.add(*(tbevents.scalars_event(2.0, step, [("loss/D", 99.0)]) for step in (3, 6, 25)))
     assert main(["export-tb", str(run.root)]) == 0
     first = [p for p in event_files(run.tensorboard) if p.name.endswith(EXPORT_SUFFIX)]
     # as if made in an earlier second (in the same one the new export simply takes its name)
@@ -272,9 +256,10 @@ def test_export_tb_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
 
 
 def test_export_tb_imports_no_torch(tmp_path):
+    """Nor TensorFlow, which TensorBoard's higher-level writer would import where installed."""
     run, _ = fake_run(tmp_path / "run")
     code = ("import sys; from tui_gan.cli import main; assert main(['export-tb', sys.argv[1]]) == 0; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'tensorboard')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'tensorflow')))")
     out = subprocess.run([sys.executable, "-c", code, str(run.root)], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
@@ -365,3 +350,47 @@ def test_an_epoch_end_whose_grid_file_is_gone_is_encoded_from_its_images(tmp_pat
     (image,) = accumulator(run.tensorboard).Images(SAMPLES_TAG)
     assert (image.step, image.width, image.height) == (10, 32, 32)
     assert struct.unpack(">II", image.encoded_image_string[16:24]) == (32, 32)
+
+
+# ----------------------------------------------------------------------------- without the extra
+
+
+@pytest.fixture
+def without_tensorboard(monkeypatch):
+    """As if the tensorboard extra were not installed: importing TensorBoard fails."""
+    for name in [n for n in sys.modules if n.startswith("tensorboard.") or n == "tui_gan.exports.tbevents"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+
+
+MISSING = "--tensorboard needs the tensorboard extra: pip install 'tui-gan[tensorboard]'"
+
+
+@pytest.mark.parametrize("args", [
+    ["--tensorboard", *TINY, "--run-dir", "RUN"],
+    ["--config", "TOML", *TINY, "--run-dir", "RUN"],  # tensorboard = true
+    ["--resume", "RUN", "--tensorboard"],
+])
+def test_tensorboard_without_the_extra_is_refused_before_the_run_starts(tmp_path, capsys, without_tensorboard, args):
+    (tmp_path / "tb.toml").write_text("tensorboard = true\n")
+    paths = {"RUN": str(tmp_path / "run"), "TOML": str(tmp_path / "tb.toml")}
+    assert main(["--headless", *(paths.get(a, a) for a in args)]) == 2
+    assert capsys.readouterr().err == f"tui-gan: error: {MISSING}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_tb_without_the_extra_is_one_line_and_exit_2(tmp_path, capsys, without_tensorboard):
+    run, _ = fake_run(tmp_path / "run")
+    assert main(["export-tb", str(run.root)]) == 2
+    assert capsys.readouterr().err == "tui-gan: error: tui-gan export-tb needs the tensorboard extra: " \
+                                      "pip install 'tui-gan[tensorboard]'\n"
+    assert not run.tensorboard.exists()
+
+
+def test_a_service_without_the_extra_warns_once_and_trains_on(tmp_path, without_tensorboard):
+    """A resumed run whose config has tensorboard on, on a machine without the extra."""
+    run = RunDir(tmp_path / "run")
+    notes: list[str] = []
+    session(run, started(run, 0, [], resumed=True), range(1, 30), 1.0, notes)
+    assert notes == [f"warning: TensorBoard: {MISSING}; the run goes on without it"]
+    assert not run.tensorboard.exists()

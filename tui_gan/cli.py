@@ -258,10 +258,11 @@ def prepare_training(args: dict[str, Any], run_dir: Path, control: Any = None):
 def run_train(argv: Sequence[str]) -> int:
     args = vars(train_parser().parse_args(argv))
     # Validate everything that needs no torch before anything slow happens.
-    if "resume" not in args:
-        build_config(args)
-    elif "config" in args:
+    if "resume" in args and "config" in args:
         raise UserError("--config cannot be combined with --resume (the settings come from the checkpoint)")
+    if args.get("tensorboard") if "resume" in args else build_config(args)[0].tensorboard:
+        from .exports import require_tensorboard  # looks for the extra without importing it (0.3 s)
+        require_tensorboard("--tensorboard")  # (resumed with it on, without the flag: the service warns)
     if args.get("headless") or not sys.stdout.isatty():
         if "compare" in args and not args.get("serve"):  # (the app's service never gets it: runs.run_app)
             raise UserError("--compare draws on the app's charts; there is none with --headless or when stdout is "
@@ -318,8 +319,7 @@ def run_gif(argv: Sequence[str]) -> int:
 
 
 def run_export_tb(argv: Sequence[str]) -> int:
-    from .exports.tensorboard import export_tb_command  # numpy: only for this command
-
+    from .exports.tensorboard import export_tb_command  # the tensorboard extra: only for this command
     return export_tb_command(argv)
 
 

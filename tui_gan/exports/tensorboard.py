@@ -27,12 +27,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import ArgumentParser, UserError
 from ..core.history import HistoryRow
 from ..core.metrics_csv import MetricsCsvError, MetricsCsvReader
 from ..core.rundir import RunDir
-from .eventfile import EventFile, image_event, png_header, scalars_event, session_start_event
+from . import event_file_module
+
+if TYPE_CHECKING:
+    from tensorboard.compat.proto.event_pb2 import Event
 
 #: HistoryRow columns of a training row -> tags.
 TRAINING_TAGS = (
@@ -57,7 +61,7 @@ def scalars_of(row: HistoryRow) -> list[tuple[str, float]]:
     a quality row says the same whether it came from metrics.csv or a Quality event)."""
     pairs = (TRAINING_TAGS if row.is_training else ()) + QUALITY_TAGS
     values = [(tag, float(getattr(row, column))) for column, tag in pairs]
-    # TensorBoard keeps float32: a value beyond its range (a loss that blew up) cannot be written
+    # TensorBoard keeps float32: a value beyond its range (a loss that blew up) would read as infinite
     return [(tag, value) for tag, value in values if math.isfinite(value) and abs(value) <= FLOAT32_MAX]
 
 
@@ -100,17 +104,20 @@ class Written:
     """Why something was left out, one line each."""
 
 
-def grid_event(path: Path, step: int, wall_time: float) -> bytes:
+def grid_event(path: Path, step: int, wall_time: float) -> Event:
     """An epoch-end grid PNG as an image event. OSError or ValueError when it cannot be
     read as a PNG."""
-    png = path.read_bytes()
-    return image_event(wall_time, step, SAMPLES_TAG, png, *png_header(png))
+    from .tbevents import image_event  # (TensorBoard: the caller has imported it with event_file_module)
+
+    return image_event(wall_time, step, SAMPLES_TAG, path.read_bytes())
 
 
 def history_events(rows: list[HistoryRow], grids: list[tuple[int, Path]], end: float,
-                   written: Written) -> Iterator[bytes]:
+                   written: Written) -> Iterator[Event]:
     """The history's scalars and the epoch-end grids (``RunDir.epoch_grids()``) as events
     in step order, counted in ``written``; a grid that cannot be placed or read is noted."""
+    from .tbevents import scalars_event  # (as in grid_event)
+
     walls = wall_times(rows, end)
     steps = epoch_steps(rows, [epoch for epoch, _ in grids])
     first_wall: dict[int, float] = {}
@@ -135,7 +142,7 @@ def history_events(rows: list[HistoryRow], grids: list[tuple[int, Path]], end: f
         yield from _grid(*pending.pop(), first_wall, written)
 
 
-def _grid(step: int, path: Path, first_wall: dict[int, float], written: Written) -> Iterator[bytes]:
+def _grid(step: int, path: Path, first_wall: dict[int, float], written: Written) -> Iterator[Event]:
     try:
         wall = first_wall.get(step) or path.stat().st_mtime
         event = grid_event(path, step, wall)
@@ -168,8 +175,10 @@ def export_tensorboard(run_spec: str | Path, out: str | Path | None = None) -> t
     """``tui-gan export-tb``: the run's metrics.csv and samples/epoch-*.png as one event
     file in ``out`` (default RUN/tensorboard). It replaces the earlier exports there (files
     ending in EXPORT_SUFFIX) and keeps every other file, such as those --tensorboard wrote:
-    it starts at step 0, so TensorBoard shows its data in their place. UserError for a
-    folder that is not a run, a run without metrics, or an output that cannot be written."""
+    it starts at step 0, so TensorBoard shows its data in their place. UserError without
+    the tensorboard extra, for a folder that is not a run, a run without metrics, or an
+    output that cannot be written."""
+    tb = event_file_module("tui-gan export-tb")
     run = RunDir(Path(run_spec).expanduser())
     if not run.root.is_dir() or not run.is_run():
         raise UserError(f"{run_spec}: not a run directory (no config.toml or service.json); see 'tui-gan ls'")
@@ -195,8 +204,7 @@ def export_tensorboard(run_spec: str | Path, out: str | Path | None = None) -> t
         folder.mkdir(parents=True, exist_ok=True)
         earlier = [p for p in event_files(folder) if p.name.endswith(EXPORT_SUFFIX)]
         with open(partial, "wb") as f:
-            events = EventFile(f, now)
-            events.add(session_start_event(now, 0))
+            events = tb.EventFile(f, now, 0)
             for event in history_events(rows, run.epoch_grids(), run.metrics.stat().st_mtime, written):
                 events.add(event)
         os.replace(partial, target)

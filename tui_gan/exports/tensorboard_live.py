@@ -4,10 +4,12 @@ it trains, written on a thread of its own.
 The training service (headless.py) hands every event to ``TensorBoardWriter.observe`` in
 the training thread, which only queues the few it keeps: history rows (``Progress.row``,
 one every 2 s), quality measurements (``Quality``) and epoch ends (``EpochEnd``). The
-writer's thread turns them into records (tensorboard.py, eventfile.py): the grid is the
-PNG the engine has just saved, read back as it is, so nothing is encoded twice, and its
-CRC takes about 8 ms for a 64-image grid. A failure of the writer (a full disk, say) is
-one warning line; the run goes on without TensorBoard.
+writer's thread imports TensorBoard (the tensorboard extra) and turns them into events
+(tensorboard.py, tbevents.py): the grid is the PNG the engine has just saved, read back as
+it is, so nothing is encoded twice. TensorBoard's RecordWriter computes its CRCs in
+Python, about 0.15 s for an 800 kB grid of 64 images on a 2-core test machine: more work
+the training thread must not wait for. A failure of the writer (a full disk, the extra
+not installed) is one warning line; the run goes on without TensorBoard.
 
 Each start of the service writes a file of its own (``RunDir.tensorboard``) that takes
 over from a step (see tensorboard.py on how files combine) and first writes the history
@@ -28,12 +30,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core.errors import UserError
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
-from .eventfile import EventFile, image_event, png_header, scalars_event, session_start_event
+from . import event_file_module
 from .tensorboard import (
     SAMPLES_TAG,
     Written,
@@ -44,6 +47,11 @@ from .tensorboard import (
     history_events,
     scalars_of,
 )
+
+if TYPE_CHECKING:
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    from .tbevents import EventFile
 
 #: Items the queue holds before new ones are dropped (a row every 2 s: hours of a stuck disk).
 QUEUE_LIMIT = 10_000
@@ -140,6 +148,7 @@ class TensorBoardWriter:
                 self._fail(exc)
 
     def _open(self, started: ev.Started) -> EventFile:
+        tb = event_file_module("--tensorboard")
         run = RunDir(started.run_dir)
         folder = run.tensorboard
         folder.mkdir(parents=True, exist_ok=True)
@@ -148,9 +157,9 @@ class TensorBoardWriter:
         # the pid and a count, as TensorFlow names them: a service started again in the same second
         # (in one process: tests) gets a file of its own
         self.path = folder / event_file_name(now, f".{os.getpid()}.{next(_STARTS)}.tui-gan")
-        events = EventFile(open(self.path, "xb"), now)
+        out = open(self.path, "xb")
         try:
-            events.add(session_start_event(now, start))
+            events = tb.EventFile(out, now, start)
             self.note(f"TensorBoard: writing {self.path} (view it with: tensorboard --logdir {folder})")
             written = Written()
             rows = [row for row in started.history if row.step >= start]
@@ -158,13 +167,15 @@ class TensorBoardWriter:
             for event in history_events(rows, grids, now, written):
                 events.add(event)
         except BaseException:
-            events.close()
+            out.close()
             raise
         for line in written.notes:
             self.note(f"TensorBoard: {line}")
         return events
 
-    def _encode(self, item: tuple[Any, ...]) -> list[bytes]:
+    def _encode(self, item: tuple[Any, ...]) -> list[Event]:
+        from .tbevents import image_event, scalars_event  # (imported by _open)
+
         kind, payload, wall = item
         if kind == "row":
             values = scalars_of(payload)
@@ -175,12 +186,14 @@ class TensorBoardWriter:
         except (OSError, ValueError):  # the saved grid is gone: encode the event's images instead
             if end.images is None:
                 return []
-            png = grid_png(end.images)
-            return [image_event(wall, end.step, SAMPLES_TAG, png, *png_header(png))]
+            return [image_event(wall, end.step, SAMPLES_TAG, grid_png(end.images))]
 
     def _fail(self, exc: BaseException) -> None:
         if not self._failed:
             self._failed = True
+            if isinstance(exc, UserError):  # says itself what is wrong and what to do
+                self.note(f"warning: TensorBoard: {exc}; the run goes on without it")
+                return
             what = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
             where = self.path or "its event file"
             self.note(f"warning: TensorBoard: cannot write {where} ({what}); the run goes on without it")
