@@ -180,7 +180,7 @@ class TrainConfig:
                 _check_positive_int(getattr(self, name), name, source)
         for name in ("lr_g", "lr_d"):
             try:
-                learning_rate(getattr(self, name), name)  # the one rule, as for a request (contract.py)
+                learning_rate(getattr(self, name), name)  # the one rule, as for requests (contract.py)
             except RequestError as exc:
                 raise UserError(f"{source}: {exc}") from None
         for name in ("progress_interval", "log_interval", "sample_interval"):
