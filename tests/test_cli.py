@@ -225,3 +225,21 @@ def test_the_launched_processes_get_the_flags_without_the_launchers_own():
     argv = ["--npro", "2", "--master-port=29500", "--epochs", "3", "--run-dir", "runs/x", "--data", "builtin"]
     assert without_flags(argv, LAUNCH_FLAGS) == ["--epochs", "3", "--data", "builtin"]
 
+
+def test_help_lists_the_other_commands_from_the_one_table(capsys):
+    from tui_gan.cli import COMMANDS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    for name, command in COMMANDS.items():
+        assert f"tui-gan {name}" in help_text and command.description in help_text
+
+
+def test_the_service_entry_point_takes_the_training_flags_and_needs_its_run_dir(capsys):
+    """`python -m tui_gan.service` is started by the app with --run-dir; without it, or with a
+    bad flag, it says so in one line (the line the app shows from train.log)."""
+    from tui_gan.service.main import main as service_main
+
+    assert "--run-dir" in _one_line_error(capsys, service_main(["--epochs", "2"]))
+    assert "unrecognized" in _one_line_error(capsys, service_main(["--no-such-flag", "--run-dir", "x"]))
