@@ -16,6 +16,9 @@ import pytest
 import tui_gan
 
 PACKAGE_ROOT = Path(tui_gan.__file__).parent
+SERVICE_PROCESS = ("tui_gan.service.main", "tui_gan.service.training", "tui_gan.service.__main__")
+"""The service's own process: it runs the engine (imported when it trains) and writes the
+TensorBoard files; the rest of service/ is what viewers use too, and stands on the core."""
 MAX_CLASS_LINES = 300
 MAX_MODULE_LINES = 400
 
@@ -105,16 +108,19 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                     in_layer(importer, "tui_gan.speed") or importer == "tui_gan.engine.gan"):
                 bad("only the GAN step (tui_gan.engine.gan) applies the speed layers")
             if in_layer(importer, "tui_gan.engine") and any(in_layer(target, layer) for layer in (
-                    "tui_gan.tui", "tui_gan.bench", "tui_gan.cli", "tui_gan.headless", "tui_gan.service", "tui_gan.runs",
-                    "tui_gan.exports", "tui_gan.browser")):
+                    "tui_gan.tui", "tui_gan.bench", "tui_gan.cli", "tui_gan.commands", "tui_gan.service",
+                    "tui_gan.launch", "tui_gan.exports", "tui_gan.browser")):
                 bad("the engine does not import its viewers")
             web_server = in_layer(target, "textual_serve") or in_layer(target, "aiohttp")
             if web_server and not in_layer(importer, "tui_gan.browser"):
                 bad("only tui_gan.browser runs a web server (textual-serve, aiohttp: the serve extra)")
             if in_layer(importer, "tui_gan.browser") and (ui_library or any(in_layer(target, layer) for layer in (
-                    "torch", "torchvision", "tui_gan.tui", "tui_gan.engine", "tui_gan.data", "tui_gan.headless"))):
+                    "torch", "torchvision", "tui_gan.tui", "tui_gan.engine", "tui_gan.data", "tui_gan.launch",
+                    *SERVICE_PROCESS))):
                 bad("the browser view runs each tab's app in a process of its own: no Textual, no torch here")
-            if in_layer(importer, "tui_gan.service") and (
+            if in_layer(importer, "tui_gan.commands") and (in_layer(target, "torch") or in_layer(target, "torchvision")):
+                bad("the commands import no torch themselves (what a command runs imports it, when it runs)")
+            if in_layer(importer, "tui_gan.service") and importer not in SERVICE_PROCESS and (
                     in_layer(target, "torch") or in_layer(target, "torchvision") or (in_layer(target, "tui_gan") and not (
                         in_layer(target, "tui_gan.core") or in_layer(target, "tui_gan.service") or target == "tui_gan"))):
                 bad("the service's protocol, hub and client stand on the core alone (no torch, no engine)")
@@ -170,7 +176,9 @@ def test_no_import_cycles():
 
 
 def test_importing_the_app_leaves_torch_out():
-    code = ("import sys, tui_gan.tui.app, tui_gan.cli, tui_gan.headless, tui_gan.core.report, tui_gan.runs, "
+    code = ("import sys, tui_gan.tui.app, tui_gan.cli, tui_gan.core.report, tui_gan.launch, "
+            "tui_gan.commands.app, tui_gan.commands.runs, tui_gan.commands.train, tui_gan.commands.outputs, "
+            "tui_gan.commands.bench, tui_gan.service.main, tui_gan.service.start, "
             "tui_gan.exports.tensorboard_live, "
             "tui_gan.service.client, tui_gan.service.hub, tui_gan.browser.command, tui_gan.browser.server, "
             "tui_gan.tui.served; "
@@ -180,7 +188,7 @@ def test_importing_the_app_leaves_torch_out():
 
 
 def test_the_engine_runs_without_textual():
-    code = ("import sys, tui_gan.engine.engine, tui_gan.headless, tui_gan.bench.compare, tui_gan.engine.sampling; "
+    code = ("import sys, tui_gan.engine.engine, tui_gan.service.main, tui_gan.bench.compare, tui_gan.engine.sampling; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -222,7 +230,11 @@ def test_sizes(path: Path):
 
 @pytest.mark.parametrize(("module", "source", "rule"), [
     ("tui_gan.engine.gan", "import textual\n", "only tui_gan.tui may import textual"),
-    ("tui_gan.runs", "from textual_image.widget import Image\n", "only tui_gan.tui may import textual"),
+    ("tui_gan.commands.runs", "from textual_image.widget import Image\n", "only tui_gan.tui may import textual"),
+    ("tui_gan.commands.flags", "import torch\n", "the commands import no torch"),
+    ("tui_gan.service.start", "from ..engine.engine import Engine\n", "the service's protocol, hub and client"),
+    ("tui_gan.browser.command", "from ..service.main import main\n", "the browser view runs each tab's app"),
+    ("tui_gan.engine.engine", "from ..commands import flags\n", "the engine does not import its viewers"),
     ("tui_gan.tui.widgets.samples", "def f():\n    import torch\n", "the UI never imports torch"),
     ("tui_gan.tui.app", "from ..engine.engine import Engine\n", "the UI imports only the core"),
     ("tui_gan.data.loader", "from ..engine import models\n", "data does not import the engine"),
@@ -233,7 +245,7 @@ def test_sizes(path: Path):
     ("tui_gan.exports.tensorboard", "import torch\n", "tui_gan.exports imports no torch"),
     ("tui_gan.exports.tbevents", "from ..engine import metrics\n", "stands on the core and pictures alone"),
     ("tui_gan.engine.engine", "from ..exports import tensorboard\n", "the engine does not import its viewers"),
-    ("tui_gan.runs", "import textual_serve\n", "only tui_gan.browser runs a web server"),
+    ("tui_gan.commands.runs", "import textual_serve\n", "only tui_gan.browser runs a web server"),
     ("tui_gan.browser.server", "from ..tui.app import TuiGanApp\n", "the browser view runs each tab's app"),
 ])
 def test_the_rules_catch_a_forbidden_import(module: str, source: str, rule: str):

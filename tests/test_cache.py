@@ -172,7 +172,7 @@ def test_headless_shows_decode_progress():
     import io
 
     from tui_gan.core import events as ev
-    from tui_gan.headless import Printer
+    from tui_gan.service.printer import Printer
 
     out = io.StringIO()
     printer = Printer([out], log_every=0.0)

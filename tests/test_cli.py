@@ -192,7 +192,7 @@ def test_signals_save_last_checkpoint(tmp_path, sig):
 def test_speed_flags_can_be_turned_off_on_resume(tmp_path):
     """--amp, --compile, --cudnn-benchmark and --fused-adam have --no-* forms, so a run that
     used them can resume where they are unavailable or slower (another device, say)."""
-    from tui_gan.cli import prepare_training, train_parser
+    from tui_gan.commands.flags import prepare_training, train_parser
 
     run = tmp_path / "run"
     assert main([*TINY, "--max-steps", "2", "--run-dir", str(run), "--fused-adam", "--cudnn-benchmark"]) == 0
@@ -210,7 +210,7 @@ def test_speed_flags_can_be_turned_off_on_resume(tmp_path):
 def test_resume_message_lists_every_setting_a_resume_may_change():
     import re
 
-    from tui_gan.cli import RESUME_OVERRIDABLE, resume_flags, train_parser
+    from tui_gan.commands.flags import RESUME_OVERRIDABLE, resume_flags, train_parser
 
     flags = {f.replace("[no-]", "") for f in re.findall(r"--(?:\[no-\])?[a-z-]+", resume_flags())}
     listed = {a.dest for a in train_parser()._actions if set(a.option_strings) & flags}
@@ -219,8 +219,27 @@ def test_resume_message_lists_every_setting_a_resume_may_change():
 
 
 def test_the_launched_processes_get_the_flags_without_the_launchers_own():
+    from tui_gan.commands.flags import without_flags
     from tui_gan.launch import LAUNCH_FLAGS
-    from tui_gan.runs import without_flags
 
     argv = ["--npro", "2", "--master-port=29500", "--epochs", "3", "--run-dir", "runs/x", "--data", "builtin"]
     assert without_flags(argv, LAUNCH_FLAGS) == ["--epochs", "3", "--data", "builtin"]
+
+
+def test_help_lists_the_other_commands_from_the_one_table(capsys):
+    from tui_gan.cli import COMMANDS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    for name, command in COMMANDS.items():
+        assert f"tui-gan {name}" in help_text and command.description in help_text
+
+
+def test_the_service_entry_point_takes_the_training_flags_and_needs_its_run_dir(capsys):
+    """`python -m tui_gan.service` is started by the app with --run-dir; without it, or with a
+    bad flag, it says so in one line (the line the app shows from train.log)."""
+    from tui_gan.service.main import main as service_main
+
+    assert "--run-dir" in _one_line_error(capsys, service_main(["--epochs", "2"]))
+    assert "unrecognized" in _one_line_error(capsys, service_main(["--no-such-flag", "--run-dir", "x"]))

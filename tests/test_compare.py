@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tui_gan import runs
 from tui_gan.cli import main
+from tui_gan.commands import app, runs
+from tui_gan.commands.flags import without_flags
 from tui_gan.core.comparison import ComparedRun, summarise_run
 from tui_gan.core.errors import UserError
 from tui_gan.core.history import COLUMNS, HistoryRow
@@ -151,7 +152,7 @@ def test_compare_rejects_what_it_cannot_draw_in_one_line(tmp_path):
 def test_compare_on_the_command_line_fails_before_the_app_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     started = []
-    monkeypatch.setattr(runs, "start_service", lambda *a: started.append(a))
+    monkeypatch.setattr(app, "start_service", lambda *a: started.append(a))
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # the app's path, not --headless
     baseline = make_run(tmp_path / "runs" / "baseline", synthetic_history(5))
     argv_cases = [["--compare", str(tmp_path / "nope")], ["--compare", str(tmp_path)],
@@ -164,15 +165,15 @@ def test_compare_on_the_command_line_fails_before_the_app_starts(tmp_path, capsy
         assert err.startswith("tui-gan: error: ") and err.count("\n") == 1 and "--compare" in err, err
     assert started == []
     # attach: the watched run is found first, then its comparison is checked
-    monkeypatch.setattr(runs, "running_run", lambda spec: RunDir(tmp_path / "runs" / "other"))
+    monkeypatch.setattr(app, "running_run", lambda spec: RunDir(tmp_path / "runs" / "other"))
     assert main(["attach", "--compare", str(tmp_path / "nope")]) == 2
     assert "--compare" in capsys.readouterr().err
 
 
 def test_the_service_gets_the_flags_without_compare():
     argv = ["--epochs", "3", "--compare", "runs/a", "--compa=runs/a", "--compile", "--data", "x"]
-    assert runs.without_flags(argv, ("--compare",)) == ["--epochs", "3", "--compile", "--data", "x"]
-    assert runs.without_flags(["--lr", "1"], ("--compare",)) == ["--lr", "1"]
+    assert without_flags(argv, ("--compare",)) == ["--epochs", "3", "--compile", "--data", "x"]
+    assert without_flags(["--lr", "1"], ("--compare",)) == ["--lr", "1"]
 
 
 # ----------------------------------------------------------------------------- alignment

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.widgets import OptionList
 
-from tui_gan import runs
+from tui_gan.commands.runstate import run_summaries
 from tui_gan.core.comparison import ComparedRun
 from tui_gan.core.history import HistoryRow
 from tui_gan.engine.metrics import MetricsCsv
@@ -40,7 +40,7 @@ async def test_compare_from_the_start_aligns_by_images_and_follows_the_run(tmp_p
     folder = runs_folder(tmp_path)
     compared = ComparedRun.open(folder / "baseline")
     app = TuiGanApp(lambda: ScriptedEngine(run_dir=str(folder / "demo")), compare=compared,
-                    list_runs=runs.run_summaries)
+                    list_runs=run_summaries)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         chart = app.query_one(LossChart)
@@ -67,7 +67,7 @@ async def test_compare_from_the_start_aligns_by_images_and_follows_the_run(tmp_p
 
 async def test_o_picks_a_run_from_the_folder_and_clears_it(tmp_path):
     folder = runs_folder(tmp_path)
-    app = TuiGanApp(lambda: ScriptedEngine(run_dir=str(folder / "demo")), list_runs=runs.run_summaries)
+    app = TuiGanApp(lambda: ScriptedEngine(run_dir=str(folder / "demo")), list_runs=run_summaries)
     make_run(folder / "demo", synthetic_history(3))  # the watched run itself: not offered
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")

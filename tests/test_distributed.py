@@ -269,8 +269,8 @@ def test_synchronised_batchnorm_draws_samples_within_one_process(monkeypatch):
 def test_the_app_finds_the_service_rank_0_hosts(tmp_path, monkeypatch):
     """`tui-gan --nproc 2` (the app) spawns the launcher and waits for a service; rank 0,
     the launcher's child, hosts it, and the app connects to it as to one process's."""
-    from tui_gan.runs import start_service
     from tui_gan.service.client import wait_for_service
+    from tui_gan.service.start import start_service
 
     monkeypatch.setenv("TUI_GAN_RUNTIME_DIR", tempfile.mkdtemp(prefix="tg-"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -55,12 +55,11 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def command_names() -> list[str]:
-    """The subcommands ``main`` dispatches: its table (``cli.COMMANDS``, with ``runs.COMMANDS``
-    while there are two), and any argparse subparsers of the main parser."""
-    from tui_gan import cli, runs
+    """The subcommands ``main`` dispatches: its table (``cli.COMMANDS``), and any argparse
+    subparsers of the main parser."""
+    from tui_gan.cli import COMMANDS
 
-    names = {**getattr(cli, "COMMANDS", {}), **getattr(runs, "COMMANDS", {})}.keys()
-    return sorted(set(names) | set(_subparsers(parser_of([]))))
+    return sorted(set(COMMANDS) | set(_subparsers(parser_of([]))))
 
 
 def command_parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:

@@ -78,7 +78,8 @@ def test_repeated_divergence_stays_paused_until_the_learning_rate_changes(make_e
 
 
 def test_headless_stops_with_the_good_state_saved(make_engine, monkeypatch):
-    from tui_gan.headless import Printer, run_headless
+    from tui_gan.service.printer import Printer
+    from tui_gan.service.training import run_headless
 
     engine = make_engine(epochs=50)
     _blow_up_at(engine, monkeypatch, {5})

@@ -209,12 +209,12 @@ VIEWER = """
 import sys
 import numpy as np
 from tests.app_support import ScriptedEngine
-from tui_gan import runs
+from tui_gan.commands.app import watch
 from tui_gan.core.rundir import RunDir
 from tui_gan.tui.terminal_graphics import start_choosing
 
 images = np.random.default_rng(0).integers(0, 256, (64, 3, 16, 16), dtype=np.uint8)
-runs.watch(lambda leaving: ScriptedEngine(samples=images), RunDir(sys.argv[1]), choosing=start_choosing("auto"))
+watch(lambda leaving: ScriptedEngine(samples=images), RunDir(sys.argv[1]), choosing=start_choosing("auto"))
 """
 
 

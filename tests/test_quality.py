@@ -50,7 +50,8 @@ def test_diversity_falls_to_zero_for_a_collapsed_generator():
 
 
 def test_quality_is_measured_each_epoch_falls_with_training_and_is_logged(make_engine):
-    from tui_gan.headless import Printer, run_headless
+    from tui_gan.service.printer import Printer
+    from tui_gan.service.training import run_headless
 
     # small enough for a test, large enough to learn the glyphs' shapes within seconds
     engine = make_engine(image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024, epochs=3,

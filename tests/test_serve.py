@@ -24,8 +24,8 @@ from aiohttp import web
 from tui_gan.browser.command import banner
 from tui_gan.browser.server import BrowserServer, dimension
 from tui_gan.cli import main
+from tui_gan.commands.runstate import run_state
 from tui_gan.core.rundir import RunDir
-from tui_gan.runs import run_state
 from tui_gan.service.runfiles import ServiceRecord, is_held
 
 from .conftest import LONG, TINY, wait

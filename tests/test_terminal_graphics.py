@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from tui_gan import cli, runs
+from tui_gan.commands import app
+from tui_gan.commands import flags as training_flags
 from tui_gan.core.errors import UserError
 from tui_gan.core.rundir import RunDir
 from tui_gan.tui import terminal_graphics as tg
@@ -182,20 +183,20 @@ def test_kitty_asked_for_at_256_colours_draws_in_24_bit(monkeypatch):
 
 def test_the_flag_fails_before_a_service_starts(monkeypatch, tmp_path):
     monkeypatch.setattr(tg, "textual_image_available", lambda: False)
-    monkeypatch.setattr(runs, "start_service", lambda *a: pytest.fail("a service was started"))
+    monkeypatch.setattr(app, "start_service", lambda *a: pytest.fail("a service was started"))
     with pytest.raises(UserError, match=r"--graphics sixel needs textual-image"):
-        runs.run_app(["--graphics", "sixel"], RunDir(tmp_path / "run"), graphics="sixel")
+        app.run_app(["--graphics", "sixel"], RunDir(tmp_path / "run"), graphics="sixel")
 
 
 def test_the_flag_is_not_a_setting_of_the_run():
     """The service is given the viewer's flags: it parses --graphics and leaves it alone."""
     flags = ["--image-size", "16", "--epochs", "3"]
-    args = vars(cli.train_parser().parse_args([*flags, "--graphics", "kitty"]))
+    args = vars(training_flags.train_parser().parse_args([*flags, "--graphics", "kitty"]))
     assert args["graphics"] == "kitty"
-    assert "graphics" not in cli._flag_settings(args)  # so --resume does not refuse it either
-    assert cli.build_config(args) == cli.build_config(vars(cli.train_parser().parse_args(flags)))
+    assert "graphics" not in training_flags.flag_settings(args)  # so --resume does not refuse it either
+    assert training_flags.build_config(args) == training_flags.build_config(vars(training_flags.train_parser().parse_args(flags)))
     with pytest.raises(UserError, match="invalid choice"):
-        cli.train_parser().parse_args(["--graphics", "iterm"])
+        training_flags.train_parser().parse_args(["--graphics", "iterm"])
 
 
 def test_a_kill_during_the_probe_puts_the_terminal_back_first():

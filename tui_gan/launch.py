@@ -1,6 +1,7 @@
 """``--nproc N``: N training processes on this machine, started by torch's own launcher
 (torch.distributed.launcher, what ``torchrun`` runs), each a fresh ``python -m tui_gan``
-that finds its rank in the environment (engine/world.py). Rank 0 trains, writes the run
+(``python -m tui_gan.service`` for the app's service) that finds its rank in the
+environment (engine/world.py). Rank 0 trains, writes the run
 directory and serves viewers exactly as one process does; the others follow it.
 
 This process only launches and waits: it checks what can be checked before anything
@@ -19,13 +20,13 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .commands.flags import without_flags
 from .core.config import check_shared_batch, parse_device
 from .core.errors import UserError
 from .core.rundir import RunDir
-from .runs import without_flags
 
 #: Seconds the launcher gives the processes to save and exit after a stop signal before it
 #: kills them (torch's default is 30 s; a large run's last.pt may take longer to write).
@@ -35,9 +36,10 @@ LAUNCH_FLAGS = ("--nproc", "--master-port", "--run-dir")
 SHUTDOWN_SECONDS = 120
 
 
-def launch(args: dict[str, Any], argv: list[str], run_dir: RunDir) -> int:
-    """Start ``args['nproc']`` processes on ``run_dir`` and wait for them. Returns the exit
-    code: 0 when the run ended, 2 for bad input, 1 when a rank failed, 128+N after signal N."""
+def launch(args: dict[str, Any], argv: Sequence[str], run_dir: RunDir, module: str = "tui_gan") -> int:
+    """Start ``args['nproc']`` processes of ``python -m MODULE ARGV`` on ``run_dir`` and wait
+    for them. Returns the exit code: 0 when the run ended, 2 for bad input, 1 when a rank
+    failed, 128+N after signal N."""
     nproc = int(args["nproc"])
     check_shared_batch(args.get("batch_size", nproc), nproc)  # the preset's is checked by each process
     device = _check_device(args.get("device", "auto"), nproc)
@@ -58,7 +60,7 @@ def launch(args: dict[str, Any], argv: list[str], run_dir: RunDir) -> int:
     # handle SIGTERM, SIGINT and SIGHUP anyway and give the processes 30 s
     known = {f.name for f in dataclasses.fields(LaunchConfig)}
     config = LaunchConfig(**{k: v for k, v in settings.items() if k in known})
-    worker_args = ["-m", "tui_gan", *without_flags(argv, LAUNCH_FLAGS), "--run-dir", str(run_dir.root)]
+    worker_args = ["-m", module, *without_flags(argv, LAUNCH_FLAGS), "--run-dir", str(run_dir.root)]
     try:
         elastic_launch(config, sys.executable)(*worker_args)
     except ChildFailedError as failed:

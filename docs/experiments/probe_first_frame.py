@@ -6,7 +6,7 @@ Python whose numbers you want (textual-image installed or not):
 
     PYTHONPATH=. python docs/experiments/probe_first_frame.py [--runs 5] [--modes auto,blocks]
 
-Each run starts ``runs.watch`` (the app as ``tui-gan`` and ``tui-gan attach`` start it, less
+Each run starts ``commands.app.watch`` (the app as ``tui-gan`` and ``tui-gan attach`` start it, less
 the service) in a fresh interpreter and stops the clock when the first frame's "Losses"
 title reaches the terminal.
 """
@@ -25,7 +25,7 @@ import time
 
 VIEWER = """
 import sys, time
-from tui_gan import runs
+from tui_gan.commands.app import watch
 from tui_gan.core.rundir import RunDir
 from tui_gan.tui import terminal_graphics
 
@@ -42,7 +42,7 @@ def timed_result(self):  # how long the viewer waits for the probe, ready to sta
             out.write(f"{time.perf_counter() - start} {start - asked}")
 terminal_graphics.Choosing.result = timed_result
 asked = time.perf_counter()
-runs.watch(connect, RunDir(sys.argv[2]), choosing=terminal_graphics.start_choosing(sys.argv[1]))
+watch(connect, RunDir(sys.argv[2]), choosing=terminal_graphics.start_choosing(sys.argv[1]))
 """
 KITTY = b"\x1b_Gi=31;OK\x1b\\\x1b[6;20;10t\x1b[?62;22c"
 

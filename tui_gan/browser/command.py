@@ -14,9 +14,9 @@ import shlex
 import socket
 import sys
 
+from ..commands.runstate import running_run
 from ..core.errors import ArgumentParser, UserError
 from ..core.rundir import DEFAULT_RUNS, RunDir
-from ..runs import running_run
 
 DEFAULT_PORT = 8000
 EXTRA = "pip install 'tui-gan[serve]'"

@@ -33,8 +33,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from textual_serve.app_service import AppService
 from textual_serve.download_manager import DownloadManager
 
+from ..commands.runstate import not_running_error, run_state
 from ..core.rundir import RunDir
-from ..runs import not_running_error, run_state
 
 PACKAGE = Path(textual_serve.__file__).parent
 STOP_GRACE_S = 5.0

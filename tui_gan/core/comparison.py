@@ -76,7 +76,7 @@ def read_batch_size(run: RunDir, flag: str, spec: str | Path) -> int:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run as the run picker lists it (from its files: see runs.run_summaries)."""
+    """One run as the run picker lists it (from its files: see commands/runstate.py, run_summaries)."""
 
     root: Path
     state: str

@@ -1,6 +1,8 @@
 """Errors the user can fix. The CLI prints them as one line and exits with code 2."""
 
 import argparse
+import sys
+from collections.abc import Callable
 
 
 class UserError(Exception):
@@ -24,3 +26,17 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def one_line_errors(command: Callable[[], int]) -> int:
+    """Run a command and return its exit code; a UserError is printed as its one line
+    (``tui-gan: error: ...``, the prefix the app looks for in a service's train.log) and
+    gives exit code 2, an interrupt before the run catches it gives 130."""
+    try:
+        return command()
+    except UserError as exc:
+        print(f"tui-gan: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tui-gan: interrupted", file=sys.stderr)
+        return 130

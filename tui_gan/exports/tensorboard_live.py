@@ -1,7 +1,7 @@
 """``--tensorboard``: the run's scalars and epoch-end grids as a TensorBoard event file while
 it trains, written on a thread of its own.
 
-The training service (headless.py) hands every event to ``TensorBoardWriter.observe`` in
+The training service (service/training.py) hands every event to ``TensorBoardWriter.observe`` in
 the training thread, which only queues the few it keeps: history rows (``Progress.row``,
 one every 2 s), quality measurements (``Quality``) and epoch ends (``EpochEnd``). The
 writer's thread imports TensorBoard (the tensorboard extra) and turns them into events

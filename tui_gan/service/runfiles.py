@@ -29,6 +29,7 @@ from typing import Any
 from ..core.atomic import atomic_write_text
 from ..core.errors import UserError
 from ..core.rundir import RunDir
+from ..core.runview import Outcome
 
 try:
     import fcntl
@@ -115,6 +116,15 @@ class ServiceRecord:
     launcher: int | None = None
     """With --nproc: the pid of the launcher that started this process (rank 0), the
     process the app spawned and waits on."""
+
+    def end(self, outcome: Outcome, failure: str | None = None) -> None:
+        """Record how the run ended; ``failure``: the service's own failure (its one line),
+        which wins over what the run's events said."""
+        self.state, self.reason, self.message = outcome.state, outcome.reason, outcome.message
+        if failure is not None:
+            self.state, self.message = "failed", failure
+        self.step, self.epoch, self.ended = outcome.step, outcome.epoch, time.time()
+        self.images_per_sec = outcome.images_per_sec
 
     def write(self, run_dir: RunDir) -> None:
         atomic_write_text(run_dir.service_record, json.dumps(asdict(self), indent=1) + "\n")
