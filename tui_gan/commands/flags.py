@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..core.config import SUPPORTED_SIZES, TrainConfig
+from ..core.contract import RequestError, learning_rate
 from ..core.errors import ArgumentParser, UserError
 from ..core.rundir import RunDir, describe_dataset_root, new_run_dir
 from ..tui.terminal_graphics import add_graphics_flag
@@ -44,6 +45,14 @@ def _number(convert, ok, wanted: str):
 positive_int = _number(int, lambda v: v > 0, "a positive integer")
 non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+
+
+def learning_rate_flag(text: str) -> float:
+    """An argparse type under the contract's one rule for a learning rate."""
+    try:
+        return learning_rate(float(text))
+    except (ValueError, RequestError):  # RequestError is a ValueError; float() raises the plain one
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}") from None
 unit_float = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
@@ -100,9 +109,9 @@ def train_parser(epilog: str | None = None) -> ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, metavar="N", help="images per step (default 128)")
     p.add_argument("--epochs", type=positive_int, metavar="N", help="total epochs of the run (default 5)")
     p.add_argument("--max-steps", type=positive_int, metavar="N", help="stop at this global step (a total, also after --resume)")
-    p.add_argument("--lr", type=positive_float, metavar="F", help="learning rate of both nets (default 2e-4)")
-    p.add_argument("--lr-g", type=positive_float, metavar="F", help="learning rate of the generator")
-    p.add_argument("--lr-d", type=positive_float, metavar="F", help="learning rate of the discriminator")
+    p.add_argument("--lr", type=learning_rate_flag, metavar="F", help="learning rate of both nets (default 2e-4)")
+    p.add_argument("--lr-g", type=learning_rate_flag, metavar="F", help="learning rate of the generator")
+    p.add_argument("--lr-d", type=learning_rate_flag, metavar="F", help="learning rate of the discriminator")
     p.add_argument("--beta1", type=unit_float, metavar="F", help="Adam beta1 (default 0.5)")
     p.add_argument("--nz", type=positive_int, metavar="N", help="latent vector length (default 100)")
     p.add_argument("--ngf", type=positive_int, metavar="N", help="generator width (default 64)")
@@ -125,7 +134,7 @@ def train_parser(epilog: str | None = None) -> ArgumentParser:
                    help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
                    help="also write the run's scalars and epoch-end grids as TensorBoard event files "
-                        "under RUN_DIR/tensorboard (see also 'tui-gan export-tb')")
+                        "under RUN_DIR/tensorboard (needs the tensorboard extra; see also 'tui-gan export-tb')")
     p.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--nproc", type=positive_int, metavar="N",
                    help="train with N processes on this machine (one per GPU; on the CPU, N processes "
