@@ -20,9 +20,9 @@ its handler in the engine (engine/serving.py), a test.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, get_args
 
 from .events import (
     Attached,
@@ -47,6 +47,9 @@ from .events import (
     Started,
 )
 
+if TYPE_CHECKING:
+    from .control import Control
+
 # ----------------------------------------------------------------------------- events
 
 EngineEvent: TypeAlias = (
@@ -58,6 +61,9 @@ EngineEvent: TypeAlias = (
 Event: TypeAlias = EngineEvent | Attached | Disconnected
 """What a viewer's stream carries: the engine's events, the service's snapshot for a viewer
 that attaches mid-run, and the client's word that the connection ended."""
+
+EVENT_CLASSES: tuple[type, ...] = get_args(Event)
+"""Every class of ``Event``, for code that meets events as data (the wire)."""
 
 ENDINGS = (Finished, Error)
 """The events that end a run's stream."""
@@ -318,6 +324,15 @@ class RunControl(Protocol):
     def set_pause_at_epoch_end(self, on: bool) -> None: ...
     def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None: ...
     def reset_lr(self, now: bool = False) -> None: ...
+
+
+class EventSource(Protocol):
+    """A run that can be driven: the engine (in the service, --headless) or a test's
+    scripted stand-in. ``control`` takes its requests; ``run()`` yields its events."""
+
+    @property
+    def control(self) -> Control: ...
+    def run(self) -> Iterator[EngineEvent]: ...
 
 
 class RequestMethods:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -203,7 +204,7 @@ def check_socket_is_ours(path: str) -> None:
         raise UserError(f"the socket {path} is not in a private folder of yours; refusing to connect")
 
 
-def wait_for_service(run_dir: RunDir, process: Any, give_up: threading.Event | None = None,
+def wait_for_service(run_dir: RunDir, process: subprocess.Popen[bytes], give_up: threading.Event | None = None,
                      timeout: float = 120.0) -> RemoteRun | None:
     """Connect to the service just spawned as ``process``, once it listens. UserError with
     its own one-line error if it exits first (bad input found after torch loaded, say).

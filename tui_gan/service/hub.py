@@ -209,6 +209,8 @@ class Hub:
                 self._flush(viewer)
 
     def _accept(self) -> None:
+        if self._listener is None:  # closed meanwhile
+            return
         try:
             sock, _ = self._listener.accept()
         except OSError:

@@ -17,6 +17,7 @@ from typing import Any
 from ..commands.flags import prepare_training, train_parser, training_run_dir
 from ..core import events as ev
 from ..core.config import launched_rank
+from ..core.contract import EventSource
 from ..core.control import Control
 from ..core.errors import UserError, one_line_errors
 from .printer import Printer
@@ -57,7 +58,7 @@ def train_here(args: dict[str, Any], argv: Sequence[str], *, as_service: bool) -
                      as_service=as_service)
 
 
-def follow_run(prepare: Callable[[Control], Any], rank: int) -> int:
+def follow_run(prepare: Callable[[Control], EventSource], rank: int) -> int:
     """A rank other than 0: train in step with rank 0 and produce nothing (rank 0 writes the
     run directory and serves viewers; engine/lockstep.py). Stop signals are left to rank 0,
     which gets them too and tells every rank to stop at the same step; a failure is one

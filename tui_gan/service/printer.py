@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..core import events as ev
+from ..core.contract import Event
 from ..core.gcfreeze import freeze_long_lived_objects
 from ..core.report import Report
 
@@ -37,7 +38,7 @@ class Printer:
                 except (OSError, ValueError):  # the terminal went away: keep training, stop printing there
                     self.outs.remove(out)
 
-    def handle(self, event: Any) -> None:
+    def handle(self, event: Event) -> None:
         if isinstance(event, ev.Started):
             freeze_long_lived_objects()
             self._last_log = time.monotonic()

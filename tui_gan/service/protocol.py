@@ -26,9 +26,11 @@ import dataclasses
 import json
 import math
 import struct
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from ..core import events as ev
+from ..core.contract import EVENT_CLASSES, Event
 from ..core.history import COLUMNS, HistoryRow, rows_from_table
 
 VERSION = 2
@@ -41,10 +43,7 @@ MAX_BODY = 256 << 20
 MAX_REQUEST = 64 << 10
 """What a viewer may send in one frame: requests are a few dozen bytes."""
 
-EVENT_TYPES: dict[str, type] = {
-    cls.__name__: cls for cls in vars(ev).values()
-    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == ev.__name__
-}
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in EVENT_CLASSES}
 #: Fields that hold an image array (uint8 N, C, H, W or, for walks, frames, walks, C, H, W).
 ARRAY_FIELDS = {"images", "frames"}
 #: Fields that hold other events (Attached's parts).
@@ -61,7 +60,7 @@ class ProtocolError(Exception):
 # ----------------------------------------------------------------------------- frames
 
 
-def frame(header: dict[str, Any], arrays: list[Any] = ()) -> bytes:
+def frame(header: dict[str, Any], arrays: Sequence[Any] = ()) -> bytes:
     """One frame: ``header`` as JSON, then the bytes of ``arrays`` (numpy, or anything
     ``numpy.asarray`` takes: a CPU tensor) in order."""
     import numpy as np
@@ -155,14 +154,14 @@ def _arrays(described: Any, body: bytes) -> list[Any]:
 # ----------------------------------------------------------------------------- events
 
 
-def encode_event(event: Any) -> tuple[dict[str, Any], list[Any]]:
+def encode_event(event: Event) -> tuple[dict[str, Any], list[Any]]:
     """An event as a frame's header and arrays. The progression of a Started (or of an
     Attached's Started) is left out: ``epoch_frames`` sends it, one frame per epoch."""
     arrays: list[Any] = []
     return {"kind": "event", **_event_fields(event, arrays)}, arrays
 
 
-def epoch_frames(event: Any) -> list[bytes]:
+def epoch_frames(event: Event) -> list[bytes]:
     """The ``epoch`` frames that go before ``event``: its run's epoch-end samples."""
     started = event.started if isinstance(event, ev.Attached) else event
     if not isinstance(started, ev.Started):
@@ -170,13 +169,13 @@ def epoch_frames(event: Any) -> list[bytes]:
     return [frame({"kind": "epoch", "epoch": int(epoch)}, [images]) for epoch, images in started.progression]
 
 
-def event_frames(event: Any) -> list[bytes]:
+def event_frames(event: Event) -> list[bytes]:
     """Everything that carries ``event``: its epoch frames, then its own frame."""
     return [*epoch_frames(event), frame(*encode_event(event))]
 
 
-def _event_fields(event: Any, arrays: list[Any]) -> dict[str, Any]:
-    fields = {}
+def _event_fields(event: Event, arrays: list[Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
         if f.name in ARRAY_FIELDS and hasattr(value, "shape"):  # (Quality.images is a count)
@@ -196,28 +195,30 @@ def _event_fields(event: Any, arrays: list[Any]) -> dict[str, Any]:
     return {"type": type(event).__name__, "fields": fields}
 
 
-def decode_event(header: dict[str, Any], arrays: list[Any], progression: list[tuple[int, Any]]) -> Any:
+def decode_event(header: dict[str, Any], arrays: list[Any], progression: list[tuple[int, Any]]) -> Event:
     """The event a frame holds; ``progression`` (from the ``epoch`` frames before it) goes
     into its Started."""
     try:
-        return _build(header, arrays, progression)
+        event = _build(header, arrays, progression)
     except ProtocolError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a malformed event breaks, it is the frame's fault
         raise ProtocolError(f"malformed event ({type(exc).__name__}: {exc})") from None
+    return cast(Event, event)  # _build makes only EVENT_TYPES, the contract's event classes
 
 
-def _build(spec: Any, arrays: list[Any], progression: list[tuple[int, Any]]) -> Any:
+def _build(spec: Any, arrays: list[Any], progression: list[tuple[int, Any]]) -> object:
     if not isinstance(spec, dict) or not isinstance(spec.get("fields"), dict):
         raise ProtocolError("event without fields")
-    cls = EVENT_TYPES.get(spec.get("type"))
+    type_name = spec.get("type")
+    cls = EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
     if cls is None:
         raise ProtocolError(f"unknown event type {spec.get('type')!r}")
     names = {f.name for f in dataclasses.fields(cls)}
     given = spec["fields"]
     if not set(given) <= names:
         raise ProtocolError(f"{cls.__name__} has no field {sorted(set(given) - names)[0]!r}")
-    values = {}
+    values: dict[str, Any] = {}
     for name, value in given.items():
         if name in ARRAY_FIELDS and isinstance(value, dict):
             values[name] = arrays[int(value["array"])]

@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from socket import gethostname  # (a field below is named socket)
 from typing import Any
 
 from ..core.atomic import atomic_write_text
@@ -92,7 +93,7 @@ def peer_uid(sock: socket.socket) -> int | None:
     import struct
 
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
+    return int(struct.unpack("3i", creds)[1])
 
 
 # ----------------------------------------------------------------------------- the record
@@ -102,7 +103,7 @@ def peer_uid(sock: socket.socket) -> int | None:
 class ServiceRecord:
     pid: int
     socket: str
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=gethostname)
     started: float = field(default_factory=time.time)
     state: str = "running"
     """running, then finished, stopped or failed."""

@@ -11,7 +11,7 @@ from ..core.control import Control
 from ..core.report import Report
 from .printer import Printer
 
-SIGNAL_REASONS = {
+SIGNAL_REASONS: dict[int, str] = {
     signal.SIGINT: "interrupted (Ctrl+C)",
     signal.SIGTERM: "terminated (SIGTERM)",
 }

@@ -13,7 +13,7 @@ from .runfiles import check_not_running
 SERVICE_MODULE = "tui_gan.service"
 
 
-def start_service(argv: Sequence[str], run: RunDir) -> subprocess.Popen:
+def start_service(argv: Sequence[str], run: RunDir) -> subprocess.Popen[bytes]:
     """Start the service that trains ``run`` with the training flags ``argv``: a fresh
     interpreter (never a fork of this one, which may have started Textual), in a session of
     its own so a hang-up of this terminal never reaches it, its output appended to the

@@ -8,10 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from typing import Any
 
 from ..core import events as ev
 from ..core.config import launched_rank
+from ..core.contract import Event, EventSource
 from ..core.control import Control
 from ..core.errors import UserError
 from ..core.rundir import RunDir
@@ -23,7 +23,7 @@ from .runfiles import RunLock, ServiceRecord, socket_path
 from .signals import StopSignals
 
 
-def run_headless(engine, printer: Printer, on_event: Callable[[Any], None] = lambda event: None,
+def run_headless(engine: EventSource, printer: Printer, on_event: Callable[[Event], None] = lambda event: None,
                  stop_on_divergence: bool = True, signals: StopSignals | None = None) -> int:
     """Drive ``engine`` to the end, printing log lines and handing every event to
     ``on_event`` (the service's hub). Signals stop it cleanly (last.pt is written first;
@@ -47,7 +47,8 @@ def run_headless(engine, printer: Printer, on_event: Callable[[Any], None] = lam
     return signals.exit_code(code)
 
 
-def serve_run(run_dir: RunDir, prepare: Callable[[Control], Any], printer: Printer, *, as_service: bool) -> int:
+def serve_run(run_dir: RunDir, prepare: Callable[[Control], EventSource], printer: Printer, *,
+              as_service: bool) -> int:
     """Train ``run_dir`` in this process and serve it to viewers (``tui-gan attach``): the
     one-writer lock, the socket and its hub, the service record. ``prepare(control)`` builds
     the engine (imports torch; UserError for bad input, which viewers are told too).
@@ -67,7 +68,7 @@ def serve_run(run_dir: RunDir, prepare: Callable[[Control], Any], printer: Print
             lock.release()
 
 
-def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any], printer: Printer,
+def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], EventSource], printer: Printer,
            signals: StopSignals, as_service: bool) -> int:
     """serve_run's part once the run is locked: the hub and the record around the run."""
     hub = Hub(socket_path(run_dir.root), control, str(run_dir.root), note=printer.line)
@@ -81,7 +82,7 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Any],
     try:
         engine = prepare(control)
 
-        def on_event(event: Any) -> None:
+        def on_event(event: Event) -> None:
             hub.publish(event)
             view.apply(event)
             tensorboard.observe(event)
