@@ -52,6 +52,18 @@ def test_followers_take_stop_pause_and_learning_rates_from_rank_0():
     assert main.stop_reason == "tui-gan stop"
 
 
+def test_reset_lr_travels_with_when_it_applies():
+    """now (True), at the epoch's end (False), or not asked (None): every rank serves the same."""
+    wire = Wire()
+    main, follower = ranks(wire)
+    for asked in (True, False, None):
+        if asked is not None:
+            main.control.reset_lr(now=asked)
+        requests0, _ = main.exchange(1)
+        requests1, _ = follower.exchange(1)
+        assert requests0.reset_lr is asked and requests1.reset_lr is asked
+
+
 def test_only_what_changes_training_travels():
     """A snapshot or an export is rank 0's to serve; the followers get nothing of it."""
     wire = Wire()

@@ -138,6 +138,8 @@ class Engine:
         if self.resume_state is not None:
             yield from self._restore(self.resume_state)
         self.world.broadcast_modules(self.gan.modules())  # every rank starts from rank 0's
+        self.initial_lrs = self.gan.lrs
+        """What reset_lr goes back to: set_lr changes config.lr_g and lr_d (checkpoints keep the latest)."""
         self.meter = Meter(cfg, self.device, self.history, self.elapsed_base, self.paths.metrics if main else os.devnull)
         self.gpu = GpuMonitor.start_for(self.device, main)
 

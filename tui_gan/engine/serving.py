@@ -51,7 +51,7 @@ def _exchange_and_serve(engine: Engine) -> Iterator[Any]:
         """Rank 0, before it sends: a resume at learning rates that diverged MAX_ROLLBACKS
         times stays a pause (guard.py), judged with the rates this exchange applies."""
         if engine.lockstep.paused and not ctl.paused and ctl.stop_reason is None:
-            refusal = engine.guard.refusal(_rates_after(engine.gan.lrs, (engine.config.lr_g, engine.config.lr_d), requests))
+            refusal = engine.guard.refusal(_rates_after(engine.gan.lrs, engine.initial_lrs, requests))
             if refusal is not None:
                 ctl.pause("diverged")
                 refusals.append(refusal)
@@ -84,7 +84,7 @@ def _serve_one_shots(engine: Engine, requests: Requests) -> Iterator[Any]:
     if requests.lr is not None:
         yield gan.change_lrs(requests.lr.lr_g, requests.lr.lr_d, requests.lr.now)
     if requests.reset_lr is not None:  # the rates the run was started (or resumed) with
-        yield gan.change_lrs(engine.config.lr_g, engine.config.lr_d, requests.reset_lr)
+        yield gan.change_lrs(*engine.initial_lrs, requests.reset_lr)
     if main and requests.snapshot:
         yield from engine._snapshot()
     if main and requests.export:
