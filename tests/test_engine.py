@@ -290,7 +290,7 @@ def test_compile_wraps_the_forward_passes_only(make_engine, monkeypatch):
     engine = make_engine(max_steps=2, compile=True)
     list(engine.run())
     assert compiled == [engine.gan.netG, engine.gan.netD]
-    assert "main.0.weight" in engine.state_dict()["generator"]  # no _orig_mod. prefix
+    assert "main.0.weight" in engine.outputs.state_dict()["generator"]  # no _orig_mod. prefix
 
 
 def _tutorial_step(netG, netD, real, noise):

@@ -118,7 +118,7 @@ def test_a_non_finite_checkpoint_is_never_written(make_engine):
     list(engine.run())
     with torch.no_grad():
         next(engine.gan.netG.parameters()).fill_(math.inf)
-    path = engine.save(engine.run_dir / "checkpoints" / "again.pt")
+    path = engine.outputs.save(engine.run_dir / "checkpoints" / "again.pt")
     state = torch.load(path, weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
     kept = engine.guard.good.state["generator"]
