@@ -1,12 +1,14 @@
-"""The architecture's rules, checked on the source (see docs/design.md, "Boundary rules").
+"""The architecture's rules, checked on the source (see docs/design.md, "Rules the tests enforce").
 
 Imports are read from the AST of every module (at any depth, lazy ones included; those
 under ``if TYPE_CHECKING:`` only name types and are left out), resolved to module names.
+Private names (``_name``) are read from the same ASTs: a module uses its own and no other's.
 """
 
 from __future__ import annotations
 
 import ast
+import collections
 import subprocess
 import sys
 from pathlib import Path
@@ -164,6 +166,71 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+NAMEDTUPLE_API = {name for name in dir(collections.namedtuple("T", "a")) if name.startswith("_") and not name.startswith("__")}
+"""``_fields``, ``_replace``...: a named tuple's public interface, underscore and all."""
+
+
+def is_private(name: str) -> bool:
+    """One leading underscore (or two without trailing ones): not a dunder, not NAMEDTUPLE_API."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__")) and name not in NAMEDTUPLE_API
+
+
+def private_names(tree: ast.AST) -> set[str]:
+    """The private names a module defines: functions, classes and methods, module and class
+    level assignments, and attributes assigned on ``self`` or ``cls``."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                for leaf in ast.walk(target):
+                    if isinstance(leaf, ast.Name):
+                        names.add(leaf.id)
+                    elif isinstance(leaf, ast.Attribute) and isinstance(leaf.value, ast.Name) and \
+                            leaf.value.id in ("self", "cls"):
+                        names.add(leaf.attr)
+    return {name for name in names if is_private(name)}
+
+
+def _own(value: ast.expr) -> bool:
+    """``self``, ``cls`` or ``super()``: the object's own private names are its business."""
+    return (isinstance(value, ast.Name) and value.id in ("self", "cls")) or (
+        isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super")
+
+
+def private_reaches(sources: dict[str, tuple[str, bool]]) -> list[str]:
+    """Every use of another tui_gan module's private name, as 'module:line: what', in
+    ``sources`` (module name -> (source, is_package)): ``x._name`` where ``x`` is not the
+    object itself and ``_name`` is defined in another tui_gan module but not in this one,
+    and ``from ... import _name`` from another tui_gan module. A third party's private names
+    (``os._exit``, a namedtuple's ``_fields``) are defined in no tui_gan module: not flagged."""
+    trees = {name: ast.parse(source) for name, (source, _) in sources.items()}
+    defined = {name: private_names(tree) for name, tree in trees.items()}
+    out = []
+    for name, tree in sorted(trees.items()):
+        elsewhere = set().union(*(names for other, names in defined.items() if other != name))
+        package = name if sources[name][1] else name.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and is_private(node.attr) and not _own(node.value) \
+                    and node.attr in elsewhere and node.attr not in defined[name]:
+                out.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if in_layer(target, "tui_gan") and target != name:
+                    out += [f"{name}:{node.lineno}: from {target} import {alias.name}"
+                            for alias in node.names if is_private(alias.name)]
+    return out
+
+
+def package_sources(root: Path = PACKAGE_ROOT) -> dict[str, tuple[str, bool]]:
+    return {module_name(p): (p.read_text(encoding="utf-8"), p.name == "__init__.py") for p in root.rglob("*.py")}
+
+
 # ----------------------------------------------------------------------------- the rules
 
 
@@ -173,6 +240,12 @@ def test_every_layer_imports_only_what_it_may():
 
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    """A module uses another's public names only: what it needs of another is that one's
+    interface, so each can change inside without breaking the other."""
+    assert private_reaches(package_sources()) == []
 
 
 def test_importing_the_app_leaves_torch_out():
@@ -266,3 +339,21 @@ def test_the_cycle_check_catches_a_cycle():
 def test_type_checking_imports_are_not_dependencies():
     source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .engine import Engine\n"
     assert imports_of(source, "tui_gan.engine.setup", False, {"tui_gan.engine.engine"}) == {"typing"}
+
+
+@pytest.mark.parametrize(("source", "flagged"), [
+    ("def f(engine):\n    return engine._reason_to_end()\n", ["engine._reason_to_end"]),
+    ("class A:\n    def f(self):\n        return self.gan._d_forward\n", ["self.gan._d_forward"]),
+    ("from .quality import _binomial\n", ["from tui_gan.engine.quality import _binomial"]),
+    ("from tui_gan.engine import quality\nquality._up(1, 2)\n", ["quality._up"]),
+    ("import os\nos._exit(0)\n", []),  # a third party's private name
+    ("import torch\ntorch._foreach_lerp_([], [], 0.5)\n", []),
+    ("from tui_gan.core.history import HistoryRow\nHistoryRow._fields\n", []),  # a named tuple's API
+    ("class A:\n    def f(self):\n        return self._rows, super()._rows\n", []),  # its own
+    ("_rows = 1\ndef f(x):\n    return x._rows\n", []),  # a name this module defines too
+])
+def test_the_private_rule_catches_a_reach_into_another_module(source: str, flagged: list[str]):
+    sources = package_sources()
+    sources["tui_gan.engine.probe"] = (source, False)
+    found = [v.split(": ", 1)[1] for v in private_reaches(sources) if v.startswith("tui_gan.engine.probe:")]
+    assert found == flagged

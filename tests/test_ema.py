@@ -178,7 +178,7 @@ def test_the_guard_looks_at_the_live_generators_samples_while_the_average_is_sho
     assert checked and all(made[id(images)] for images in checked)
     gan = engine.gan
     live = to_uint8(generate(gan.netG, gan.fixed_noise))
-    assert torch.equal(engine.live_samples, live) and not torch.equal(engine.last_samples, live)
+    assert torch.equal(engine.outputs.live_samples, live) and not torch.equal(engine.outputs.last_samples, live)
 
 
 def test_v_changes_the_view_only_the_saved_grids_stay_the_averages(tmp_path):

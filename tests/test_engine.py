@@ -126,6 +126,30 @@ def test_learning_rate_now_and_validation(make_engine, engine_thread):
     t.drain()
 
 
+def test_reset_lr_goes_back_to_the_rates_the_run_started_with(make_engine):
+    """set_lr changes the rates (and the settings a checkpoint keeps); reset_lr returns to the
+    ones the run started with, now or at the epoch's end. Driven from the engine's own thread,
+    so every request lands at a known step boundary."""
+    engine = make_engine(epochs=3, max_steps=20, lr_g=3e-4, lr_d=1e-4)
+    lr_events = []
+    for event in engine.run():
+        if isinstance(event, ev.Started):
+            engine.control.set_lr(lr_g=1e-3, lr_d=5e-4, now=True)
+        if not isinstance(event, (ev.LrApplied, ev.LrPending)):
+            continue
+        lr_events.append((type(event).__name__, event.lr_g, event.lr_d, engine.step))
+        if len(lr_events) == 1:
+            engine.control.reset_lr(now=True)
+        elif len(lr_events) == 2:  # both in one exchange: set_lr is served first
+            engine.control.set_lr(lr_g=1e-3, lr_d=5e-4, now=True)
+            engine.control.reset_lr()
+    assert [e[:3] for e in lr_events] == [
+        ("LrApplied", 1e-3, 5e-4), ("LrApplied", 3e-4, 1e-4),
+        ("LrApplied", 1e-3, 5e-4), ("LrPending", 3e-4, 1e-4), ("LrApplied", 3e-4, 1e-4)]
+    assert lr_events[-1][3] == 14  # the epoch's end
+    assert engine.gan.lrs == (3e-4, 1e-4)
+
+
 def test_pause_at_epoch_end(make_engine, engine_thread):
     engine = make_engine(epochs=3)
     engine.control.pause_at_epoch_end = True
@@ -266,7 +290,7 @@ def test_compile_wraps_the_forward_passes_only(make_engine, monkeypatch):
     engine = make_engine(max_steps=2, compile=True)
     list(engine.run())
     assert compiled == [engine.gan.netG, engine.gan.netD]
-    assert "main.0.weight" in engine.state_dict()["generator"]  # no _orig_mod. prefix
+    assert "main.0.weight" in engine.outputs.state_dict()["generator"]  # no _orig_mod. prefix
 
 
 def _tutorial_step(netG, netD, real, noise):

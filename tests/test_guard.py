@@ -77,6 +77,29 @@ def test_repeated_divergence_stays_paused_until_the_learning_rate_changes(make_e
     assert engine.gan.lr_g == 1e-5
 
 
+def test_a_reset_to_the_rates_that_diverged_is_refused_like_a_plain_resume(make_engine, monkeypatch):
+    """After MAX_ROLLBACKS rollbacks, a resume sent with set_lr (now) and reset_lr (now) is
+    judged at the rates the exchange leaves: reset_lr's, served after set_lr's."""
+    engine = make_engine(epochs=50)
+    _blow_up_at(engine, monkeypatch, {4, 6, 8})
+    pauses, refusals = 0, []
+    for event in engine.run():
+        if isinstance(event, ev.EngineWarning) and "set lower ones" in event.message:
+            refusals.append(engine.step)
+        if isinstance(event, ev.Paused) and event.reason == "diverged":
+            pauses += 1
+            if pauses == 3:  # diverged 3 times at the starting rates
+                engine.control.set_lr(1e-5, 1e-5, now=True)
+                engine.control.reset_lr(now=True)
+            elif pauses == 4:  # refused: now lower rates alone
+                engine.control.set_lr(1e-5, 1e-5, now=True)
+            engine.control.resume()
+        if isinstance(event, ev.Resumed) and pauses == 4:
+            engine.control.stop("test")
+    assert pauses == 4 and refusals == [8]
+    assert engine.gan.lrs == (1e-5, 1e-5)
+
+
 def test_headless_stops_with_the_good_state_saved(make_engine, monkeypatch):
     from tui_gan.service.printer import Printer
     from tui_gan.service.training import run_headless
@@ -96,7 +119,7 @@ def test_a_non_finite_checkpoint_is_never_written(make_engine):
     list(engine.run())
     with torch.no_grad():
         next(engine.gan.netG.parameters()).fill_(math.inf)
-    path = engine.save(engine.run_dir / "checkpoints" / "again.pt")
+    path = engine.outputs.save(engine.run_dir / "checkpoints" / "again.pt")
     state = torch.load(path, weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
     kept = engine.guard.good.state["generator"]

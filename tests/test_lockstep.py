@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import torch
 
+from tui_gan.core import events as ev
 from tui_gan.core.control import Control, LrChange
 from tui_gan.engine.lockstep import MAX_INTERVAL, Lockstep
+from tui_gan.engine.serving import Solo
 from tui_gan.engine.world import World
 
 
@@ -50,6 +52,18 @@ def test_followers_take_stop_pause_and_learning_rates_from_rank_0():
     follower.exchange(11)
     assert not follower.paused and follower.stop_reason == "stopped by rank 0"
     assert main.stop_reason == "tui-gan stop"
+
+
+def test_reset_lr_travels_with_when_it_applies():
+    """now (True), at the epoch's end (False), or not asked (None): every rank serves the same."""
+    wire = Wire()
+    main, follower = ranks(wire)
+    for asked in (True, False, None):
+        if asked is not None:
+            main.control.reset_lr(now=asked)
+        requests0, _ = main.exchange(1)
+        requests1, _ = follower.exchange(1)
+        assert requests0.reset_lr is asked and requests1.reset_lr is asked
 
 
 def test_only_what_changes_training_travels():
@@ -106,9 +120,23 @@ def test_a_rollback_on_rank_0_makes_every_rank_take_its_state():
     assert not main.resync_pending and not main.exchange(8)[1]
 
 
-def test_a_world_of_one_serves_every_step_from_its_control():
-    solo = Lockstep(World.single(), Control())
+def test_a_world_of_one_takes_every_step_s_requests_from_its_control():
+    solo = Solo(Control())
     assert all(solo.due(step, epoch_start=False) for step in range(5))
     solo.control.measure()
-    requests, resync = solo.exchange(0)
-    assert requests.measure and not resync and not solo.paused
+    solo.control.pause()
+    requests, resync = solo.exchange(0, lambda requests: None)
+    assert requests.measure and not resync and solo.paused and not solo.resync_pending
+
+
+def test_a_run_of_one_process_never_touches_the_lock_step(make_engine, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a world of one used the lock step")
+
+    monkeypatch.setattr(Lockstep, "__init__", refuse)
+    monkeypatch.setattr(World, "exchange", refuse)
+    engine = make_engine(max_steps=16)  # past an epoch's end
+    engine.control.set_lr(lr_g=1e-4, now=True)
+    events = list(engine.run())
+    assert isinstance(events[-1], ev.Finished) and events[-1].reason == "max_steps"
+    assert isinstance(engine.serving.agreement, Solo) and engine.gan.lr_g == 1e-4

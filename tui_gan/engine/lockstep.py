@@ -1,6 +1,7 @@
-"""Requests in lock step: every rank pauses, stops and changes learning rates at the same
-step, because they all learn of it from rank 0 in one small broadcast at a step they all
-know in advance.
+"""Requests in lock step, across the processes of one run (a world of one takes its
+requests from its Control directly: serving.py's Solo): every rank pauses, stops and changes
+learning rates at the same step, because they all learn of it from rank 0 in one small
+broadcast at a step they all know in advance.
 
 Rank 0 owns the run's Control (the viewers' requests and the signals reach it); the other
 ranks' Control objects only mirror what rank 0 sends. The one-shot requests that produce
@@ -48,10 +49,9 @@ class Lockstep:
         self._clock = (time.perf_counter(), 0)
 
     def due(self, step: int, epoch_start: bool) -> bool:
-        """Whether requests are served before ``step``: at every step in a world of one;
-        across processes at the agreed steps and at every epoch's start (so a pause at the
-        epoch's end happens there)."""
-        return not self.world.distributed or step >= self.next_step or epoch_start
+        """Whether requests are served before ``step``: at the agreed steps and at every
+        epoch's start (so a pause at the epoch's end happens there)."""
+        return step >= self.next_step or epoch_start
 
     def exchange(self, step: int, before_send: Callable[[Requests], None] = lambda requests: None) -> tuple[Requests, bool]:
         """At a due step (or while paused): the requests to serve here, and whether every
@@ -61,9 +61,6 @@ class Lockstep:
         requests = self.control.take_requests() if main else Requests()
         if main:
             before_send(requests)
-        if not self.world.distributed:
-            self.paused, self.stop_reason = self.control.paused, self.control.stop_reason
-            return requests, False
         packet = torch.zeros(2 + PACKET_WIDTH, dtype=torch.float64)
         if main:  # the states as they are now: before_send may have changed them
             ctl = self.control
@@ -95,4 +92,4 @@ class Lockstep:
     def wait_while_paused(self) -> None:
         """Rank 0 waits up to PAUSED_POLL for a request; the others wait in the exchange."""
         if self.world.is_main:
-            self.control.wake.wait(PAUSED_POLL if self.world.distributed else 0.2)
+            self.control.wake.wait(PAUSED_POLL)

@@ -12,7 +12,6 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import torch
 
@@ -20,21 +19,10 @@ from ..core import events as ev
 from ..core.config import TrainConfig
 from ..core.history import HistoryRow
 from .metrics import MetricsCsv, RowAggregator, Throughput
+from .position import Position
 
 #: loss_D, loss_G, D(x), D(G(z1)), D(G(z2)): the statistics a step returns (see Gan.train_step).
 STAT_COUNT = 5
-
-
-class Position(Protocol):
-    """Where a run is (the Engine is one)."""
-
-    step: int
-    epoch: int
-    batch_in_epoch: int
-    steps_per_epoch: int
-
-    @property
-    def total_steps(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -16,21 +16,13 @@ it collapses onto a few outputs.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from ..core import events as ev
-from ..core.history import HistoryRow
 from ..data.pixels import from_uint8
 from .models import generate
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 #: Neighbourhood side, neighbourhoods per image and level, projection directions. Karras et
 #: al. take 128 neighbourhoods of 16,384 images and 4×128 directions on a GPU; these keep a
@@ -210,27 +202,3 @@ class QualityProbe:
         return (f"the samples are {diversity:.2f}× as varied as the data: the generator may be collapsing "
                 "onto a few outputs (mode collapse); a lower learning rate or a restart from a snapshot can help")
 
-
-def measure_quality(engine: Engine) -> Iterator[Any]:
-    """Measure ``engine``'s generator (its average with --ema) now: a history row of its own, a Quality event, a
-    checkpoints/best.pt when the SWD beats every earlier measurement of the run (a resumed
-    run's included), and a warning when the samples collapse."""
-    n = engine.quality.images(len(engine.data))
-    if not n:
-        return
-    gan, meter = engine.gan, engine.meter
-    started = time.perf_counter()
-    q = engine.quality.measure(gan.measured_generator, engine.data, engine.device)
-    seconds = meter.off_the_clock(started)
-    best_swd, best_diversity = meter.best_swd(), meter.best_diversity()
-    meter.append(HistoryRow.quality(engine.step, engine.epoch, gan.lr_g, gan.lr_d, meter.train_time,
-                                    q.swd, q.diversity))
-    best = None
-    if q.swd < best_swd:
-        started = time.perf_counter()
-        best = str(engine.save(engine.paths.best))
-        meter.off_the_clock(started)
-    yield ev.Quality(engine.step, engine.epoch, q.swd, q.diversity, q.swd_levels, n, seconds, best)
-    warning = engine.quality.collapse_warning(q.diversity, best_diversity)
-    if warning:
-        yield ev.EngineWarning(warning)

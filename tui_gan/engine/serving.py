@@ -1,113 +1,174 @@
-"""The engine's requests, served at step boundaries: pausing and the one-shot requests
-(snapshot, export, measure, latent walks, the shown generator, learning rates).
+"""The engine's requests (core/contract.py), served at step boundaries: the states it
+follows (pause, stop, auto_pause) and the one-shots it serves once (snapshot, export,
+measure, latent walks, the shown generator, learning rates).
 
-Across several processes (world.py) they are served only at the steps the ranks agreed
-on (lockstep.py): rank 0 serves everything; the others apply what changes the training
+Where they come from depends on the world (world.py). One process takes them straight from
+its Control at every step (Solo). Several take them in lock step (lockstep.py), at the steps
+the ranks agreed on: rank 0 serves everything; the others apply what changes the training
 (learning rates, pause, stop, rank 0's weights after a rollback) and produce nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from ..core import events as ev
-from ..core.control import Requests
-from ..pictures.grids import save_grid
-from .interpolation import latent_walk, render_walk
+from ..core.control import Control, Requests
+from .gan import Gan
+from .gpu_monitor import NoMonitor
+from .guard import Guard
+from .lockstep import Lockstep
+from .meter import Meter
+from .outputs import RunOutputs
+from .position import Position
+from .world import World
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-
-def serve_requests(engine: Engine) -> Iterator[Any]:
-    """Handle the one-shot requests and pausing, at a step boundary (every step in one
-    process; at the agreed steps across several). Pause and stop follow the states all
-    ranks agreed on (lockstep.py), never rank 0's Control directly."""
-    agreed = engine.lockstep
-    if not agreed.due(engine.step, engine.batch_in_epoch == 0):
-        return
-    yield from _exchange_and_serve(engine)
-    if not agreed.paused or agreed.stop_reason is not None:
-        return
-    if engine.world.is_main:
-        yield engine._progress(time.perf_counter(), force_row=True)
-        yield ev.Paused(engine.step, engine.control.pause_reason)
-    while agreed.paused and agreed.stop_reason is None:
-        agreed.wait_while_paused()
-        yield from _exchange_and_serve(engine)
-        if engine.world.is_main:  # the GPU at a glance goes on: what else uses it, now idle here
-            yield from engine.gpu.readings()
-    if agreed.stop_reason is None and engine.world.is_main:
-        yield ev.Resumed(engine.step)
-    engine.meter.restart_clocks()
+SOLO_PAUSED_POLL = 0.2
+"""A paused run of one process looks at the GPU this often while no request comes."""
 
 
-def _exchange_and_serve(engine: Engine) -> Iterator[Any]:
-    ctl, refusals = engine.control, []
+class Agreement(Protocol):
+    """Where the requests come from: Solo (one process) or Lockstep (several)."""
 
-    def refuse_a_doomed_resume(requests: Requests) -> None:
-        """Rank 0, before it sends: a resume at learning rates that diverged MAX_ROLLBACKS
-        times stays a pause (guard.py), judged with the rates this exchange applies."""
-        if engine.lockstep.paused and not ctl.paused and ctl.stop_reason is None:
-            refusal = engine.guard.refusal(_rates_after(engine.gan.lrs, (engine.config.lr_g, engine.config.lr_d), requests))
-            if refusal is not None:
-                ctl.pause("diverged")
-                refusals.append(refusal)
+    paused: bool
+    stop_reason: str | None
+    """The states as of the last exchange (Control may have moved on since)."""
+    resync_pending: bool
 
-    requests, resync = engine.lockstep.exchange(engine.step, refuse_a_doomed_resume)
-    if resync:  # the guard rolled rank 0 back: every rank takes its (restored) state
-        modules = engine.gan.modules()
-        if engine.world.is_main:
-            engine.guard.good.restore(modules)
-        engine.world.broadcast_modules(modules)
-    yield from _serve_one_shots(engine, requests)
-    for refusal in refusals:
-        yield ev.EngineWarning(refusal)
-        yield ev.Paused(engine.step, "diverged")
+    def due(self, step: int, epoch_start: bool) -> bool: ...
+    def exchange(self, step: int, before_send: Callable[[Requests], None]) -> tuple[Requests, bool]: ...
+    def wait_while_paused(self) -> None: ...
+
+
+class Solo:
+    """A world of one: the requests straight from its Control, at every step; nothing to
+    exchange and no other rank to resynchronise."""
+
+    resync_pending = False
+
+    def __init__(self, control: Control) -> None:
+        self.control = control
+        self.paused = False
+        self.stop_reason: str | None = None
+
+    def due(self, step: int, epoch_start: bool) -> bool:
+        return True
+
+    def exchange(self, step: int, before_send: Callable[[Requests], None]) -> tuple[Requests, bool]:
+        requests = self.control.take_requests()
+        before_send(requests)
+        self.paused, self.stop_reason = self.control.paused, self.control.stop_reason
+        return requests, False
+
+    def wait_while_paused(self) -> None:
+        self.control.wake.wait(SOLO_PAUSED_POLL)
+
+
+class Serving:
+    """Serves one run's requests at its step boundaries (module docstring)."""
+
+    def __init__(self, *, control: Control, world: World, at: Position, gan: Gan, guard: Guard, outputs: RunOutputs,
+                 meter: Meter, gpu: NoMonitor, initial_lrs: tuple[float, float]) -> None:
+        self.control, self.world, self.at = control, world, at
+        self.gan, self.guard, self.outputs, self.meter, self.gpu = gan, guard, outputs, meter, gpu
+        self.initial_lrs = initial_lrs
+        """What reset_lr goes back to, the rates the run started (or resumed) with: set_lr
+        changes config.lr_g and lr_d too (checkpoints keep the latest)."""
+        self.agreement: Agreement = Lockstep(world, control) if world.distributed else Solo(control)
+        self.auto_pause_shown = False
+        """Whether the viewers were last told the run pauses at epoch ends (AutoPauseSet)."""
+
+    @property
+    def stop_reason(self) -> str | None:
+        """A stop every rank agreed on: the loop ends at it."""
+        return self.agreement.stop_reason
+
+    @property
+    def resync_pending(self) -> bool:
+        """A rollback the other ranks have yet to take (the guard waits for it)."""
+        return self.agreement.resync_pending
+
+    def rolled_back(self) -> None:
+        """The guard put rank 0's last good state back: the other ranks take it at the next exchange."""
+        if self.world.distributed:
+            self.agreement.resync_pending = True
+
+    def serve(self) -> Iterator[Any]:
+        """At a step boundary: the requests, then a pause for as long as every rank agrees on one."""
+        agreed, main = self.agreement, self.world.is_main
+        if not agreed.due(self.at.step, self.at.epoch_start):
+            return
+        yield from self._exchange_and_serve()
+        if not agreed.paused or agreed.stop_reason is not None:
+            return
+        if main:
+            yield self.outputs.progress(time.perf_counter(), force_row=True)
+            yield ev.Paused(self.at.step, self.control.pause_reason)
+        while agreed.paused and agreed.stop_reason is None:
+            agreed.wait_while_paused()
+            yield from self._exchange_and_serve()
+            if main:  # the GPU at a glance goes on: what else uses it, now idle here
+                yield from self.gpu.readings()
+        if agreed.stop_reason is None and main:
+            yield ev.Resumed(self.at.step)
+        self.meter.restart_clocks()
+
+    def _exchange_and_serve(self) -> Iterator[Any]:
+        ctl, refusals = self.control, []
+
+        def refuse_a_doomed_resume(requests: Requests) -> None:
+            """Rank 0, before it sends: a resume at learning rates that diverged MAX_ROLLBACKS
+            times stays a pause (guard.py), judged with the rates this exchange applies."""
+            if self.agreement.paused and not ctl.paused and ctl.stop_reason is None:
+                refusal = self.guard.refusal(_rates_after(self.gan.lrs, self.initial_lrs, requests))
+                if refusal is not None:
+                    ctl.pause("diverged")
+                    refusals.append(refusal)
+
+        requests, resync = self.agreement.exchange(self.at.step, refuse_a_doomed_resume)
+        if resync:  # the guard rolled rank 0 back: every rank takes its (restored) state
+            modules = self.gan.modules()
+            if self.world.is_main:
+                self.guard.good.restore(modules)
+            self.world.broadcast_modules(modules)
+        yield from self._serve_one_shots(requests)
+        for refusal in refusals:
+            yield ev.EngineWarning(refusal)
+            yield ev.Paused(self.at.step, "diverged")
+
+    def _serve_one_shots(self, requests: Requests) -> Iterator[Any]:
+        gan, main = self.gan, self.world.is_main
+        if main:
+            yield from self._serve_views(requests)
+        if requests.lr is not None:
+            yield gan.change_lrs(requests.lr.lr_g, requests.lr.lr_d, requests.lr.now)
+        if requests.reset_lr is not None:
+            yield gan.change_lrs(*self.initial_lrs, requests.reset_lr)
+        if main and requests.snapshot:
+            yield from self.outputs.snapshot()
+        if main and requests.export:
+            yield from self.outputs.export()
+
+    def _serve_views(self, requests: Requests) -> Iterator[Any]:
+        """Rank 0's requests that change nothing in training: what viewers see and measure."""
+        if requests.auto_pause != self.auto_pause_shown:  # a state: every viewer hears of each change
+            self.auto_pause_shown = requests.auto_pause
+            yield ev.AutoPauseSet(requests.auto_pause)
+        if requests.measure:
+            yield from self.outputs.measure()
+        if requests.interpolate:
+            yield self.outputs.interpolate()
+        if requests.show_average is not None:
+            warning = self.gan.show_average(requests.show_average)
+            yield ev.EngineWarning(warning) if warning else self.outputs.samples_event()
 
 
 def _rates_after(lrs: tuple[float, float], initial: tuple[float, float], requests: Requests) -> tuple[float, float]:
     """The learning rates once ``requests`` are served (a change 'now'; a pending one waits),
-    served in _serve_one_shots's order: set_lr, then reset_lr."""
+    in _serve_one_shots's order: set_lr, then reset_lr."""
     change = requests.lr
     if change is not None and change.now:
         lrs = (lrs[0] if change.lr_g is None else change.lr_g, lrs[1] if change.lr_d is None else change.lr_d)
     return initial if requests.reset_lr else lrs
-
-
-def _serve_one_shots(engine: Engine, requests: Requests) -> Iterator[Any]:
-    gan, main = engine.gan, engine.world.is_main
-    if main:
-        yield from _serve_views(engine, requests)
-    if requests.lr is not None:
-        yield gan.change_lrs(requests.lr.lr_g, requests.lr.lr_d, requests.lr.now)
-    if requests.reset_lr is not None:  # the rates the run was started (or resumed) with
-        yield gan.change_lrs(engine.config.lr_g, engine.config.lr_d, requests.reset_lr)
-    if main and requests.snapshot:
-        yield from engine._snapshot()
-    if main and requests.export:
-        samples = engine._refresh_samples()
-        path = save_grid(samples, engine.paths.export_grid(engine.step))
-        yield engine._samples_event(samples)
-        yield ev.Exported(engine.step, str(path))
-
-
-def _serve_views(engine: Engine, requests: Requests) -> Iterator[Any]:
-    """Rank 0's requests that change nothing in training: what viewers see and measure."""
-    gan = engine.gan
-    if requests.auto_pause != engine.auto_pause_shown:  # a state: every viewer hears of each change
-        engine.auto_pause_shown = requests.auto_pause
-        yield ev.AutoPauseSet(requests.auto_pause)
-    if requests.measure:
-        yield from engine._measure_quality()
-    if requests.interpolate:
-        started = time.perf_counter()
-        walk = latent_walk(engine.config.nz, engine.config.seed + 2)
-        frames = render_walk(gan.shown_generator, walk, engine.device)
-        engine.meter.off_the_clock(started)
-        yield ev.Interpolation(engine.step, engine.epoch, frames)
-    if requests.show_average is not None:
-        warning = gan.show_average(requests.show_average)
-        yield ev.EngineWarning(warning) if warning else engine._samples_event()

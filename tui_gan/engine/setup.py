@@ -24,6 +24,7 @@ from ..data.loader import Dataset, StreamedDataset, load_dataset
 from ..pictures.progression import epoch_samples
 from .devices import describe_device
 from .gan import Gan
+from .position import Position
 from .world import World
 
 
@@ -35,15 +36,10 @@ class SetUp(Protocol):
     device: torch.device
     data: Dataset | StreamedDataset
     gan: Gan
-    step: int
-    epoch: int
-    steps_per_epoch: int
+    at: Position
     history: list[HistoryRow]
     resume_state: dict[str, Any] | None
     world: World
-
-    @property
-    def total_steps(self) -> int: ...
 
 
 class StoppedDuringSetup(Exception):
@@ -95,18 +91,18 @@ def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Calla
 
 def started_event(engine: SetUp) -> ev.Started:
     """The first event of training: the run's settings, data and history so far."""
-    cfg, gan, data = engine.config, engine.gan, engine.data
+    cfg, gan, data, at = engine.config, engine.gan, engine.data, engine.at
     return ev.Started(
         device=describe_device(engine.device) + engine.world.describe(),
         preset=cfg.preset,
         config=cfg.to_dict(),
         dataset=data.name,
         dataset_size=len(data),
-        steps_per_epoch=engine.steps_per_epoch,
-        total_steps=engine.total_steps,
+        steps_per_epoch=at.steps_per_epoch,
+        total_steps=at.total_steps,
         run_dir=str(engine.run_dir),
-        step=engine.step,
-        epoch=engine.epoch,
+        step=at.step,
+        epoch=at.epoch,
         resumed_from=engine.resume_state.get("path") if engine.resume_state else None,
         history=list(engine.history),
         lr_g=gan.lr_g,

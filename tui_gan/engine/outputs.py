@@ -1,0 +1,165 @@
+"""What a run shows and keeps besides training: the fixed-noise samples, progress reports,
+sample grids, checkpoints (last.pt, best.pt, snapshots), the quality measurement and latent
+walks.
+
+The loop (the start, epoch ends, the finish) and request serving (snapshot, export, measure,
+latent walks, the shown generator) both call one RunOutputs. It is built from the parts it
+uses and reads the run's Position; it knows nothing of the Engine. Only rank 0 calls it: the
+other ranks of a multi-process run produce nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core import events as ev
+from ..core.config import TrainConfig
+from ..core.history import HistoryRow
+from ..core.rundir import RunDir
+from ..data.loader import Dataset, StreamedDataset
+from ..pictures.grids import save_grid
+from .checkpoint import CheckpointWriter, run_state
+from .gan import Gan
+from .guard import Guard
+from .interpolation import latent_walk, render_walk
+from .meter import Meter
+from .position import Position
+from .quality import QualityProbe
+
+
+class RunOutputs:
+    """Samples, reports, grids, checkpoints and measurements of one run (module docstring)."""
+
+    def __init__(self, *, config: TrainConfig, gan: Gan, data: Dataset | StreamedDataset, device: torch.device,
+                 at: Position, meter: Meter, paths: RunDir, checkpoints: CheckpointWriter, guard: Guard,
+                 quality: QualityProbe) -> None:
+        self.config, self.gan, self.data, self.device = config, gan, data, device
+        self.at = at
+        self.meter = meter
+        self.paths = paths
+        self.checkpoints = checkpoints
+        self.guard = guard
+        """Its last good state goes into a checkpoint in place of non-finite weights."""
+        self.quality = quality
+        self.last_samples: torch.Tensor | None = None
+        """The newest samples shown (the shown generator's)."""
+        self.live_samples: torch.Tensor | None = None
+        """The live generator's, for the guard (the same as last_samples unless --ema shows the average)."""
+
+    # ================================================================== samples and reports
+
+    def draw(self) -> torch.Tensor:
+        """Fresh samples of the shown generator (and the live one's), kept out of img/s."""
+        start = time.perf_counter()
+        gan = self.gan
+        self.last_samples = gan.samples()
+        self.live_samples = self.last_samples if gan.shown == "live" else gan.samples(gan.netG)
+        self.meter.off_the_clock(start)
+        self.meter.samples_drawn()
+        return self.last_samples
+
+    def saved_samples(self) -> torch.Tensor:
+        """For the saved grids, after draw(): the measured generator's (see Gan), so that a
+        run's grids are one generator's whatever a viewer shows."""
+        gan = self.gan
+        return self.last_samples if gan.measured_generator is gan.shown_generator else gan.samples(gan.measured_generator)
+
+    def samples_event(self, samples: torch.Tensor | None = None) -> ev.Samples:
+        """``samples`` (default: fresh ones) as the event that says whose they are."""
+        samples = self.draw() if samples is None else samples
+        return ev.Samples(self.at.step, self.at.epoch, samples, self.gan.shown)
+
+    def progress(self, now: float, force_row: bool = False) -> ev.Progress:
+        """Read the device accumulators (the one sync) and report their averages."""
+        return self.meter.progress(now, self.at, self.gan.lrs, force_row)
+
+    # ================================================================== what the loop keeps
+
+    def epoch_end(self) -> Iterator[Any]:
+        """The epoch's grid, fresh samples and last.pt."""
+        shown, saved = self.draw(), self.saved_samples()
+        grid = save_grid(saved, self.paths.epoch_grid(self.at.epoch))
+        yield self.samples_event(shown)
+        checkpoint = self.save(self.paths.last)
+        yield ev.EpochEnd(self.at.epoch, self.at.step, str(grid), str(checkpoint), saved)
+
+    def finish(self, reason: str) -> Iterator[Any]:
+        """The last report, grid, samples and last.pt, then Finished."""
+        yield self.progress(time.perf_counter(), force_row=True)
+        shown = self.draw()
+        grid = save_grid(self.saved_samples(), self.paths.final_grid(self.at.step))
+        yield self.samples_event(shown)
+        checkpoint = self.save(self.paths.last)
+        yield ev.Finished(reason, self.at.step, self.at.epoch, self.meter.train_time,
+                          self.meter.session_images_per_sec(), str(checkpoint), str(grid))
+
+    # ================================================================== what viewers ask for
+
+    def snapshot(self) -> Iterator[Any]:
+        """A checkpoint and a grid of this step, beside the run's last.pt."""
+        shown = self.draw()
+        grid = save_grid(self.saved_samples(), self.paths.snapshot_grid(self.at.step))
+        path = self.save(self.paths.snapshot(self.at.step))
+        yield self.samples_event(shown)
+        yield ev.SnapshotSaved(self.at.step, str(path), str(grid))
+
+    def export(self) -> Iterator[Any]:
+        """The shown samples as a PNG grid."""
+        samples = self.draw()
+        path = save_grid(samples, self.paths.export_grid(self.at.step))
+        yield self.samples_event(samples)
+        yield ev.Exported(self.at.step, str(path))
+
+    def interpolate(self) -> ev.Interpolation:
+        """Latent walks of the shown generator, the same walks at every step (interpolation.py)."""
+        started = time.perf_counter()
+        walk = latent_walk(self.config.nz, self.config.seed + 2)
+        frames = render_walk(self.gan.shown_generator, walk, self.device)
+        self.meter.off_the_clock(started)
+        return ev.Interpolation(self.at.step, self.at.epoch, frames)
+
+    def measure(self) -> Iterator[Any]:
+        """Measure the generator (its average with --ema) now (quality.py): a history row of
+        its own, a Quality event, a checkpoints/best.pt when the SWD beats every earlier
+        measurement of the run (a resumed run's included), and a warning when the samples
+        collapse. Nothing when the probe is off."""
+        n = self.quality.images(len(self.data))
+        if not n:
+            return
+        gan, meter, at = self.gan, self.meter, self.at
+        started = time.perf_counter()
+        q = self.quality.measure(gan.measured_generator, self.data, self.device)
+        seconds = meter.off_the_clock(started)
+        best_swd, best_diversity = meter.best_swd(), meter.best_diversity()
+        meter.append(HistoryRow.quality(at.step, at.epoch, gan.lr_g, gan.lr_d, meter.train_time, q.swd, q.diversity))
+        best = None
+        if q.swd < best_swd:
+            started = time.perf_counter()
+            best = str(self.save(self.paths.best))
+            meter.off_the_clock(started)
+        yield ev.Quality(at.step, at.epoch, q.swd, q.diversity, q.swd_levels, n, seconds, best)
+        warning = self.quality.collapse_warning(q.diversity, best_diversity)
+        if warning:
+            yield ev.EngineWarning(warning)
+
+    # ================================================================== checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly: tensors and plain data only."""
+        at = self.at
+        return run_state(self.gan, self.config, (at.step, at.epoch, at.batch_in_epoch), self.meter.history,
+                         self.meter.train_time)
+
+    def save(self, path: Path) -> Path:
+        """Write a checkpoint unless this exact file already holds the current step; never
+        one with non-finite weights (the guard's last good state goes in instead)."""
+        def state() -> dict[str, Any]:
+            self.guard.make_savable(self.gan.modules())
+            return self.state_dict()
+
+        return self.checkpoints.save(path, self.at.step, state)
