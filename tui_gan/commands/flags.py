@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..core.config import SUPPORTED_SIZES, TrainConfig
@@ -22,6 +22,10 @@ from ..core.contract import RequestError, learning_rate
 from ..core.errors import ArgumentParser, UserError
 from ..core.rundir import RunDir, describe_dataset_root, new_run_dir
 from ..tui.terminal_graphics import add_graphics_flag
+
+if TYPE_CHECKING:
+    from ..core.control import Control
+    from ..engine.engine import Engine
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
 RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam", "tensorboard"}
@@ -220,7 +224,7 @@ def training_run_dir(args: dict[str, Any]) -> RunDir:
     return RunDir(new_run_dir().resolve())
 
 
-def prepare_training(args: dict[str, Any], run_dir: Path, control: Any = None):
+def prepare_training(args: dict[str, Any], run_dir: Path, control: Control | None = None) -> Engine:
     """Turn parsed flags into an Engine on ``run_dir`` (imports torch). Raises UserError
     for bad input."""
     from ..engine.engine import Engine

@@ -23,6 +23,7 @@ import torch
 
 from ..core import events as ev
 from ..core.config import TrainConfig
+from ..core.contract import EngineEvent
 from ..core.control import Control
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
@@ -94,7 +95,7 @@ class Engine:
 
     # ================================================================== setup
 
-    def run(self) -> Iterator[Any]:
+    def run(self) -> Iterator[EngineEvent]:
         """Set up, then train, yielding events until the run finishes, stops or fails.
 
         Raises UserError during setup for input that cannot be used (bad data, device...).
@@ -116,7 +117,7 @@ class Engine:
             self.meter.close()
             self.world.close(together=ended)
 
-    def _setup(self) -> Iterator[Any]:
+    def _setup(self) -> Iterator[EngineEvent]:
         cfg = self.config
         yield ev.Loading("choosing a device")
         self.device = resolve_device(cfg.device)
@@ -153,7 +154,7 @@ class Engine:
         self.serving = Serving(control=self.control, world=self.world, at=self.at, gan=self.gan, guard=self.guard,
                                outputs=self.outputs, meter=self.meter, gpu=self.gpu, initial_lrs=self.gan.lrs)
 
-    def _restore(self, state: dict[str, Any]) -> Iterator[Any]:
+    def _restore(self, state: dict[str, Any]) -> Iterator[EngineEvent]:
         """Continue exactly where a checkpoint left off (learning rates given as flags
         replace the ones that were waiting for an epoch's end)."""
         restored = restore_run(self.gan, state, self.at.steps_per_epoch, not {"lr_g", "lr_d"} & self.explicit)
@@ -166,7 +167,7 @@ class Engine:
 
     # ================================================================== the loop
 
-    def _train(self) -> Iterator[Any]:
+    def _train(self) -> Iterator[EngineEvent]:
         cfg, gan, meter, out, at, main = self.config, self.gan, self.meter, self.outputs, self.at, self.world.is_main
         meter.restart_clocks()
         self.guard.start(at.step, gan.modules(), self.data.subset(64, cfg.seed))
@@ -221,7 +222,7 @@ class Engine:
             self._batches.close()
             self._batches = None
 
-    def _guard(self) -> Iterator[Any]:
+    def _guard(self) -> Iterator[EngineEvent]:
         """After a progress read: the guard looks at its averages (see guard.py)."""
         means = self.meter.last_means
         if means is None or self.serving.resync_pending:  # a rollback waits for the others to take it
@@ -236,7 +237,7 @@ class Engine:
 
     # ================================================================== the epoch's end, the finish
 
-    def _end_epoch(self) -> Iterator[Any]:
+    def _end_epoch(self) -> Iterator[EngineEvent]:
         self.at.next_epoch()
         applied = self.gan.apply_pending_lrs()  # the learning rates that waited for it
         if applied is not None:
@@ -251,13 +252,13 @@ class Engine:
             self.control.pause("epoch end")
         self.meter.skip_to_now()  # saving is not training: keep it out of img/s
 
-    def _finish(self, reason: str) -> Iterator[Any]:
+    def _finish(self, reason: str) -> Iterator[EngineEvent]:
         if not self.world.is_main:
             yield ev.Finished(reason, self.at.step, self.at.epoch, 0.0, 0.0, None, None)
             return
         yield from self.outputs.finish(reason)
 
-    def _fail(self, exc: Exception) -> Iterator[Any]:
+    def _fail(self, exc: Exception) -> Iterator[EngineEvent]:
         message = describe_failure(exc, self.device)
         if self.world.distributed:  # a step may be half done across the ranks: keep the last checkpoint
             yield ev.Error(lost_peer_message(exc, message), str(self.paths.last) if self.paths.last.exists() else None)

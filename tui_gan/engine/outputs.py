@@ -19,6 +19,7 @@ import torch
 
 from ..core import events as ev
 from ..core.config import TrainConfig
+from ..core.contract import EngineEvent
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
 from ..data.loader import Dataset, StreamedDataset
@@ -80,7 +81,7 @@ class RunOutputs:
 
     # ================================================================== what the loop keeps
 
-    def epoch_end(self) -> Iterator[Any]:
+    def epoch_end(self) -> Iterator[EngineEvent]:
         """The epoch's grid, fresh samples and last.pt."""
         shown, saved = self.draw(), self.saved_samples()
         grid = save_grid(saved, self.paths.epoch_grid(self.at.epoch))
@@ -88,7 +89,7 @@ class RunOutputs:
         checkpoint = self.save(self.paths.last)
         yield ev.EpochEnd(self.at.epoch, self.at.step, str(grid), str(checkpoint), saved)
 
-    def finish(self, reason: str) -> Iterator[Any]:
+    def finish(self, reason: str) -> Iterator[EngineEvent]:
         """The last report, grid, samples and last.pt, then Finished."""
         yield self.progress(time.perf_counter(), force_row=True)
         shown = self.draw()
@@ -100,7 +101,7 @@ class RunOutputs:
 
     # ================================================================== what viewers ask for
 
-    def snapshot(self) -> Iterator[Any]:
+    def snapshot(self) -> Iterator[EngineEvent]:
         """A checkpoint and a grid of this step, beside the run's last.pt."""
         shown = self.draw()
         grid = save_grid(self.saved_samples(), self.paths.snapshot_grid(self.at.step))
@@ -108,7 +109,7 @@ class RunOutputs:
         yield self.samples_event(shown)
         yield ev.SnapshotSaved(self.at.step, str(path), str(grid))
 
-    def export(self) -> Iterator[Any]:
+    def export(self) -> Iterator[EngineEvent]:
         """The shown samples as a PNG grid."""
         samples = self.draw()
         path = save_grid(samples, self.paths.export_grid(self.at.step))
@@ -123,7 +124,7 @@ class RunOutputs:
         self.meter.off_the_clock(started)
         return ev.Interpolation(self.at.step, self.at.epoch, frames)
 
-    def measure(self) -> Iterator[Any]:
+    def measure(self) -> Iterator[EngineEvent]:
         """Measure the generator (its average with --ema) now (quality.py): a history row of
         its own, a Quality event, a checkpoints/best.pt when the SWD beats every earlier
         measurement of the run (a resumed run's included), and a warning when the samples

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..core import events as ev
+from ..core.contract import EngineEvent
 from ..core.control import Control, Requests
 from .gan import Gan
 from .gpu_monitor import NoMonitor
@@ -95,7 +96,7 @@ class Serving:
         if self.world.distributed:
             self.agreement.resync_pending = True
 
-    def serve(self) -> Iterator[Any]:
+    def serve(self) -> Iterator[EngineEvent]:
         """At a step boundary: the requests, then a pause for as long as every rank agrees on one."""
         agreed, main = self.agreement, self.world.is_main
         if not agreed.due(self.at.step, self.at.epoch_start):
@@ -115,7 +116,7 @@ class Serving:
             yield ev.Resumed(self.at.step)
         self.meter.restart_clocks()
 
-    def _exchange_and_serve(self) -> Iterator[Any]:
+    def _exchange_and_serve(self) -> Iterator[EngineEvent]:
         ctl, refusals = self.control, []
 
         def refuse_a_doomed_resume(requests: Requests) -> None:
@@ -138,7 +139,7 @@ class Serving:
             yield ev.EngineWarning(refusal)
             yield ev.Paused(self.at.step, "diverged")
 
-    def _serve_one_shots(self, requests: Requests) -> Iterator[Any]:
+    def _serve_one_shots(self, requests: Requests) -> Iterator[EngineEvent]:
         gan, main = self.gan, self.world.is_main
         if main:
             yield from self._serve_views(requests)
@@ -151,7 +152,7 @@ class Serving:
         if main and requests.export:
             yield from self.outputs.export()
 
-    def _serve_views(self, requests: Requests) -> Iterator[Any]:
+    def _serve_views(self, requests: Requests) -> Iterator[EngineEvent]:
         """Rank 0's requests that change nothing in training: what viewers see and measure."""
         if requests.auto_pause != self.auto_pause_shown:  # a state: every viewer hears of each change
             self.auto_pause_shown = requests.auto_pause

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core.contract import Event
 from ..core.errors import UserError
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
@@ -77,7 +78,7 @@ class TensorBoardWriter:
 
     # ----------------------------------------------------------------- the training thread
 
-    def observe(self, event: Any) -> None:
+    def observe(self, event: Event) -> None:
         """Queue what TensorBoard shows of ``event`` (nothing when the writer is off)."""
         if self._thread is None:
             if isinstance(event, ev.Started) and event.config.get("tensorboard") and not self._failed:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..core import events as ev
-from ..core.contract import RequestMethods, checked
+from ..core.contract import Event, RequestMethods, checked
 from ..core.errors import UserError
 from ..core.rundir import RunDir
 from ..core.runview import RunView
@@ -133,7 +133,7 @@ class RemoteRun:
         self.view = RunView()
         self.control = RemoteControl(conn, self.view)
 
-    def run(self) -> Iterator[Any]:
+    def run(self) -> Iterator[Event]:
         """The run's events, starting with an Attached; ends with Finished or Error, or with
         Disconnected when the connection ends first. UserError if the run failed to start."""
         progression: list[tuple[int, Any]] = []
