@@ -38,6 +38,7 @@ from .events import (
     Loading,
     LrApplied,
     LrPending,
+    NewestCheckpoint,
     Paused,
     Progress,
     Quality,
@@ -45,6 +46,8 @@ from .events import (
     Samples,
     SnapshotSaved,
     Started,
+    WritesFailing,
+    WritesRecovered,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
 EngineEvent: TypeAlias = (
     Loading | Started | Progress | Quality | DeviceStatus | Interpolation | Samples | EpochEnd | SnapshotSaved
     | Exported | LrPending | LrApplied | Paused | Resumed | EngineWarning | Finished | Error | AutoPauseSet
+    | NewestCheckpoint | WritesFailing | WritesRecovered
 )
 """What the engine yields."""
 

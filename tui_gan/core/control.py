@@ -1,6 +1,10 @@
 """The in-process control of a run: the requests of core/contract.py, recorded for the
 engine, which takes them at its next step boundary (states it follows, one-shots it serves
 once; ``take_requests``). Thread-safe: viewers, signal handlers and the engine share it.
+
+It also carries the run's ``WriteWatch`` (core/outage.py): made with it, before the engine,
+so that the service's TensorBoard writer reports its failed writes to the same outage as
+the engine's checkpoints and rows.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import threading
 
 from .contract import LrChange, RequestMethods, Requests, checked
+from .outage import WriteWatch
 
 __all__ = ["Control", "LrChange", "Requests"]
 
@@ -20,6 +25,8 @@ class Control(RequestMethods):
         self.wake = threading.Event()
         """Set by every request: a paused engine waits on it."""
         self._requests = Requests()
+        self.writes = WriteWatch()
+        """The run's writes to its directory (module docstring)."""
 
     def submit(self, op: str, **args: object) -> None:
         """Record request ``op`` (RequestError when it or its arguments are not the table's)."""

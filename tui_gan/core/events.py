@@ -190,7 +190,55 @@ class Finished:
     elapsed_s: float
     images_per_sec: float
     checkpoint_path: str | None
+    """The final checkpoint; when it could not be written, the newest complete one (None: none)."""
     sample_path: str | None
+    save_failed: str = ""
+    """Why the final checkpoint could not be written ('no space left on device'); '' when it was."""
+    checkpoint_step: int | None = None
+    """The step ``checkpoint_path`` holds."""
+
+
+@dataclass
+class NewestCheckpoint:
+    """The run's newest complete checkpoint: one just written (last.pt, best.pt, a snapshot)
+    or, in a resumed run, the one it continues from. No log line (EpochEnd, SnapshotSaved and
+    Quality say what was saved): viewers show its age, which grows while saves fail."""
+
+    step: int
+    path: str
+    wall_time: float
+    """When it was written (time.time())."""
+
+
+@dataclass
+class WritesFailing:
+    """The run directory stopped taking writes (a full disk, a quota, a filesystem turned
+    read-only or failing): the first failed write of an outage, one event per outage
+    (WritesRecovered ends it). Training goes on; checkpoints and grids are tried again at
+    their next save, metrics rows and TensorBoard records are kept until they can be written."""
+
+    path: str
+    """The file that could not be written."""
+    reason: str
+    """Why, in words: 'no space left on device'."""
+    what: str
+    """What was not written: 'last.pt of step 32', 'metrics rows', 'samples/epoch-0002.png'..."""
+    wall_time: float
+
+
+@dataclass
+class WritesRecovered:
+    """A write succeeded again, of every kind that had failed: the outage is over."""
+
+    path: str
+    what: str
+    """What this write saved: 'last.pt of step 48'."""
+    seconds: float
+    """How long writes failed."""
+    late: list[str] = field(default_factory=list)
+    """What was kept and has been written now: '14 metrics rows'."""
+    lost: list[str] = field(default_factory=list)
+    """What was not written and never will be: 'samples/epoch-0002.png', 'best.pt of step 32'."""
 
 
 @dataclass
@@ -230,6 +278,9 @@ class Attached:
     viewers: int = 1
     """Viewers attached, this one included."""
     device_status: DeviceStatus | None = None
+    last_checkpoint: NewestCheckpoint | None = None
+    writes_failing: WritesFailing | None = None
+    """The outage in progress, if writes fail now."""
 
 
 @dataclass

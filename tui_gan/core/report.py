@@ -91,6 +91,9 @@ class Report:
             ev.Attached: self.attached,
             ev.Disconnected: self.disconnected,
             ev.DeviceStatus: self.device_status,
+            ev.NewestCheckpoint: self.newest_checkpoint,
+            ev.WritesFailing: self.writes_failing,
+            ev.WritesRecovered: self.writes_recovered,
         }
 
     def handles(self, event_type: type) -> bool:
@@ -127,6 +130,16 @@ class Report:
     def saved_note(e: ev.Error) -> str:
         """What an error left on disk."""
         return f"checkpoint saved to {e.checkpoint_path}" if e.checkpoint_path else "no checkpoint could be saved"
+
+    @staticmethod
+    def checkpoint_age(e: ev.NewestCheckpoint | None, now: float) -> str:
+        """'step 1,200, 3m05s ago' (the status panel's last checkpoint), '–' before the first."""
+        return "–" if e is None else f"step {e.step:,}, {format_duration(max(0.0, now - e.wall_time))} ago"
+
+    @staticmethod
+    def failing_detail(e: ev.WritesFailing, now: float) -> str:
+        """'no space left on device for 3m05s' (the status panel, while writes fail)."""
+        return f"{e.reason} for {format_duration(max(0.0, now - e.wall_time))}"
 
     @staticmethod
     def loading_detail(e: ev.Loading) -> str:
@@ -185,10 +198,12 @@ class Report:
     def epoch_end(self, e: ev.EpochEnd) -> list[Line]:
         p = self.last_progress
         stats = f" · loss_D {p.loss_d:.3f} loss_G {p.loss_g:.3f}" if p else ""
-        return [Line(f"epoch {e.epoch}/{self.epochs} done at step {e.step}{stats} · samples {e.sample_path}")]
+        samples = f" · samples {e.sample_path}" if e.sample_path else ""  # '': its grid could not be written
+        return [Line(f"epoch {e.epoch}/{self.epochs} done at step {e.step}{stats}{samples}")]
 
     def snapshot_saved(self, e: ev.SnapshotSaved) -> list[Line]:
-        return [Line(f"snapshot saved: {e.checkpoint_path} (samples {e.sample_path})", Tone.GOOD)]
+        samples = f" (samples {e.sample_path})" if e.sample_path else ""
+        return [Line(f"snapshot saved: {e.checkpoint_path}{samples}", Tone.GOOD)]
 
     def exported(self, e: ev.Exported) -> list[Line]:
         return [Line(f"samples exported: {e.path}", Tone.GOOD)]
@@ -210,12 +225,40 @@ class Report:
         return [Line(f"warning: {e.message}", Tone.WARNING)]
 
     def finished(self, e: ev.Finished) -> list[Line]:
+        if e.save_failed:
+            return [self.unsaved(e)]
         if e.checkpoint_path is None:
             return [Line(f"stopped before training started: {e.reason}", Tone.DONE)]
         return [Line(
             f"finished ({e.reason.replace('_', ' ')}): {e.step} steps, epoch {e.epoch}/{self.epochs}, "
             f"{format_duration(e.elapsed_s)} training, {e.images_per_sec:,.0f} img/s · checkpoint {e.checkpoint_path}",
             Tone.DONE)]
+
+    @staticmethod
+    def unsaved(e: ev.Finished) -> Line:
+        """A run that ended without its final checkpoint: what is on disk, and how to go on from it."""
+        how = "finished" if e.reason in ("completed", "max_steps") else "stopped"
+        if e.checkpoint_path is None:
+            newest = "no checkpoint of this run is complete"
+        else:
+            newest = (f"the newest complete checkpoint is {e.checkpoint_path} (step {e.checkpoint_step}); "
+                      f"continue from it with: tui-gan --resume {e.checkpoint_path}")
+        return Line(f"{how} ({e.reason.replace('_', ' ')}) at step {e.step}, but the final checkpoint could not "
+                    f"be written ({e.save_failed}): {newest}", Tone.ERROR)
+
+    def newest_checkpoint(self, e: ev.NewestCheckpoint) -> list[Line]:
+        return []  # EpochEnd, SnapshotSaved and Quality say what was saved
+
+    def writes_failing(self, e: ev.WritesFailing) -> list[Line]:
+        return [Line(f"warning: cannot write {e.path} ({e.reason}): {e.what} not saved. Training goes on; "
+                     "checkpoints and sample grids are tried again at each save, metrics rows and TensorBoard "
+                     "records are kept until they can be written", Tone.WARNING)]
+
+    def writes_recovered(self, e: ev.WritesRecovered) -> list[Line]:
+        late = f"; written late: {', '.join(e.late)}" if e.late else ""
+        lost = f"; not written: {', '.join(e.lost)}" if e.lost else ""
+        return [Line(f"writing again: {e.what} saved to {e.path} after {format_duration(e.seconds)} of failed "
+                     f"writes{late}{lost}", Tone.GOOD)]
 
     def error(self, e: ev.Error) -> list[Line]:
         return [Line(f"error: {e.message}; {self.saved_note(e)}", Tone.ERROR)]

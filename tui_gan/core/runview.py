@@ -37,6 +37,11 @@ class Outcome:
     step: int
     epoch: int
     images_per_sec: float | None
+    save_failed: str = ""
+    """Why the final checkpoint could not be written ('' when it was, or the run failed)."""
+    checkpoint: str | None = None
+    """The newest complete checkpoint (the final one when it was written)."""
+    checkpoint_step: int | None = None
 
 
 class RunView:
@@ -64,6 +69,10 @@ class RunView:
         self.auto_pause = False
         self.viewers = 1
         self.device_status: ev.DeviceStatus | None = None
+        self.last_checkpoint: ev.NewestCheckpoint | None = None
+        """The newest complete checkpoint: its step and when it was written."""
+        self.writes_failing: ev.WritesFailing | None = None
+        """The outage in progress (its first failed write), while the run directory takes no writes."""
         self.ended: ev.Finished | ev.Error | None = None
         self.disconnected: ev.Disconnected | None = None
 
@@ -89,12 +98,15 @@ class RunView:
     def outcome(self) -> Outcome:
         """How the run ended (a run whose stream ended without Finished or Error was stopped)."""
         ended, state, reason, message, speed = self.ended, "stopped", "", "", None
+        newest = self.last_checkpoint
+        checkpoint, at = (newest.path, newest.step) if newest is not None else (None, None)
+        save_failed = ""
         if isinstance(ended, ev.Finished):
             state = "finished" if ended.reason in FINISHED_REASONS else "stopped"
-            reason, speed = ended.reason, ended.images_per_sec
+            reason, speed, save_failed = ended.reason, ended.images_per_sec, ended.save_failed
         elif isinstance(ended, ev.Error):
             state, message = "failed", ended.message
-        return Outcome(state, reason, message, self.step, self.epoch, speed)
+        return Outcome(state, reason, message, self.step, self.epoch, speed, save_failed, checkpoint, at)
 
     def attached(self, viewers: int) -> ev.Attached:
         """What a viewer that connects now needs (``viewers`` counts it). It shares this
@@ -102,7 +114,7 @@ class RunView:
         started = self.started
         return ev.Attached(started, list(self.log), self.loading if started is None else None, self.progress,
                            self.samples, self.paused, self.lr_pending, self.auto_pause, viewers,
-                           self.device_status)
+                           self.device_status, self.last_checkpoint, self.writes_failing)
 
     # ----------------------------------------------------------------- folding
 
@@ -182,6 +194,15 @@ class RunView:
         if isinstance(e, ev.Finished):
             self.step, self.epoch = e.step, e.epoch
 
+    def _newest_checkpoint(self, e: ev.NewestCheckpoint) -> None:
+        self.last_checkpoint = e
+
+    def _writes_failing(self, e: ev.WritesFailing) -> None:
+        self.writes_failing = e
+
+    def _writes_recovered(self, e: ev.WritesRecovered) -> None:
+        self.writes_failing = None
+
     def _disconnected(self, e: ev.Disconnected) -> None:
         self.disconnected = e
 
@@ -194,6 +215,7 @@ class RunView:
             self._progress(e.progress)
         self.samples, self.lr_pending, self.auto_pause = e.samples, e.lr_pending, e.auto_pause
         self.paused, self.viewers, self.device_status = e.paused, e.viewers, e.device_status
+        self.last_checkpoint, self.writes_failing = e.last_checkpoint, e.writes_failing
         self.pause_changes += 1
         if self.report is not None:
             self.log.extend(e.log)
@@ -214,6 +236,9 @@ _HANDLERS: dict[type, Callable[[RunView, Any], None]] = {
     ev.DeviceStatus: RunView._device_status,
     ev.Finished: RunView._ended,
     ev.Error: RunView._ended,
+    ev.NewestCheckpoint: RunView._newest_checkpoint,
+    ev.WritesFailing: RunView._writes_failing,
+    ev.WritesRecovered: RunView._writes_recovered,
     ev.Disconnected: RunView._disconnected,
     ev.Attached: RunView._attached,
 }

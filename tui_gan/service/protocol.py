@@ -33,8 +33,10 @@ from ..core import events as ev
 from ..core.contract import EVENT_CLASSES, Event
 from ..core.history import COLUMNS, HistoryRow, rows_from_table
 
-VERSION = 2
-"""2: the DeviceStatus event, and Attached.device_status (a version-1 viewer would close at them)."""
+VERSION = 3
+"""2: the DeviceStatus event, and Attached.device_status (a version-1 viewer would close at them).
+3: the events of failing writes (NewestCheckpoint, WritesFailing, WritesRecovered), Attached's
+last_checkpoint and writes_failing, Finished's save_failed and checkpoint_step."""
 PREFIX = struct.Struct(">II")
 MAX_HEADER = 8 << 20
 """A header holds at most a run's history (13 numbers a row): 8 MiB is ~60,000 rows."""
@@ -47,7 +49,8 @@ EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in EVENT_CLASSES}
 #: Fields that hold an image array (uint8 N, C, H, W or, for walks, frames, walks, C, H, W).
 ARRAY_FIELDS = {"images", "frames"}
 #: Fields that hold other events (Attached's parts).
-NESTED_FIELDS = {"started", "loading", "progress", "samples", "lr_pending", "device_status"}
+NESTED_FIELDS = {"started", "loading", "progress", "samples", "lr_pending", "device_status", "last_checkpoint",
+                 "writes_failing"}
 #: A run's history travels as a float64 (rows, columns) array: as JSON it would outgrow the
 #: header limit after ~30 hours of rows.
 HISTORY = "history"
