@@ -18,6 +18,7 @@ from ..core.atomic import atomic_write
 from ..core.config import TrainConfig
 from ..core.errors import UserError, first_line
 from ..core.history import COLUMNS, HistoryRow, rows_from_table
+from ..core.outage import CHECKPOINTS, WriteWatch
 from ..core.rundir import RunDir
 from .gan import Gan
 from .models import Discriminator, Generator
@@ -235,20 +236,39 @@ def _describe(value: Any) -> str:
 
 class CheckpointWriter:
     """Writes one run's checkpoints, and skips a write when the same file already holds
-    the same step (an epoch's end followed by a stop, say)."""
+    the same step (an epoch's end followed by a stop, say). Every checkpoint of a run is
+    written by ``write``, through the run's WriteWatch (core/outage.py): a disk that takes no
+    writes costs that checkpoint, not the run, and the next save tries again."""
 
-    def __init__(self) -> None:
+    def __init__(self, writes: WriteWatch | None = None) -> None:
+        self.writes = writes if writes is not None else WriteWatch()
         self._saved: tuple[int, Path] | None = None  # (step, path) of the newest checkpoint written or loaded
 
     def loaded(self, step: int, path: str | Path) -> None:
-        self._saved = (step, Path(path).resolve())
+        path = Path(path)
+        self._saved = (step, path.resolve())
+        try:
+            written = path.stat().st_mtime
+        except OSError:
+            written = None
+        self.writes.checkpoint(step, path, written)
 
-    def save(self, path: Path, step: int, state: Callable[[], dict[str, Any]]) -> Path:
-        """Write ``state()`` to ``path`` unless it holds ``step`` already."""
+    def save(self, path: Path, step: int, state: Callable[[], dict[str, Any]]) -> Path | None:
+        """Write ``state()`` to ``path`` unless it holds ``step`` already; None when it
+        could not be written (the WriteWatch tells the run why)."""
         if self._saved == (step, path.resolve()) and path.exists():
             return path
-        save_checkpoint(path, state())
+        return self.write(path, step, state())
+
+    def write(self, path: Path, step: int, state: dict[str, Any]) -> Path | None:
+        """Write ``state``, the run at ``step``, to ``path`` (atomically: a failed write
+        leaves the old file and no temporary one); None when it could not be written."""
+        failure = self.writes.try_write(CHECKPOINTS, path, lambda: save_checkpoint(path, state),
+                                        f"{path.name} of step {step}")
+        if failure is not None:
+            return None
         self._saved = (step, path.resolve())
+        self.writes.checkpoint(step, path)
         return path
 
 

@@ -13,7 +13,6 @@ checkpoints, the quality measurement), outputs.py's, which the loop and request 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,7 +67,7 @@ class Engine:
         self.control = control or Control()
         self.guard = Guard()
         self.quality = QualityProbe(config)
-        self.checkpoints = CheckpointWriter()
+        self.checkpoints = CheckpointWriter(self.control.writes)  # every file of the run goes through its WriteWatch
         self.world = World.single()
         """This process among the run's (world.py); joined in setup when torchrun started it."""
         self.at = Position()
@@ -146,7 +145,8 @@ class Engine:
         if self.resume_state is not None:
             yield from self._restore(self.resume_state)
         self.world.broadcast_modules(self.gan.modules())  # every rank starts from rank 0's
-        self.meter = Meter(cfg, self.device, self.history, self.elapsed_base, self.paths.metrics if main else os.devnull)
+        self.meter = Meter(cfg, self.device, self.history, self.elapsed_base, self.paths.metrics if main else None,
+                           self.control.writes)
         self.gpu = GpuMonitor.start_for(self.device, main)
         self.outputs = RunOutputs(config=cfg, gan=self.gan, data=self.data, device=self.device, at=self.at,
                                   meter=self.meter, paths=self.paths, checkpoints=self.checkpoints,
@@ -199,6 +199,7 @@ class Engine:
                 now = time.perf_counter()
                 if main and meter.progress_due(now):  # the others' numbers are rank 0's (world.py)
                     yield out.progress(now)
+                    yield from out.news()  # writes that failed (a full disk) or work again
                     yield from self.gpu.readings()
                     yield from self._guard()
                 if main and meter.samples_due(now):
@@ -264,7 +265,7 @@ class Engine:
             yield ev.Error(lost_peer_message(exc, message), str(self.paths.last) if self.paths.last.exists() else None)
             return
         try:
-            ckpt: str | None = str(self.outputs.save(self.paths.last))
+            saved = self.outputs.save(self.paths.last)
         except Exception:  # noqa: BLE001 - nothing more can be saved
-            ckpt = None
-        yield ev.Error(message, ckpt)
+            saved = None
+        yield ev.Error(message, str(saved) if saved is not None else None)

@@ -18,6 +18,7 @@ import torch
 from ..core import events as ev
 from ..core.config import TrainConfig
 from ..core.history import HistoryRow
+from ..core.outage import WriteWatch
 from .metrics import MetricsCsv, RowAggregator, Throughput
 from .position import Position
 
@@ -40,10 +41,12 @@ class Meter:
     """Device accumulators, clocks, history rows and throughput for one run."""
 
     def __init__(self, config: TrainConfig, device: torch.device, history: list[HistoryRow],
-                 elapsed_s: float, csv_path: Path) -> None:
+                 elapsed_s: float, csv_path: Path | None, writes: WriteWatch | None = None) -> None:
+        """``csv_path`` None: no metrics.csv (a rank other than 0); ``writes``: the run's
+        WriteWatch, which the file's writes go through."""
         self.config = config
         self.history = history
-        self.csv = MetricsCsv(csv_path, history)
+        self.csv = MetricsCsv(csv_path, history, writes)
         self._acc = torch.zeros(STAT_COUNT, device=device)
         self._acc_steps = 0
         self._rows = RowAggregator(config.log_interval)

@@ -8,10 +8,15 @@ The rows themselves are core/history.py's HistoryRow.
 from __future__ import annotations
 
 import csv
+import io
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ..core.atomic import atomic_write
 from ..core.history import COLUMNS, STATS, HistoryRow
+from ..core.outage import METRICS, WriteWatch
+from ..core.writes import AppendFile
 
 
 class RowAggregator:
@@ -71,24 +76,63 @@ class Throughput:
 
 
 class MetricsCsv:
-    """run_dir/metrics.csv, one row per history row, flushed as written."""
+    """run_dir/metrics.csv, one row per history row, written as it comes. Rows the disk
+    does not take (a full disk) wait in memory, and are written, in order, with the first
+    row it takes again: the file loses none. (They are the history's rows, which the run
+    keeps anyway: waiting costs a reference each.)"""
 
-    def __init__(self, path: str | Path, history: list[HistoryRow] | None = None):
-        self.path = Path(path)
-        # (Re)write from the history so a resumed run's file matches its checkpoint exactly.
-        self._file = open(self.path, "w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(COLUMNS)
-        for row in history or []:
-            self._writer.writerow(format_row(row))
-        self._file.flush()
+    def __init__(self, path: str | Path | None, history: list[HistoryRow] | None = None,
+                 writes: WriteWatch | None = None) -> None:
+        """``path`` None: no file (a rank other than 0 of a multi-process run). The file is
+        (re)written from ``history``: a resumed run's then matches its checkpoint exactly."""
+        self.path = Path(path) if path is not None else None
+        self.writes = writes if writes is not None else WriteWatch()
+        self._waiting: list[HistoryRow] = list(history or [])
+        self._file: AppendFile | None = None
+        """Open once the file has been written from the history (atomically: the old one
+        stays until the new one is complete)."""
+        self._behind = False  # a write failed since the last that worked
+        self._flush()
 
     def append(self, row: HistoryRow) -> None:
-        self._writer.writerow(format_row(row))
-        self._file.flush()
+        """Write ``row`` (after any that wait for the disk)."""
+        self._waiting.append(row)
+        self._flush()
+
+    def _flush(self) -> None:
+        path, rows = self.path, self._waiting
+        if path is None:
+            rows.clear()
+            return
+        start = self._file is None
+        if not rows and not start:
+            return
+
+        def write() -> None:
+            if start:
+                atomic_write(path, lambda f: f.write(_lines([COLUMNS, *map(format_row, rows)])))
+                self._file = AppendFile(path)
+            else:
+                assert self._file is not None
+                self._file.write(_lines(map(format_row, rows)))
+
+        what = f"metrics rows from step {rows[0].step}" if rows and not start else "metrics.csv"
+        failure = self.writes.try_write(METRICS, path, write, what, late=len(rows) if self._behind else 0, kept=True)
+        self._behind = failure is not None
+        if failure is None:
+            rows.clear()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _lines(rows: Iterable[Sequence[str]]) -> bytes:
+    """Rows as CSV lines (csv's own line ends, as the file has always had)."""
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode("utf-8")
 
 
 def format_row(row: HistoryRow) -> list[str]:

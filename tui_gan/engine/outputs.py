@@ -21,6 +21,7 @@ from ..core import events as ev
 from ..core.config import TrainConfig
 from ..core.contract import EngineEvent
 from ..core.history import HistoryRow
+from ..core.outage import GRIDS
 from ..core.rundir import RunDir
 from ..data.loader import Dataset, StreamedDataset
 from ..pictures.grids import save_grid
@@ -51,6 +52,10 @@ class RunOutputs:
         """The newest samples shown (the shown generator's)."""
         self.live_samples: torch.Tensor | None = None
         """The live generator's, for the guard (the same as last_samples unless --ema shows the average)."""
+        self.writes = checkpoints.writes
+        """Every file written here goes through it: a disk that takes no writes costs files, not the run."""
+        self.best_on_disk: float | None = None
+        """The SWD best.pt holds while a better measurement could not be saved (None: the best measured)."""
 
     # ================================================================== samples and reports
 
@@ -84,37 +89,57 @@ class RunOutputs:
     def epoch_end(self) -> Iterator[EngineEvent]:
         """The epoch's grid, fresh samples and last.pt."""
         shown, saved = self.draw(), self.saved_samples()
-        grid = save_grid(saved, self.paths.epoch_grid(self.at.epoch))
+        grid = self.grid(saved, self.paths.epoch_grid(self.at.epoch))
         yield self.samples_event(shown)
         checkpoint = self.save(self.paths.last)
-        yield ev.EpochEnd(self.at.epoch, self.at.step, str(grid), str(checkpoint), saved)
+        yield ev.EpochEnd(self.at.epoch, self.at.step, _written(grid), _written(checkpoint), saved)
+        yield from self.news()
 
     def finish(self, reason: str) -> Iterator[EngineEvent]:
-        """The last report, grid, samples and last.pt, then Finished."""
+        """The last report, grid, samples and last.pt, then Finished (which names the newest
+        complete checkpoint instead, and why, when last.pt could not be written)."""
         yield self.progress(time.perf_counter(), force_row=True)
         shown = self.draw()
-        grid = save_grid(self.saved_samples(), self.paths.final_grid(self.at.step))
+        grid = self.grid(self.saved_samples(), self.paths.final_grid(self.at.step))
         yield self.samples_event(shown)
         checkpoint = self.save(self.paths.last)
-        yield ev.Finished(reason, self.at.step, self.at.epoch, self.meter.train_time,
-                          self.meter.session_images_per_sec(), str(checkpoint), str(grid))
+        yield from self.news()
+        at, newest, failing = self.at, self.writes.newest, self.writes.failing
+        path: str | None = str(checkpoint)
+        step: int | None = at.step
+        failed = ""
+        if checkpoint is None:
+            path, step = (newest.path, newest.step) if newest is not None else (None, None)
+            failed = failing.reason if failing is not None else "it could not be written"
+        yield ev.Finished(reason, at.step, at.epoch, self.meter.train_time, self.meter.session_images_per_sec(),
+                          path, _written(grid) or None, failed, step)
 
     # ================================================================== what viewers ask for
 
     def snapshot(self) -> Iterator[EngineEvent]:
         """A checkpoint and a grid of this step, beside the run's last.pt."""
+        outage = self.writes.failing
         shown = self.draw()
-        grid = save_grid(self.saved_samples(), self.paths.snapshot_grid(self.at.step))
+        grid = self.grid(self.saved_samples(), self.paths.snapshot_grid(self.at.step))
         path = self.save(self.paths.snapshot(self.at.step))
         yield self.samples_event(shown)
-        yield ev.SnapshotSaved(self.at.step, str(path), str(grid))
+        if path is not None:
+            yield ev.SnapshotSaved(self.at.step, str(path), _written(grid))
+        yield from self.news()
+        if path is None and outage is not None:  # the outage's warning is old news: answer the request
+            yield ev.EngineWarning(f"snapshot of step {self.at.step} not saved: {outage.reason}")
 
     def export(self) -> Iterator[EngineEvent]:
         """The shown samples as a PNG grid."""
+        outage = self.writes.failing
         samples = self.draw()
-        path = save_grid(samples, self.paths.export_grid(self.at.step))
+        path = self.grid(samples, self.paths.export_grid(self.at.step))
         yield self.samples_event(samples)
-        yield ev.Exported(self.at.step, str(path))
+        if path is not None:
+            yield ev.Exported(self.at.step, str(path))
+        yield from self.news()
+        if path is None and outage is not None:
+            yield ev.EngineWarning(f"samples of step {self.at.step} not exported: {outage.reason}")
 
     def interpolate(self) -> ev.Interpolation:
         """Latent walks of the shown generator, the same walks at every step (interpolation.py)."""
@@ -138,12 +163,14 @@ class RunOutputs:
         seconds = meter.off_the_clock(started)
         best_swd, best_diversity = meter.best_swd(), meter.best_diversity()
         meter.append(HistoryRow.quality(at.step, at.epoch, gan.lr_g, gan.lr_d, meter.train_time, q.swd, q.diversity))
-        best = None
-        if q.swd < best_swd:
+        best, on_disk = None, best_swd if self.best_on_disk is None else self.best_on_disk
+        if q.swd < on_disk:
             started = time.perf_counter()
-            best = str(self.save(self.paths.best))
+            saved = self.save(self.paths.best)
             meter.off_the_clock(started)
+            best, self.best_on_disk = (str(saved), None) if saved is not None else (None, on_disk)
         yield ev.Quality(at.step, at.epoch, q.swd, q.diversity, q.swd_levels, n, seconds, best)
+        yield from self.news()
         warning = self.quality.collapse_warning(q.diversity, best_diversity)
         if warning:
             yield ev.EngineWarning(warning)
@@ -156,11 +183,29 @@ class RunOutputs:
         return run_state(self.gan, self.config, (at.step, at.epoch, at.batch_in_epoch), self.meter.history,
                          self.meter.train_time)
 
-    def save(self, path: Path) -> Path:
+    def save(self, path: Path) -> Path | None:
         """Write a checkpoint unless this exact file already holds the current step; never
-        one with non-finite weights (the guard's last good state goes in instead)."""
+        one with non-finite weights (the guard's last good state goes in instead). None
+        when it could not be written (``news`` says why)."""
         def state() -> dict[str, Any]:
             self.guard.make_savable(self.gan.modules())
             return self.state_dict()
 
         return self.checkpoints.save(path, self.at.step, state)
+
+    # ================================================================== when the disk takes no writes
+
+    def grid(self, images: torch.Tensor, path: Path) -> Path | None:
+        """Save a sample grid; None when it could not be written (``news`` says why)."""
+        failure = self.writes.try_write(GRIDS, path, lambda: save_grid(images, path), f"{path.parent.name}/{path.name}")
+        return path if failure is None else None
+
+    def news(self) -> Iterator[EngineEvent]:
+        """What the run's writes have to say since the last look (core/outage.py): a failed
+        write that starts an outage, the write that ends it, the newest checkpoint."""
+        yield from self.writes.take()
+
+
+def _written(path: Path | None) -> str:
+    """A path for an event; '' for a file that could not be written."""
+    return str(path) if path is not None else ""

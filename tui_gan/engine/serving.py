@@ -112,6 +112,7 @@ class Serving:
             yield from self._exchange_and_serve()
             if main:  # the GPU at a glance goes on: what else uses it, now idle here
                 yield from self.gpu.readings()
+                yield from self.outputs.news()  # and a disk that fills, or takes writes again
         if agreed.stop_reason is None and main:
             yield ev.Resumed(self.at.step)
         self.meter.restart_clocks()
