@@ -18,6 +18,7 @@ from tui_gan.core import events as ev
 from tui_gan.core.config import TrainConfig
 from tui_gan.core.history import HistoryRow
 from tui_gan.core.metrics_csv import MetricsCsvReader, read_metrics
+from tui_gan.core.outage import WriteWatch
 from tui_gan.core.rundir import RunDir
 from tui_gan.engine.metrics import MetricsCsv
 from tui_gan.exports.tensorboard import EXPORT_SUFFIX, QUALITY_TAGS, SAMPLES_TAG, TRAINING_TAGS, event_files
@@ -280,8 +281,9 @@ def progress(step: int, loss: float) -> ev.Progress:
                        row)
 
 
-def session(run: RunDir, start: ev.Started, steps: range, loss: float, notes: list[str]) -> None:
-    writer = TensorBoardWriter(notes.append)
+def session(run: RunDir, start: ev.Started, steps: range, loss: float, notes: list[str],
+            writes: WriteWatch | None = None) -> None:
+    writer = TensorBoardWriter(notes.append, writes)
     for event in (start, *(progress(s, loss) for s in steps), ev.Finished("stopped", steps[-1], 0, 1.0, 1.0, None, None)):
         writer.observe(event)
     writer.close()
@@ -329,15 +331,22 @@ def test_switched_on_at_a_resume_it_writes_the_history_first(tmp_path):
     assert [i.step for i in acc.Images(SAMPLES_TAG)] == [10]
 
 
-def test_off_unless_asked_and_a_failure_is_one_warning(tmp_path):
+def test_off_unless_asked_and_a_folder_it_cannot_write_is_the_runs_outage(tmp_path):
+    """A failed write is part of the run's outage (its one warning, core/outage.py), tried
+    again with every record, and one line at the end says what was never written."""
     run = RunDir(tmp_path / "run")
     notes: list[str] = []
     session(run, started(run, 0, [], resumed=False, tensorboard=False), range(1, 3), 1.0, notes)
     assert not run.tensorboard.exists() and notes == []
     run.root.mkdir(parents=True, exist_ok=True)
     run.tensorboard.write_text("a file where the folder goes")
-    session(run, started(run, 0, [], resumed=False), range(1, 30), 1.0, notes)
-    assert len(notes) == 1 and notes[0].startswith("warning: TensorBoard: cannot write") and "goes on" in notes[0]
+    writes = WriteWatch()
+    session(run, started(run, 0, [], resumed=False), range(1, 30), 1.0, notes, writes)
+    news = writes.take()
+    assert [type(e) for e in news] == [ev.WritesFailing] and news[0].reason == "file exists"
+    assert news[0].what == "TensorBoard records"
+    assert len(notes) == 1 and notes[0].startswith("warning: TensorBoard: 31 record(s) could not be written")
+    assert "(file exists)" in notes[0]
 
 
 def test_an_epoch_end_whose_grid_file_is_gone_is_encoded_from_its_images(tmp_path):

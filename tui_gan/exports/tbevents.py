@@ -30,15 +30,15 @@ COLORSPACES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 class EventFile:
     """Events written to an open binary file: the file version, a SessionLog START at
-    ``start_step``, then whatever is added. The RecordWriter writes each record in one
-    piece and ``add`` flushes, so a reader (TensorBoard tailing a live run) never sees half
-    of one unless the process dies mid-write, and the loaders stop cleanly at such a torn
-    last record."""
+    ``start_step`` (``file_start``: unless the caller adds them itself, ``wall_time`` None),
+    then whatever is added. The RecordWriter writes each record in one piece and ``add``
+    flushes, so a reader (TensorBoard tailing a live run) never sees half of one unless the
+    process dies mid-write, and the loaders stop cleanly at such a torn last record."""
 
-    def __init__(self, out: BinaryIO, wall_time: float, start_step: int) -> None:
+    def __init__(self, out: BinaryIO, wall_time: float | None = None, start_step: int = 0) -> None:
         self.records = RecordWriter(out)
-        self.add(Event(wall_time=wall_time, file_version=FILE_VERSION),
-                 session_start(wall_time, start_step))
+        if wall_time is not None:
+            self.add(*file_start(wall_time, start_step))
 
     def add(self, *events: Event) -> None:
         for event in events:
@@ -47,6 +47,11 @@ class EventFile:
 
     def close(self) -> None:
         self.records.close()
+
+
+def file_start(wall_time: float, start_step: int) -> list[Event]:
+    """What an event file begins with: its version, and the step it takes over from."""
+    return [Event(wall_time=wall_time, file_version=FILE_VERSION), session_start(wall_time, start_step)]
 
 
 def session_start(wall_time: float, step: int) -> Event:
