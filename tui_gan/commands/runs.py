@@ -14,7 +14,7 @@ from ..core import events as ev
 from ..core.errors import ArgumentParser, UserError
 from ..core.history import HistoryRow
 from ..core.metrics_csv import best_swd, history_or_empty, latest_swd
-from ..core.report import format_duration
+from ..core.report import Report, format_duration
 from ..core.rundir import DEFAULT_RUNS, RunDir
 from ..service.client import RemoteRun, connect_to_run
 from ..service.runfiles import ServiceRecord, is_held
@@ -53,6 +53,7 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list
     """One run's line; ``history`` is its metrics.csv (read here when not given)."""
     history = history_or_empty(run.metrics) if history is None else history
     step, epoch, speed, swd = (record.step, record.epoch, None, None) if record else (None, None, None, None)
+    note = saved_note(record) if record is not None and state in ("finished", "stopped") else ""
     if state == "running":
         step = epoch = None  # unknown unless it answers
         try:
@@ -60,6 +61,8 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list
             conn.close()
             state = str(status["state"])
             step, epoch, speed, swd = status["step"], status["epoch"], status["images_per_sec"], status["swd"]
+            failing = status.get("writes_failing")
+            note = f"  (writes failing: {failing})" if failing else ""
         except (UserError, KeyError, ValueError):
             pass  # it does not answer now: still running, numbers unknown
     if state == "lost" or step is None:  # a lost run's record stopped at the start: metrics.csv knows more
@@ -75,7 +78,16 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list
              f"{format_duration(time.time() - started):>6} ago"]
     lost_and_saved = state == "lost" and run.checkpoint_in() is not None
     resume = f"  (resume: tui-gan --resume {os.path.relpath(run.root)})" if lost_and_saved else ""
-    return f"{os.path.relpath(run.root)}  " + "  ".join(parts) + resume
+    return f"{os.path.relpath(run.root)}  " + "  ".join(parts) + resume + note
+
+
+def saved_note(record: ServiceRecord) -> str:
+    """A run that ended without its final checkpoint (a full disk): the one it has."""
+    if not record.save_failed:
+        return ""
+    if record.checkpoint is None:
+        return f"  (no checkpoint: final save failed, {record.save_failed})"
+    return f"  ({Path(record.checkpoint).name} from step {record.checkpoint_step}: final save failed)"
 
 
 def epoch_text(run: RunDir, state: str, epoch: int | None) -> str:
@@ -102,6 +114,9 @@ def run_stop(argv: Sequence[str]) -> int:
     for event in remote.run():
         if isinstance(event, ev.Attached):
             remote.control.stop("tui-gan stop")
+        elif isinstance(event, ev.Finished) and event.save_failed:
+            print(f"tui-gan: {Report.unsaved(event).text}", file=sys.stderr)
+            return 1
         elif isinstance(event, ev.Finished):
             print(f"stopped at step {event.step}; saved {event.checkpoint_path}")
             return 0

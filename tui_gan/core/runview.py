@@ -104,6 +104,8 @@ class RunView:
         if isinstance(ended, ev.Finished):
             state = "finished" if ended.reason in FINISHED_REASONS else "stopped"
             reason, speed, save_failed = ended.reason, ended.images_per_sec, ended.save_failed
+            if ended.checkpoint_path is not None:
+                checkpoint, at = ended.checkpoint_path, ended.checkpoint_step
         elif isinstance(ended, ev.Error):
             state, message = "failed", ended.message
         return Outcome(state, reason, message, self.step, self.epoch, speed, save_failed, checkpoint, at)

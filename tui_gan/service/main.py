@@ -20,7 +20,7 @@ from ..core.config import launched_rank
 from ..core.contract import EventSource
 from ..core.control import Control
 from ..core.errors import UserError, one_line_errors
-from .printer import Printer
+from .printer import LogFile, Printer
 from .signals import ignore_stop_signals
 from .start import SERVICE_MODULE
 from .training import serve_run
@@ -53,7 +53,7 @@ def train_here(args: dict[str, Any], argv: Sequence[str], *, as_service: bool) -
     if rank > 0:
         return follow_run(lambda control: prepare_training(args, Path(args.get("run_dir", ".")), control), rank)
     run_dir = training_run_dir(args)
-    printer = Printer([sys.stdout], args.get("log_every", 5.0))
+    printer = Printer([LogFile.of(sys.stdout) if as_service else sys.stdout], args.get("log_every", 5.0))
     return serve_run(run_dir, lambda control: prepare_training(args, run_dir.root, control), printer,
                      as_service=as_service)
 

@@ -51,4 +51,5 @@ def status_of(view: RunView, control: Control, viewers: int) -> dict[str, Any]:
         "images_per_sec": progress.images_per_sec if progress and state == "running" else None,
         "swd": view.quality.swd if view.quality else None,
         "viewers": viewers,
+        "writes_failing": view.writes_failing.reason if view.writes_failing is not None else None,
     }

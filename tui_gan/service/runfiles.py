@@ -5,7 +5,7 @@
   process dies, however it dies, so a lock never outlives its service: a ``kill -9`` leaves
   nothing that blocks a resume.
 - ``service.json`` in the run directory: pid, host, socket and state, written atomically at
-  the start and again with the outcome when the service ends. A record that says
+  the start and again with the outcome when the service ends (in place on a full disk). A record that says
   "running" while nobody holds the lock is a service that died: the run was lost.
 - The socket, in a private runtime directory: ``$TUI_GAN_RUNTIME_DIR``, else
   ``$XDG_RUNTIME_DIR/tui-gan``, else ``/tmp/tui-gan-<uid>``; created 0700 and refused when
@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from ..core.atomic import atomic_write_text
 from ..core.errors import UserError
 from ..core.rundir import RunDir
 from ..core.runview import Outcome
+from ..core.writes import write_failure
 
 try:
     import fcntl
@@ -117,6 +119,11 @@ class ServiceRecord:
     launcher: int | None = None
     """With --nproc: the pid of the launcher that started this process (rank 0), the
     process the app spawned and waits on."""
+    save_failed: str = ""
+    """Why the final checkpoint could not be written ('' when it was)."""
+    checkpoint: str | None = None
+    """The newest complete checkpoint when the run ended (the final one, unless save_failed)."""
+    checkpoint_step: int | None = None
 
     def end(self, outcome: Outcome, failure: str | None = None) -> None:
         """Record how the run ended; ``failure``: the service's own failure (its one line),
@@ -126,9 +133,28 @@ class ServiceRecord:
             self.state, self.message = "failed", failure
         self.step, self.epoch, self.ended = outcome.step, outcome.epoch, time.time()
         self.images_per_sec = outcome.images_per_sec
+        self.save_failed, self.checkpoint, self.checkpoint_step = (outcome.save_failed, outcome.checkpoint,
+                                                                   outcome.checkpoint_step)
 
-    def write(self, run_dir: RunDir) -> None:
-        atomic_write_text(run_dir.service_record, json.dumps(asdict(self), indent=1) + "\n")
+    def write(self, run_dir: RunDir) -> str | None:
+        """Write the record: None when it was written, else why not (a full disk, say: the
+        service goes on, and says so). Atomically where the disk allows; on a full disk, over
+        the old record in place, whose blocks are already the file's, so that a run stopped
+        on a full disk is still recorded as what it is."""
+        path = run_dir.service_record
+        text = json.dumps(asdict(self), indent=1) + "\n"
+        try:
+            atomic_write_text(path, text)
+            return None
+        except Exception as exc:  # noqa: BLE001 - sorted just below: only a failed write is ours
+            reason = write_failure(exc, path)
+            if reason is None:
+                raise
+        try:
+            _overwrite(path, text.encode())
+            return None
+        except OSError:
+            return reason
 
     @classmethod
     def read(cls, run_dir: RunDir) -> ServiceRecord | None:
@@ -141,6 +167,25 @@ class ServiceRecord:
             return record
         except Exception:  # noqa: BLE001 - any unreadable record is no record
             return None
+
+
+def _overwrite(path: Path, data: bytes) -> None:
+    """Replace an existing file's content in place, only where it fits in the blocks the file
+    has (OSError otherwise, the file untouched): no new space is needed."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        if len(data) > os.fstat(fd).st_blocks * 512:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(fd, view, len(data) - len(view))
+            if not written:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------- the lock

@@ -16,9 +16,10 @@ from ..core.control import Control
 from ..core.errors import UserError
 from ..core.rundir import RunDir
 from ..core.runview import RunView
+from ..core.writes import AppendFile
 from ..exports.tensorboard_live import TensorBoardWriter
 from .hub import Hub
-from .printer import Printer
+from .printer import LogFile, Printer
 from .runfiles import RunLock, ServiceRecord, socket_path
 from .signals import StopSignals
 
@@ -29,8 +30,9 @@ def run_headless(engine: EventSource, printer: Printer, on_event: Callable[[Even
     ``on_event`` (the service's hub). Signals stop it cleanly (last.pt is written first;
     ``signals``: handlers the caller has installed, else this installs its own).
     Returns the process exit code: 0 finished, 1 training failed or diverged (the last good
-    state is saved), 128+N stopped by signal N. ``stop_on_divergence``: stop a diverged run
-    rather than leave it paused (when no viewer may be there to lower the learning rate)."""
+    state is saved) or its final checkpoint could not be written (a full disk), 128+N
+    stopped by signal N. ``stop_on_divergence``: stop a diverged run rather than leave it
+    paused (when no viewer may be there to lower the learning rate)."""
     if signals is None:
         with StopSignals(engine.control, printer) as own:
             return run_headless(engine, printer, on_event, stop_on_divergence, own)
@@ -38,7 +40,7 @@ def run_headless(engine: EventSource, printer: Printer, on_event: Callable[[Even
     for event in engine.run():
         on_event(event)
         printer.handle(event)
-        if isinstance(event, ev.Error):
+        if isinstance(event, ev.Error) or (isinstance(event, ev.Finished) and event.save_failed):
             code = 1
         elif isinstance(event, ev.Paused) and event.reason == "diverged" and stop_on_divergence:
             # nobody is there to lower the learning rate: keep the restored state and stop
@@ -62,7 +64,9 @@ def serve_run(run_dir: RunDir, prepare: Callable[[Control], EventSource], printe
         try:
             with contextlib.ExitStack() as files:
                 if not as_service:
-                    printer.outs.append(files.enter_context(open(run_dir.log, "a", encoding="utf-8")))
+                    log = LogFile(AppendFile(run_dir.log))
+                    files.callback(log.close)
+                    printer.outs.append(log)
                 return _serve(run_dir, control, prepare, printer, signals, as_service)
         finally:
             lock.release()
@@ -75,10 +79,11 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Event
     hub.start()
     launched = launched_rank()[1] > 1  # rank 0 of several: its parent launched it
     record = ServiceRecord(pid=os.getpid(), socket=str(hub.socket_path), launcher=os.getppid() if launched else None)
-    record.write(run_dir)  # "running": what viewers wait for, and what a death leaves behind
+    before = ServiceRecord.read(run_dir)  # a resumed run's: its state until this service trains it
+    write_record(record, run_dir, printer)  # "running": what viewers wait for, and what a death leaves behind
     view = RunView()  # where the run got to and how it ended, for the record
     failure: str | None = None
-    tensorboard = TensorBoardWriter(printer.line)  # idle unless the run's config asks for it
+    tensorboard = TensorBoardWriter(printer.line, control.writes)  # idle unless the run's config asks for it
     try:
         engine = prepare(control)
 
@@ -98,4 +103,15 @@ def _serve(run_dir: RunDir, control: Control, prepare: Callable[[Control], Event
         tensorboard.close()  # the event file complete before the record says the run has ended
         hub.close()
         record.end(view.outcome(), failure)
-        record.write(run_dir)
+        if view.started is None and before is not None:
+            record = before  # nothing trained (a resume that failed, or stopped, in its setup): the run is as it was
+        write_record(record, run_dir, printer)
+
+
+def write_record(record: ServiceRecord, run_dir: RunDir, printer: Printer) -> None:
+    """Write the service's record; a disk that takes no writes is a warning line, not the
+    end of the service."""
+    failure = record.write(run_dir)
+    if failure is not None:
+        printer.line(f"warning: cannot write {run_dir.service_record} ({failure}); 'tui-gan ls' may not show "
+                     f"this run's state")
