@@ -56,12 +56,14 @@ class ScriptedEngine:
         if requests.lr is not None:
             lr = requests.lr
             yield (ev.LrApplied if lr.now else ev.LrPending)(lr.lr_g, lr.lr_d)
+        if requests.reset_lr is not None:  # the config's rates, as the engine resets them
+            yield (ev.LrApplied if requests.reset_lr else ev.LrPending)(2e-4, 2e-4)
 
     def run(self):
         yield ev.Loading("generating the built-in dataset", 10000, 10000)
         yield ev.Started(
             device="cpu", preset="cpu",
-            config={"epochs": 10, "image_size": 32, "batch_size": 64, "ngf": 32, "ndf": 32},
+            config={"epochs": 10, "image_size": 32, "batch_size": 64, "ngf": 32, "ndf": 32, "lr_g": 2e-4, "lr_d": 2e-4},
             dataset="builtin (10000 glyph images)", dataset_size=10000, steps_per_epoch=156,
             total_steps=1560, run_dir=self.run_dir, step=self.step, epoch=self.step // 156,
             resumed_from=None, history=self.history,

@@ -106,7 +106,8 @@ async def test_learning_rate_dialog_validates_and_applies(attached_app, tmp_path
         dialog = app.screen
         g = dialog.query_one("#lr-g", Input)
         assert g.value == "0.0002"
-        for bad, message in (("abc", "not a number"), ("-1", "greater than 0"), ("inf", "finite"), ("", "enter")):
+        for bad, message in (("abc", "not a number"), ("-1", "positive"), ("inf", "finite"), ("1.5", "below 1"),
+                             ("", "enter")):
             g.value = bad
             await pilot.pause()
             assert message in str(dialog.query_one("#lr-g-msg", Label).render())
@@ -130,6 +131,14 @@ async def test_learning_rate_dialog_validates_and_applies(attached_app, tmp_path
         assert view.lr_pending is None
         await wait_until(pilot, lambda: "G 0.0003  D 0.0005" in panel_text(panel), what="shown")
         assert "→" not in panel_text(panel)
+
+        # reset: the rates the run started with, back in the fields, sent as a reset
+        await open_screen(pilot, app, "l", LearningRateDialog)
+        await pilot.click("#lr-reset")
+        await pilot.pause()
+        assert [app.screen.query_one(f"#lr-{net}", Input).value for net in "gd"] == ["0.0002", "0.0002"]
+        await pilot.click("#lr-now")
+        await wait_until(pilot, lambda: view.lrs == (2e-4, 2e-4), what="reset")
 
         # escape cancels
         await open_screen(pilot, app, "l", LearningRateDialog)

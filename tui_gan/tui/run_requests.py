@@ -96,9 +96,15 @@ class RunRequests:
             return
         pending = self.view.lr_pending
         lr_g, lr_d = (pending.lr_g, pending.lr_d) if pending is not None else (started.lr_g, started.lr_d)
+        first = started.config.get("lr_g"), started.config.get("lr_d")  # as the run was started or resumed
 
         def apply(result: LearningRates | None) -> None:
-            if result is not None:
+            if result is None:
+                return
+            if result.reset:
+                control.reset_lr(now=result.now)
+            else:
                 control.set_lr(result.lr_g, result.lr_d, now=result.now)
 
-        self.screen.app.push_screen(LearningRateDialog(lr_g, lr_d), apply)
+        dialog = LearningRateDialog(lr_g, lr_d, first if None not in first else None)
+        self.screen.app.push_screen(dialog, apply)
