@@ -61,10 +61,11 @@ async def test_training_keys_and_quit_saves(attached_app, tmp_path):
         app.training_screen.action_toggle_pause()  # what space does; checked before the engine can answer
         assert app.state is RunState.PAUSING
         await wait_until(pilot, lambda: app.state is RunState.PAUSED, what="paused")
-        await pilot.pause(PROGRESS_REDRAW_S + 0.2)  # the last progress before the pause may be drawn this late
-        step = app.query_one(StatusPanel).step
-        await pilot.pause(0.3)
-        assert app.query_one(StatusPanel).step == step
+        view = app.training_screen.view  # the last progress before the pause is drawn within PROGRESS_REDRAW_S
+        await wait_until(pilot, lambda: app.query_one(StatusPanel).step == view.step, what="the last progress drawn")
+        step = view.step
+        await pilot.pause(0.3)  # paused: nothing moves, in the run or on the panel
+        assert view.step == step and app.query_one(StatusPanel).step == step
         await pilot.press("space")
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="resumed")
 
@@ -308,7 +309,6 @@ class BurstEngine(ScriptedEngine):
 
 
 async def test_progress_is_throttled_but_nothing_is_lost(attached_app):
-    from tui_gan.tui.panels import PROGRESS_REDRAW_S
 
     engine = BurstEngine()
     app = attached_app(engine)

@@ -10,6 +10,8 @@ from tui_gan.tui.widgets.loss_chart import downsample, ema
 from tui_gan.tui.widgets.samples import UPPER_HALF, canvas_to_strips, compose_canvas, fit_grid, render_halfblock
 from tui_gan.tui.widgets.status import progress_bar
 
+from .app_support import wait_until
+
 
 def test_half_block_cell_takes_upper_pixel_as_foreground_and_lower_as_background():
     canvas = np.zeros((2, 3, 3), dtype=np.uint8)
@@ -132,7 +134,7 @@ async def test_loss_chart_draws_new_rows_at_most_every_interval():
         chart.add_rows([row._replace(step=2)])
         chart.add_rows([row._replace(step=3)])
         assert plots == [1]
-        await pilot.pause(0.6)
+        await wait_until(pilot, lambda: len(plots) > 1, what="the later redraw")
         assert plots == [1, 3]  # one later redraw, with every row
         assert chart.steps == [1.0, 2.0, 3.0]
 
