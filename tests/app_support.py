@@ -1,13 +1,22 @@
-"""Helpers for the app tests: a scripted engine for deterministic screens, and waiting."""
+"""Helpers for the app tests: a scripted engine for deterministic screens, an engine served
+on a real socket in this process (as a training service serves it), and waiting."""
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 from tui_gan.core import events as ev
 from tui_gan.core.control import Control
+from tui_gan.core.errors import UserError
 from tui_gan.core.history import HistoryRow
+from tui_gan.core.rundir import RunDir
+from tui_gan.service.client import Connection, RemoteRun
+from tui_gan.service.hub import Hub
 
 
 def synthetic_history(n: int = 120) -> list[HistoryRow]:
@@ -47,12 +56,14 @@ class ScriptedEngine:
         if requests.lr is not None:
             lr = requests.lr
             yield (ev.LrApplied if lr.now else ev.LrPending)(lr.lr_g, lr.lr_d)
+        if requests.reset_lr is not None:  # the config's rates, as the engine resets them
+            yield (ev.LrApplied if requests.reset_lr else ev.LrPending)(2e-4, 2e-4)
 
     def run(self):
         yield ev.Loading("generating the built-in dataset", 10000, 10000)
         yield ev.Started(
             device="cpu", preset="cpu",
-            config={"epochs": 10, "image_size": 32, "batch_size": 64, "ngf": 32, "ndf": 32},
+            config={"epochs": 10, "image_size": 32, "batch_size": 64, "ngf": 32, "ndf": 32, "lr_g": 2e-4, "lr_d": 2e-4},
             dataset="builtin (10000 glyph images)", dataset_size=10000, steps_per_epoch=156,
             total_steps=1560, run_dir=self.run_dir, step=self.step, epoch=self.step // 156,
             resumed_from=None, history=self.history,
@@ -78,6 +89,64 @@ class ScriptedEngine:
             ctl.wake.wait(0.05)
         yield ev.Finished(ctl.stop_reason, self.step, 0, 300.0, 412.0,
                           f"{self.run_dir}/checkpoints/last.pt", None)
+
+
+class Served:
+    """An engine (a ScriptedEngine unless given; a real Engine too) served on a real Unix
+    socket from threads of this process, as a training service serves it: a hub, and a
+    thread that publishes the engine's events to it.
+
+    ``for_app``: as the app meets a service it started itself: the engine starts once the
+    first viewer is attached (so the viewer sees the run from its Loading on, and a screen
+    is the same every time), and the hub hangs up when the run has ended (as the service's
+    process does by exiting). Otherwise the engine starts at once and this waits for its
+    first progress."""
+
+    def __init__(self, engine=None, *, for_app: bool = False, **hub_options):
+        self.folder = Path(tempfile.mkdtemp(prefix="tg-"))  # short: AF_UNIX paths have a 108-byte limit
+        self.engine = engine if engine is not None else ScriptedEngine(run_dir=str(self.folder))
+        self.for_app = for_app
+        self.notes: list[str] = []
+        self.socket = self.folder / "s.sock"
+        self.hub = Hub(self.socket, self.engine.control, str(self.folder), note=self.notes.append, **hub_options)
+        self.hub.start()
+        self.run = RunDir(self.folder)
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        if not for_app:
+            wait_for(lambda: self.hub.view.progress is not None, "the scripted run to start")
+
+    def _run(self):
+        while self.for_app and not self.hub.watching:
+            if self.closing.wait(0.01):
+                return
+        try:
+            for event in self.engine.run():
+                self.hub.publish(event)
+        except UserError as exc:
+            self.hub.fail(str(exc))
+        if self.for_app:
+            self.hub.close(flush_s=2.0)
+
+    def viewer(self) -> RemoteRun:
+        conn, welcome = Connection.open(str(self.socket), "view")
+        assert welcome["kind"] == "welcome" and welcome["pid"] == os.getpid()
+        return RemoteRun(conn, self.run)
+
+    def close(self):
+        self.closing.set()
+        self.engine.control.stop("test over")
+        self.thread.join(30)
+        self.hub.close(flush_s=0.5)
+
+
+def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condition") -> None:

@@ -69,6 +69,37 @@ def make_engine(tmp_path: Path):
     return make
 
 
+@pytest.fixture
+def serve():
+    """``serve(engine=None, for_app=False, **hub_options)``: an engine served on a socket in
+    this process (app_support.Served); each one is stopped when the test ends."""
+    from .app_support import Served
+
+    made: list = []
+
+    def make(engine=None, **options):
+        made.append(Served(engine, **options))
+        return made[-1]
+
+    yield make
+    for served in made:
+        served.close()
+
+
+@pytest.fixture
+def attached_app(serve):
+    """``attached_app(engine=None, **app_options)``: the app attached to ``engine`` (a
+    ScriptedEngine unless given) served on a socket, as it attaches to a training service."""
+    from tui_gan.tui.app import TuiGanApp
+
+    from .app_support import ScriptedEngine
+
+    def make(engine=None, **options):
+        return TuiGanApp(serve(engine or ScriptedEngine(), for_app=True).viewer, **options)
+
+    return make
+
+
 class EngineThread:
     """Runs an engine in a thread (as the app's worker does) and queues its events."""
 

@@ -14,23 +14,28 @@ from tui_gan.core.history import HistoryRow
 from tui_gan.engine.engine import Engine
 from tui_gan.engine.gan import Gan
 from tui_gan.tui.app import TuiGanApp
+from tui_gan.tui.panels import PROGRESS_REDRAW_S
 from tui_gan.tui.state import RunState
-from tui_gan.tui.training_screen import PROGRESS_REDRAW_S
 from tui_gan.tui.widgets.gauges import Gauge
 from tui_gan.tui.widgets.loss_chart import LossChart
 from tui_gan.tui.widgets.samples import SamplesView
 from tui_gan.tui.widgets.status import StatusPanel
 
 from .app_support import ScriptedEngine, open_screen, quit_app, wait_until
-from .conftest import EXPLICIT, tiny_config
+from .conftest import EXPLICIT, tiny_config, wait
 
 SIZE = (120, 40)
 
 
-def real_app(tmp_path: Path, **overrides) -> TuiGanApp:
+def real_engine(tmp_path: Path, **overrides) -> Engine:
     config = tiny_config(**{"epochs": 200, "progress_interval": 0.05, "log_interval": 0.2,
                             "sample_interval": 0.5, **overrides})
-    return TuiGanApp(lambda: Engine(config, tmp_path / "run", explicit=EXPLICIT), run_name="run")
+    return Engine(config, tmp_path / "run", explicit=EXPLICIT)
+
+
+def real_app(attached_app, tmp_path: Path, **overrides) -> TuiGanApp:
+    """The app attached to a real engine served on a socket (as a training service serves it)."""
+    return attached_app(real_engine(tmp_path, **overrides), run_name="run")
 
 
 def log_text(app: TuiGanApp) -> str:
@@ -44,8 +49,8 @@ def logged(app: TuiGanApp, text: str) -> bool:
     return "".join(text.split()) in "".join(log_text(app).split())
 
 
-async def test_training_keys_and_quit_saves(tmp_path):
-    app = real_app(tmp_path)
+async def test_training_keys_and_quit_saves(attached_app, tmp_path):
+    app = real_app(attached_app, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await wait_until(pilot, lambda: app.query_one(StatusPanel).step > 2, what="steps")
@@ -56,10 +61,11 @@ async def test_training_keys_and_quit_saves(tmp_path):
         app.training_screen.action_toggle_pause()  # what space does; checked before the engine can answer
         assert app.state is RunState.PAUSING
         await wait_until(pilot, lambda: app.state is RunState.PAUSED, what="paused")
-        await pilot.pause(PROGRESS_REDRAW_S + 0.2)  # the last progress before the pause may be drawn this late
-        step = app.query_one(StatusPanel).step
-        await pilot.pause(0.3)
-        assert app.query_one(StatusPanel).step == step
+        view = app.training_screen.view  # the last progress before the pause is drawn within PROGRESS_REDRAW_S
+        await wait_until(pilot, lambda: app.query_one(StatusPanel).step == view.step, what="the last progress drawn")
+        step = view.step
+        await pilot.pause(0.3)  # paused: nothing moves, in the run or on the panel
+        assert view.step == step and app.query_one(StatusPanel).step == step
         await pilot.press("space")
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="resumed")
 
@@ -77,9 +83,9 @@ async def test_training_keys_and_quit_saves(tmp_path):
         await pilot.press("space")
         await wait_until(pilot, lambda: app.state is RunState.PAUSED, what="paused by space")
         await pilot.press("a")
-        assert app.control.pause_at_epoch_end is True
+        await wait_until(pilot, lambda: app.control.pause_at_epoch_end is True, what="auto-pause on")
         await pilot.press("a")
-        assert app.control.pause_at_epoch_end is False
+        await wait_until(pilot, lambda: app.control.pause_at_epoch_end is False, what="auto-pause off")
 
         # q saves last.pt and quits
         await quit_app(pilot, app)
@@ -88,19 +94,21 @@ async def test_training_keys_and_quit_saves(tmp_path):
     assert state["step"] >= step
 
 
-async def test_learning_rate_dialog_validates_and_applies(tmp_path):
+async def test_learning_rate_dialog_validates_and_applies(attached_app, tmp_path):
     from textual.widgets import Button, Input, Label
 
     from tui_gan.tui.screens.learning_rate import LearningRateDialog
 
-    app = TuiGanApp(lambda: ScriptedEngine())
+    app = attached_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
+        view, panel = app.training_screen.view, app.query_one(StatusPanel)
         await open_screen(pilot, app, "l", LearningRateDialog)
         dialog = app.screen
         g = dialog.query_one("#lr-g", Input)
         assert g.value == "0.0002"
-        for bad, message in (("abc", "not a number"), ("-1", "greater than 0"), ("inf", "finite"), ("", "enter")):
+        for bad, message in (("abc", "not a number"), ("-1", "positive"), ("inf", "finite"), ("0", "positive"),
+                             ("", "enter")):
             g.value = bad
             await pilot.pause()
             assert message in str(dialog.query_one("#lr-g-msg", Label).render())
@@ -110,16 +118,28 @@ async def test_learning_rate_dialog_validates_and_applies(tmp_path):
         await pilot.pause()
         assert not dialog.query_one("#lr-epoch", Button).disabled
         await pilot.click("#lr-epoch")
-        await wait_until(pilot, lambda: app.query_one(StatusPanel).pending == (1e-3, 5e-4), what="pending")
+        await wait_until(pilot, lambda: view.lr_pending == ev.LrPending(1e-3, 5e-4), what="pending")
         assert logged(app, "will apply at the end of this epoch")
+        await wait_until(pilot, lambda: "→ G 0.001" in panel_text(panel), what="shown")
 
         # apply now
         await open_screen(pilot, app, "l", LearningRateDialog)
+        assert app.screen.query_one("#lr-g", Input).value == "0.001"  # the pending rates
         app.screen.query_one("#lr-g", Input).value = "3e-4"
         await pilot.pause()
         await pilot.click("#lr-now")
-        await wait_until(pilot, lambda: app.query_one(StatusPanel).lr_g == 3e-4, what="applied")
-        assert app.query_one(StatusPanel).pending is None
+        await wait_until(pilot, lambda: view.lrs == (3e-4, 5e-4), what="applied")
+        assert view.lr_pending is None
+        await wait_until(pilot, lambda: "G 0.0003  D 0.0005" in panel_text(panel), what="shown")
+        assert "→" not in panel_text(panel)
+
+        # reset: the rates the run started with, back in the fields, sent as a reset
+        await open_screen(pilot, app, "l", LearningRateDialog)
+        await pilot.click("#lr-reset")
+        await pilot.pause()
+        assert [app.screen.query_one(f"#lr-{net}", Input).value for net in "gd"] == ["0.0002", "0.0002"]
+        await pilot.click("#lr-now")
+        await wait_until(pilot, lambda: view.lrs == (2e-4, 2e-4), what="reset")
 
         # escape cancels
         await open_screen(pilot, app, "l", LearningRateDialog)
@@ -128,10 +148,14 @@ async def test_learning_rate_dialog_validates_and_applies(tmp_path):
         await quit_app(pilot, app)
 
 
-async def test_help_log_scale_theme_and_palette(tmp_path):
+def panel_text(panel: StatusPanel) -> str:
+    return "\n".join(panel.render_line(y).text for y in range(panel.size.height))
+
+
+async def test_help_log_scale_theme_and_palette(attached_app, tmp_path):
     from tui_gan.tui.screens.help import HelpScreen
 
-    app = TuiGanApp(lambda: ScriptedEngine())
+    app = attached_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await open_screen(pilot, app, "question_mark", HelpScreen)
@@ -151,8 +175,8 @@ async def test_help_log_scale_theme_and_palette(tmp_path):
         await quit_app(pilot, app)
 
 
-async def test_quality_is_measured_on_m_and_charted_on_c(tmp_path):
-    app = real_app(tmp_path, quality_images=64)
+async def test_quality_is_measured_on_m_and_charted_on_c(attached_app, tmp_path):
+    app = real_app(attached_app, tmp_path, quality_images=64)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: logged(app, "quality at step 0"), what="the first measurement")
         chart = app.query_one(LossChart)
@@ -168,10 +192,10 @@ async def test_quality_is_measured_on_m_and_charted_on_c(tmp_path):
         await quit_app(pilot, app)
 
 
-async def test_browse_epoch_samples_and_write_the_gif(tmp_path):
+async def test_browse_epoch_samples_and_write_the_gif(attached_app, tmp_path):
     from tui_gan.tui.widgets.samples import SamplesView
 
-    app = real_app(tmp_path, epochs=3)  # 14 steps an epoch
+    app = real_app(attached_app, tmp_path, epochs=3)  # 14 steps an epoch
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.FINISHED, what="finished", timeout=60)
         view = app.query_one(SamplesView)
@@ -190,8 +214,8 @@ async def test_browse_epoch_samples_and_write_the_gif(tmp_path):
         await quit_app(pilot, app)
 
 
-async def test_history_is_restored_in_the_chart(tmp_path):
-    app = TuiGanApp(lambda: ScriptedEngine())
+async def test_history_is_restored_in_the_chart(attached_app, tmp_path):
+    app = attached_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         chart = app.query_one(LossChart)
@@ -200,8 +224,8 @@ async def test_history_is_restored_in_the_chart(tmp_path):
         await quit_app(pilot, app)
 
 
-async def test_finished_run_stays_open_until_q(tmp_path):
-    app = real_app(tmp_path, max_steps=3)
+async def test_finished_run_stays_open_until_q(attached_app, tmp_path):
+    app = real_app(attached_app, tmp_path, max_steps=3)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.FINISHED, what="finished")
         await pilot.pause(0.2)
@@ -221,12 +245,12 @@ async def test_bad_input_in_the_worker_exits_with_code_2():
     assert app.return_code == 2
 
 
-async def test_engine_error_is_shown_not_crashed(tmp_path, monkeypatch):
+async def test_engine_error_is_shown_not_crashed(attached_app, tmp_path, monkeypatch):
     def flaky(self, real):
         raise RuntimeError("CUDA out of memory. Tried to allocate 1 GiB")
 
     monkeypatch.setattr(Gan, "train_step", flaky)
-    app = real_app(tmp_path)
+    app = real_app(attached_app, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.ERROR, what="error")
         assert logged(app, "out of memory") and logged(app, "checkpoint saved to")
@@ -235,18 +259,21 @@ async def test_engine_error_is_shown_not_crashed(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 
-async def test_sigterm_saves_and_exits_with_143(tmp_path):
-    app = real_app(tmp_path)
+async def test_sigterm_leaves_with_143_and_the_run_trains_on_until_stopped(serve, tmp_path):
+    engine = real_engine(tmp_path)
+    app = TuiGanApp(serve(engine, for_app=True).viewer, run_name="run")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.query_one(StatusPanel).step > 1, what="steps")
-        app._on_stop_signal(signal.SIGTERM, "terminated (SIGTERM)")
+        app.leave_on_signal(signal.SIGTERM)
         await wait_until(pilot, lambda: app.engine_done.is_set(), what="done")
-    assert app.return_code == 128 + signal.SIGTERM
-    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+    assert app.return_code == 128 + signal.SIGTERM and app.detached
+    assert engine.control.stop_reason is None  # the run goes on
+    engine.control.stop("quit")  # its service stops it, saving
+    wait(lambda: (tmp_path / "run" / "checkpoints" / "last.pt").exists(), what="last.pt")
 
 
-async def test_quit_while_loading_still_exits_cleanly(tmp_path):
-    app = real_app(tmp_path)
+async def test_quit_while_loading_still_exits_cleanly(attached_app, tmp_path):
+    app = real_app(attached_app, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await quit_app(pilot, app)
     assert app.return_code == 0
@@ -281,11 +308,10 @@ class BurstEngine(ScriptedEngine):
         yield from inner
 
 
-async def test_progress_is_throttled_but_nothing_is_lost():
-    from tui_gan.tui.training_screen import PROGRESS_REDRAW_S
+async def test_progress_is_throttled_but_nothing_is_lost(attached_app):
 
     engine = BurstEngine()
-    app = TuiGanApp(lambda: engine)
+    app = attached_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         chart, status = app.query_one(LossChart), app.query_one(StatusPanel)
@@ -299,11 +325,11 @@ async def test_progress_is_throttled_but_nothing_is_lost():
         await quit_app(pilot, app)
 
 
-async def test_events_reach_the_main_screen_while_a_dialog_is_open():
+async def test_events_reach_the_main_screen_while_a_dialog_is_open(attached_app):
     from tui_gan.tui.screens.learning_rate import LearningRateDialog
 
     engine = BurstEngine()
-    app = TuiGanApp(lambda: engine)
+    app = attached_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         chart, status = app.query_one(LossChart), app.query_one(StatusPanel)
@@ -317,22 +343,22 @@ async def test_events_reach_the_main_screen_while_a_dialog_is_open():
         await quit_app(pilot, app)
 
 
-async def test_v_switches_the_samples_between_the_average_and_the_live_generator(tmp_path):
-    app = real_app(tmp_path, ema=True)
+async def test_v_switches_the_samples_between_the_average_and_the_live_generator(attached_app, tmp_path):
+    app = real_app(attached_app, tmp_path, ema=True)
     async with app.run_test(size=SIZE) as pilot:
         view = app.query_one(SamplesView)
         await wait_until(pilot, lambda: view.border_title == "Samples (EMA of G)", what="average")
         await pilot.press("v")
         await wait_until(pilot, lambda: view.border_title == "Samples (live G)", what="live")
-        assert app.training_screen.shown_generator == "live"
+        assert app.training_screen.view.samples.generator == "live"
         await pilot.press("v")
         await wait_until(pilot, lambda: view.border_title == "Samples (EMA of G)", what="back")
         await quit_app(pilot, app)
     assert "generator_ema" in torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
 
 
-async def test_v_without_ema_says_how_to_get_an_average(tmp_path):
-    app = real_app(tmp_path)
+async def test_v_without_ema_says_how_to_get_an_average(attached_app, tmp_path):
+    app = real_app(attached_app, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await pilot.press("v")

@@ -170,6 +170,25 @@ def test_bench_app_mode_runs_the_app(capsys):
     assert "screen updating" in out and "screen frozen" in out and "ratio" in out
 
 
+async def test_bench_app_keeps_progress_and_samples_from_its_screen_in_a_frozen_stretch(serve):
+    from tui_gan.bench.app_cost import frozen_in_stretches
+    from tui_gan.bench.screen_ab import ScreenAB
+    from tui_gan.data.builtin import make_builtin
+
+    from .app_support import ScriptedEngine, quit_app, wait_until
+
+    times = iter([0.0])
+    ab = ScreenAB(10.0, clock=lambda: next(times, 15.0))  # started at 0 s, then always in a frozen stretch
+    engine = ScriptedEngine(samples=make_builtin(4, 16, seed=1))
+    app = frozen_in_stretches(ab)(serve(engine, for_app=True).viewer, run_name="bench")
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = app.training_screen.view
+        await wait_until(pilot, lambda: view.started is not None, what="the run's start")
+        await pilot.pause(0.5)
+        assert view.progress is None and view.samples is None  # both were sent; neither reached the screen
+        await quit_app(pilot, app)
+
+
 GPU_BENCH_ROWS = 8  # bench runs in .ci/gpu-bench
 QUALITY_RUNS = 3  # its bf16-against-fp32 runs
 

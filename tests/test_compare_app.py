@@ -11,7 +11,6 @@ from tui_gan.commands.runstate import run_summaries
 from tui_gan.core.comparison import ComparedRun
 from tui_gan.core.history import HistoryRow
 from tui_gan.engine.metrics import MetricsCsv
-from tui_gan.tui.app import TuiGanApp
 from tui_gan.tui.screens.compare_picker import ComparePicker
 from tui_gan.tui.state import RunState
 from tui_gan.tui.widgets.loss_chart import LossChart
@@ -36,11 +35,10 @@ def runs_folder(tmp_path: Path) -> Path:
     return folder
 
 
-async def test_compare_from_the_start_aligns_by_images_and_follows_the_run(tmp_path):
+async def test_compare_from_the_start_aligns_by_images_and_follows_the_run(attached_app, tmp_path):
     folder = runs_folder(tmp_path)
     compared = ComparedRun.open(folder / "baseline")
-    app = TuiGanApp(lambda: ScriptedEngine(run_dir=str(folder / "demo")), compare=compared,
-                    list_runs=run_summaries)
+    app = attached_app(ScriptedEngine(run_dir=str(folder / "demo")), compare=compared, list_runs=run_summaries)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         chart = app.query_one(LossChart)
@@ -58,16 +56,16 @@ async def test_compare_from_the_start_aligns_by_images_and_follows_the_run(tmp_p
         # the compared run trains on: its new rows are read at the next look
         writer = MetricsCsv(compared.run.metrics, baseline_history() + [quality_row(1000, 25.0)])
         writer.close()
-        app.training_screen._look_again()
+        app.training_screen.comparison.look_again()
         await wait_until(pilot, lambda: chart.overlay.swd[-1] == 25.0, what="the compared run's new measurement")
         await pilot.press("x")
         assert chart.alignment is Alignment.STEP
         await quit_app(pilot, app)
 
 
-async def test_o_picks_a_run_from_the_folder_and_clears_it(tmp_path):
+async def test_o_picks_a_run_from_the_folder_and_clears_it(attached_app, tmp_path):
     folder = runs_folder(tmp_path)
-    app = TuiGanApp(lambda: ScriptedEngine(run_dir=str(folder / "demo")), list_runs=run_summaries)
+    app = attached_app(ScriptedEngine(run_dir=str(folder / "demo")), list_runs=run_summaries)
     make_run(folder / "demo", synthetic_history(3))  # the watched run itself: not offered
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
@@ -88,7 +86,7 @@ async def test_o_picks_a_run_from_the_folder_and_clears_it(tmp_path):
         assert app.screen.query_one(OptionList).get_option_at_index(0).id == "none"
         await pilot.press("enter")  # none: stop comparing
         await wait_until(pilot, lambda: not isinstance(app.screen, ComparePicker), what="the picker closed")
-        assert chart.overlay is None and app.training_screen.compared is None and not chart.border_subtitle
+        assert chart.overlay is None and app.training_screen.comparison.compared is None and not chart.border_subtitle
         await open_screen(pilot, app, "o", ComparePicker)
         await pilot.press("escape")  # cancel: nothing changes
         await wait_until(pilot, lambda: not isinstance(app.screen, ComparePicker), what="the picker closed")

@@ -14,7 +14,6 @@ from tui_gan.core import events as ev
 from tui_gan.core.report import Report
 from tui_gan.engine import engine as engine_module
 from tui_gan.engine.gpu_monitor import NO_MONITOR, NO_NVML, GpuMonitor
-from tui_gan.tui.app import TuiGanApp
 from tui_gan.tui.widgets.status import StatusPanel, gpu_text
 
 from .app_support import ScriptedEngine, quit_app, wait_until
@@ -143,11 +142,11 @@ class EngineOnAGpu(ScriptedEngine):
 
 @pytest.mark.parametrize("size, shown", [((120, 40), "gpu    41.2/139.8 GiB (run 38.0) · 97% busy"),
                                          ((80, 24), "GPU 41.2/139.8 GiB 97%")])
-async def test_the_status_panel_shows_the_gpu(size, shown):
-    app = TuiGanApp(EngineOnAGpu, run_name="demo")
+async def test_the_status_panel_shows_the_gpu(attached_app, size, shown):
+    app = attached_app(EngineOnAGpu(), run_name="demo")
     async with app.run_test(size=size) as pilot:
         panel = app.query_one(StatusPanel)
-        await wait_until(pilot, lambda: panel.gpu is not None, what="the GPU's reading")
+        await wait_until(pilot, lambda: panel.view.device_status is not None, what="the GPU's reading")
         await pilot.pause()
         lines = [panel.render_line(y).text.rstrip() for y in range(panel.size.height)]
         assert shown in lines, "\n".join(lines)

@@ -5,67 +5,25 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tui_gan.core import events as ev
 from tui_gan.core.errors import UserError
-from tui_gan.core.rundir import RunDir
 from tui_gan.service import hub as hub_module
 from tui_gan.service import protocol
 from tui_gan.service.client import Connection, RemoteRun
-from tui_gan.service.hub import Hub
 from tui_gan.service.runfiles import peer_uid
 
-from .app_support import ScriptedEngine, wait_until
-
-
-class Served:
-    """A scripted engine whose events go to a hub, as the service's main thread does it."""
-
-    def __init__(self, folder: Path, **hub_options):
-        self.engine = ScriptedEngine(run_dir=str(folder))
-        self.notes: list[str] = []
-        self.socket = folder / "s.sock"
-        self.hub = Hub(self.socket, self.engine.control, str(folder), note=self.notes.append, **hub_options)
-        self.hub.start()
-        self.run = RunDir(folder)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.hub.view.progress is not None, "the scripted run to start")
-
-    def _run(self):
-        for event in self.engine.run():
-            self.hub.publish(event)
-
-    def viewer(self) -> RemoteRun:
-        conn, welcome = Connection.open(str(self.socket), "view")
-        assert welcome["kind"] == "welcome" and welcome["pid"] == os.getpid()
-        return RemoteRun(conn, self.run)
-
-    def close(self):
-        self.engine.control.stop("test over")
-        self.thread.join(5)
-        self.hub.close(flush_s=0.5)
+from .app_support import wait_for, wait_until
 
 
 @pytest.fixture
-def served():
-    folder = Path(tempfile.mkdtemp(prefix="tg-"))  # short: AF_UNIX paths have a 108-byte limit
-    made: list[Served] = []
-
-    def make(**hub_options) -> Served:
-        made.append(Served(folder, **hub_options))
-        return made[-1]
-
-    yield make
-    for s in made:
-        s.close()
+def served(serve):
+    return serve
 
 
 class Stream:
@@ -182,7 +140,7 @@ def test_a_stalled_viewer_is_dropped_and_never_slows_the_engine(served):
     for step in range(3000):  # 140 MiB of latest values: each replaces the one before
         s.hub.publish(ev.Samples(step, 0, grid))
     reader.wait_for(ev.Samples, lambda e: e.step == 2999)
-    time.sleep(0.2)
+    wait_for(lambda: not s.hub.backlog, "the hub to have handled every sample")
     assert s.hub.watching == 2, "coalesced samples alone must not pile up"
     for epoch in range(40):  # kept, every one: these pile up (at the pace the reader reads)
         s.hub.publish(ev.EpochEnd(epoch, epoch, "p", "c", grid))
@@ -210,14 +168,6 @@ def test_publish_leaves_encoding_and_sending_to_the_hubs_thread(served, monkeypa
     wait_for(lambda: len(encoded_on) > 3, "frames")
     assert publisher not in encoded_on and {t.name for t in encoded_on} == {"tui-gan-hub"}
     stalled.close()
-
-
-def wait_for(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def test_status_answers_once_and_hangs_up(served):
@@ -261,18 +211,18 @@ async def test_the_app_over_a_socket_steers_and_detaches(served):
     s = served()
     other = Stream(s.viewer())
     other.wait_for(ev.Attached)
-    app = TuiGanApp(s.viewer, run_name="demo", detachable=True)
+    app = TuiGanApp(s.viewer, run_name="demo")
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.training_screen
         await wait_until(pilot, lambda: screen.state is RunState.TRAINING, what="attached")
         log = "\n".join(line.text for line in screen.event_log.lines)
         assert "attached to the run at step" in log and "1 other viewer" in log
-        assert len(screen.chart.steps) >= 120
+        assert len(screen.panels.chart.steps) >= 120
         await pilot.press("space")
         await wait_until(pilot, lambda: screen.state is RunState.PAUSED, what="paused")
         other.wait_for(ev.Paused)
         await pilot.press("a")
-        await wait_until(pilot, lambda: screen.status_panel.auto_pause, what="auto-pause on")
+        await wait_until(pilot, lambda: screen.view.auto_pause, what="auto-pause on")
         await pilot.press("d")
         await wait_until(pilot, lambda: not app.is_running, what="the app to leave")
     assert app.detached and s.engine.control.stop_reason is None  # the run goes on

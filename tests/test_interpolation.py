@@ -42,14 +42,14 @@ def test_engine_renders_the_walks_on_request(make_engine, engine_thread):
     assert not torch.equal(walks.frames[0], walks.frames[6])  # it moves
 
 
-async def test_the_walk_view_animates_and_saves_a_gif(tmp_path):
+async def test_the_walk_view_animates_and_saves_a_gif(attached_app, tmp_path):
     from tui_gan.tui.screens.interpolation import InterpolationScreen
     from tui_gan.tui.state import RunState
 
     from .app_support import quit_app, wait_until
     from .test_app import SIZE, log_text, real_app
 
-    app = real_app(tmp_path)
+    app = real_app(attached_app, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await pilot.press("i")

@@ -21,7 +21,6 @@ import pytest
 from PIL import Image
 
 from tui_gan.core import events as ev
-from tui_gan.tui.app import TuiGanApp
 from tui_gan.tui.screens.interpolation import InterpolationScreen
 from tui_gan.tui.terminal_graphics import Graphics
 from tui_gan.tui.widgets import pixels
@@ -78,12 +77,12 @@ def test_sixel_data_rides_on_the_last_line():
     assert last.text.endswith("\x1b[3;11H\x1bPq#0~\x1b\\\x1b[5;16H")  # to the panel's corner and back
 
 
-async def test_pixels_that_fail_fall_back_to_half_blocks(monkeypatch):
+async def test_pixels_that_fail_fall_back_to_half_blocks(attached_app, monkeypatch):
     def broken(*_args):
         raise ImportError("No module named 'textual_image'")
 
     monkeypatch.setattr(pixels, "make_picture", broken)
-    app = TuiGanApp(lambda: ScriptedEngine(samples=samples()), graphics=Graphics("kitty", "", (4, 8)))
+    app = attached_app(ScriptedEngine(samples=samples()), graphics=Graphics("kitty", "", (4, 8)))
     async with app.run_test(size=(100, 34)) as pilot:
         view = app.query_one(SamplesView)
         await wait_until(pilot, lambda: view._pixels is not None and view._pixels.failed, what="the failure")
@@ -144,7 +143,7 @@ def test_sixel_picture_has_the_panel_size():
     assert len(picture.strips) == 5
 
 
-async def test_app_replaces_kitty_pictures_and_frees_them(monkeypatch):
+async def test_app_replaces_kitty_pictures_and_frees_them(attached_app, monkeypatch):
     pytest.importorskip("textual_image")
     from tui_gan.tui.terminal_graphics import hand_over
 
@@ -152,7 +151,7 @@ async def test_app_replaces_kitty_pictures_and_frees_them(monkeypatch):
     hand_over(graphics)
     out = io.StringIO()
     monkeypatch.setattr(sys, "__stdout__", out)
-    app = TuiGanApp(lambda: ScriptedEngine(samples=samples()), graphics=graphics)
+    app = attached_app(ScriptedEngine(samples=samples()), graphics=graphics)
     async with app.run_test(size=(100, 34)) as pilot:
         view = app.query_one(SamplesView)
         ready = lambda: [p.kitty_id for p in view._pixels.ready.values() if p is not None]  # noqa: E731

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from tui_gan.data.builtin import make_builtin
-from tui_gan.tui.app import TuiGanApp
 from tui_gan.tui.state import RunState
 from tui_gan.tui.widgets.samples import SamplesView
 
@@ -17,13 +16,13 @@ from .app_support import ScriptedEngine, wait_until
 SAMPLES = make_builtin(64, 32, seed=1)
 
 
-def _app() -> TuiGanApp:
-    return TuiGanApp(lambda: ScriptedEngine(run_dir="runs/demo", samples=SAMPLES), run_name="demo")
+def _app(attached_app, **options):
+    return attached_app(ScriptedEngine(run_dir="runs/demo", samples=SAMPLES), run_name="demo", **options)
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
-def test_main_screen(snap_compare, size):
-    app = _app()
+def test_main_screen(snap_compare, attached_app, size):
+    app = _app(attached_app)
 
     async def ready(pilot):
         await wait_until(pilot, lambda: app.state is RunState.TRAINING and app.query_one(SamplesView).shown > 0,
@@ -33,8 +32,8 @@ def test_main_screen(snap_compare, size):
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
 
-def test_learning_rate_dialog(snap_compare):
-    app = _app()
+def test_learning_rate_dialog(snap_compare, attached_app):
+    app = _app(attached_app)
 
     async def open_dialog(pilot):
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
@@ -46,14 +45,14 @@ def test_learning_rate_dialog(snap_compare):
     assert snap_compare(app, terminal_size=(120, 40), run_before=open_dialog)
 
 
-def test_comparison_overlay(snap_compare, tmp_path):
+def test_comparison_overlay(snap_compare, attached_app, tmp_path):
     """Another run's smoothed losses (dimmer, named in the legend) behind this run's, by images seen."""
     from tui_gan.core.comparison import ComparedRun
 
     from .test_compare_app import runs_folder
 
     compared = ComparedRun.open(runs_folder(tmp_path) / "baseline")
-    app = TuiGanApp(lambda: ScriptedEngine(run_dir="runs/demo", samples=SAMPLES), run_name="demo", compare=compared)
+    app = _app(attached_app, compare=compared)
 
     async def aligned_by_images(pilot):
         await wait_until(pilot, lambda: app.state is RunState.TRAINING and app.query_one(SamplesView).shown > 0,

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 import inspect
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ from tui_gan.tui.state import RunState
 from tui_gan.tui.training_screen import TONE_STYLES, TrainingScreen
 from tui_gan.tui.widgets.status import STATE_STYLES
 
-from .app_support import ScriptedEngine, quit_app, wait_until
+from .app_support import quit_app, wait_until
 
 EVENT_TYPES = [cls for _, cls in inspect.getmembers(ev, inspect.isclass)
                if cls.__module__ == ev.__name__ and dataclasses.is_dataclass(cls)]
@@ -81,23 +83,23 @@ def test_key_method_names_strip_arguments():
     assert Key("[", "left_square_bracket", "browse(-1)", "", "").method == "action_browse"
 
 
-async def test_palette_commands_are_the_key_table_and_run_on_the_training_screen():
-    app = TuiGanApp(lambda: ScriptedEngine())
+async def test_palette_commands_are_the_key_table_and_run_on_the_training_screen(attached_app):
+    app = attached_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         commands = {c.title: c for c in app.get_system_commands(app.screen)}
         for key in palette_keys():
             assert commands[key.description].help == f"key: {key.shown}"
         assert "This help" not in commands  # help is left out of the palette
-        chart = app.training_screen.chart
+        chart = app.training_screen.panels.chart
         assert not chart.log_scale
         await commands["Loss chart: log scale (on/off)"].callback()
         assert chart.log_scale
         await quit_app(pilot, app)
 
 
-async def test_the_event_log_takes_its_lines_from_the_report_with_a_style_per_tone():
-    app = TuiGanApp(lambda: ScriptedEngine())
+async def test_the_event_log_takes_its_lines_from_the_report_with_a_style_per_tone(attached_app):
+    app = attached_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         log = app.training_screen.event_log
@@ -123,16 +125,19 @@ def test_every_state_has_a_style():
     assert {s for s in RunState if s.takes_requests} == {RunState.TRAINING, RunState.PAUSING, RunState.PAUSED}
 
 
-def test_sample_history_browses_the_epochs_then_returns_to_live():
-    history = SampleHistory()
+def test_sample_history_browses_the_epochs_of_the_view_then_returns_to_live():
+    view = types.SimpleNamespace(samples=None, progression=[])  # what it reads of a RunView
+    history = SampleHistory(view)
     live = np.zeros((1, 3, 4, 4), np.uint8)
     assert history.browse(-1) is None  # no epochs yet
-    assert history.set_live(7, live).subtitle == "step 7"
-    history.epochs += [(1, "one"), (2, "two")]
+    view.samples = ev.Samples(7, 0, live)
+    assert history.latest().subtitle == "step 7"
+    view.progression += [(1, "one"), (2, "two")]
     assert history.browse(1) is None  # already live
     shown = history.browse(-1)
     assert (shown.images, shown.subtitle) == ("two", "epoch 2 · 2/2 · ] live")
-    assert history.set_live(8, live) is None  # browsing: the new live samples wait
+    view.samples = ev.Samples(8, 0, live)
+    assert history.latest() is None  # browsing: the new live samples wait
     assert history.browse(-5).subtitle.startswith("epoch 1 · 1/2")  # stops at the first
     assert history.browse(1).images == "two"
     assert history.browse(1).subtitle == "step 8"  # past the newest: live again
@@ -161,12 +166,27 @@ def test_tui_modules_and_classes_stay_small(path):
             assert node.end_lineno - node.lineno + 1 <= 300, node.name
 
 
-async def test_ctrl_q_quits_from_over_a_dialog_and_q_closes_the_help_first():
+def own_lines(cls: type) -> int:
+    """A class's lines with those of every tui_gan class it inherits from (its mixins): what a
+    reader has to hold to know what one of its methods may touch."""
+    return sum(len(inspect.getsourcelines(base)[0]) for base in cls.__mro__ if base.__module__.startswith("tui_gan."))
+
+
+@pytest.mark.parametrize("path", TUI_SOURCES, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_tui_classes_stay_small_counting_what_they_inherit(path):
+    name = ".".join(path.relative_to(Path(tui_gan.__file__).parents[1]).with_suffix("").parts)
+    module = importlib.import_module(name.removesuffix(".__init__"))
+    for cls in vars(module).values():
+        if inspect.isclass(cls) and cls.__module__ == module.__name__:
+            assert own_lines(cls) <= 300, cls.__name__
+
+
+async def test_ctrl_q_quits_from_over_a_dialog_and_q_closes_the_help_first(attached_app):
     from tui_gan.tui.screens.help import HelpScreen
 
     from .app_support import open_screen
 
-    app = TuiGanApp(lambda: ScriptedEngine())
+    app = attached_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         await open_screen(pilot, app, "question_mark", HelpScreen)
@@ -179,8 +199,8 @@ async def test_ctrl_q_quits_from_over_a_dialog_and_q_closes_the_help_first():
     assert app.return_code == 0
 
 
-async def test_a_pause_still_queued_when_q_is_pressed_is_not_logged():
-    app = TuiGanApp(lambda: ScriptedEngine())
+async def test_a_pause_still_queued_when_q_is_pressed_is_not_logged(attached_app):
+    app = attached_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
         screen = app.training_screen
@@ -189,6 +209,6 @@ async def test_a_pause_still_queued_when_q_is_pressed_is_not_logged():
         screen.show_event(ev.Paused(1200))
         await pilot.pause(0.1)
         assert len(screen.event_log.lines) == before and screen.state is RunState.STOPPING
-        screen.show_event(ev.Resumed(1200))  # as before the split: resumes are still logged
+        screen.show_event(ev.Resumed(1200))  # a resume is still logged
         await wait_until(pilot, lambda: len(screen.event_log.lines) > before, what="the resumed line")
         await quit_app(pilot, app)

@@ -10,6 +10,8 @@ from tui_gan.tui.widgets.loss_chart import downsample, ema
 from tui_gan.tui.widgets.samples import UPPER_HALF, canvas_to_strips, compose_canvas, fit_grid, render_halfblock
 from tui_gan.tui.widgets.status import progress_bar
 
+from .app_support import wait_until
+
 
 def test_half_block_cell_takes_upper_pixel_as_foreground_and_lower_as_background():
     canvas = np.zeros((2, 3, 3), dtype=np.uint8)
@@ -132,7 +134,7 @@ async def test_loss_chart_draws_new_rows_at_most_every_interval():
         chart.add_rows([row._replace(step=2)])
         chart.add_rows([row._replace(step=3)])
         assert plots == [1]
-        await pilot.pause(0.6)
+        await wait_until(pilot, lambda: len(plots) > 1, what="the later redraw")
         assert plots == [1, 3]  # one later redraw, with every row
         assert chart.steps == [1.0, 2.0, 3.0]
 
@@ -182,11 +184,15 @@ async def test_text_lines_keep_styles_truncate_and_rebuild_only_changed_lines():
 
 
 def test_the_status_bar_shows_the_last_epoch_full_once_every_epoch_is_done():
+    from tui_gan.core import events as ev
+    from tui_gan.core.runview import RunView
     from tui_gan.tui.widgets.status import StatusPanel
 
-    panel = StatusPanel()
-    panel.epochs, panel.steps_per_epoch = 8, 156
-    panel.epoch, panel.epoch_step = 1, 0  # epoch 1 ended: the second starts empty
+    view = RunView()
+    view.apply(ev.Started("cpu", "cpu", {"epochs": 8}, "builtin", 1248, 156, 1248, "runs/x", 156, 1, None, [],
+                          2e-4, 2e-4))
+    panel = StatusPanel(view)  # epoch 1 ended: the second starts empty
     assert panel.lines(46, 12)[1].plain.startswith("epoch 2/8") and panel.lines(46, 12)[1].plain.endswith("  0%")
-    panel.epoch = 8  # the run ended after its last epoch
+    panel.progress = ev.Progress(1248, 8, 0, 156, 1248, 0.5, 2.0, 0.7, 0.3, 0.2, 400.0, 0.0, 60.0, 2e-4, 2e-4)
+    # the run ended after its last epoch
     assert panel.lines(46, 12)[1].plain.startswith("epoch 8/8") and panel.lines(46, 12)[1].plain.endswith("100%")

@@ -58,7 +58,7 @@ class BenchResult:
 
 
 def run_bench(args) -> int:
-    """``tui-gan bench`` with its parsed arguments (see cli.bench_parser)."""
+    """``tui-gan bench`` with its parsed arguments (see commands/bench.bench_parser)."""
     if args.images < args.batch_size:
         raise UserError(f"--images {args.images} is fewer than one batch of {args.batch_size}")
     config = TrainConfig(image_size=args.image_size, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,

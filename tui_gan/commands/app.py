@@ -50,7 +50,7 @@ def watch(connect: Any, run: RunDir, compare: ComparedRun | None = None, choosin
         raise
     if graphics is not None:
         hand_over(graphics)
-    app = TuiGanApp(lambda: connect(app.leaving), run_name=run.root.name, detachable=True, compare=compare,
+    app = TuiGanApp(lambda: connect(app.leaving), run_name=run.root.name, compare=compare,
                     list_runs=run_summaries, graphics=graphics)
     app.run()
     if app.detached:

@@ -27,9 +27,8 @@ SUPPORTED_SIZES = (16, 32, 64, 128, 256)
 #: Settings swapped in when training would run on a CPU, so the default run (`tui-gan`, no
 #: flags) shows glyphs taking shape within a minute and ends recognisable in under 3 on a
 #: 2-core CPU: 8 epochs of the built-in 10,000 images are 1,248 steps, ~150 s at ~530
-#: img/s. The learning rates are 2.5x the tutorial's: at equal training time (1,300 steps)
-#: the final SWD was 58.7 (seed 1: B2) against 61.7 at 2e-4, and at the old length (780
-#: steps) 65.4 against 94.7 (docs/benchmark.md, "The default CPU run"). Explicit flags (or
+#: img/s. The learning rates are 2.5x the tutorial's because they ended with a lower SWD at
+#: equal training time (docs/benchmark.md, "The default CPU run"). Explicit flags (or
 #: config-file keys) always win.
 CPU_PRESET = {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 64, "lr_g": 5e-4, "lr_d": 5e-4, "epochs": 8}
 

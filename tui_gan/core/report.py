@@ -167,8 +167,9 @@ class Report:
                      f"data {e.dataset}{resumed}", detail=detail)]
 
     def progress(self, p: ev.Progress) -> list[Line]:
+        current = min(p.epoch + 1, self.epochs) if self.epochs else p.epoch + 1  # the last report follows the end
         return [Line(
-            f"epoch {p.epoch + 1}/{self.epochs} step {p.step}/{p.total_steps} | "
+            f"epoch {current}/{self.epochs} step {p.step}/{p.total_steps} | "
             f"loss_D {p.loss_d:.3f} loss_G {p.loss_g:.3f} | "
             f"D(x) {p.d_x:.3f} D(G(z)) {p.d_g_z1:.3f}/{p.d_g_z2:.3f} | "
             f"{p.images_per_sec:,.0f} img/s | ETA {format_duration(p.eta_s)}"

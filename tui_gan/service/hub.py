@@ -132,6 +132,11 @@ class Hub:
         self._thread = threading.Thread(target=self.serve_forever, name="tui-gan-hub", daemon=True)
         self._thread.start()
 
+    @property
+    def backlog(self) -> int:
+        """Events published and not yet handed to the viewers' queues."""
+        return len(self._inbox)
+
     def publish(self, item: Any) -> None:
         """Queue an event for every viewer (from the engine's thread; never blocks)."""
         self._inbox.append(item)

@@ -2,26 +2,30 @@
 ``--compare``, or picked with ``o`` from the runs beside this one), followed as that run
 trains, and the x-axis by step or by images seen (``x``).
 
-A mixin of TrainingScreen (training_screen.py), which has the ``chart``, ``run_dir`` and
-``log_line`` these methods use. Everything that touches the disk runs in thread workers:
-listing the runs (each one's metrics.csv is read, a couple of MB for a long run), opening
-the picked one, and the look every COMPARE_REFRESH_S at whether it has grown (one stat
-when it has not; only the appended lines when it has).
+Everything that touches the disk runs in thread workers of the screen: listing the runs
+(each one's metrics.csv is read, a couple of MB for a long run), opening the picked one,
+and the look every COMPARE_REFRESH_S at whether it has grown (one stat when it has not;
+only the appended lines when it has).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from textual import work
+from textual.app import App
+from textual.notifications import SeverityLevel
+from textual.timer import Timer
+from textual.worker import Worker
 
 from ..core.comparison import ComparedRun, RunSummary, summarise_run
 from ..core.errors import UserError
 from ..core.metrics_csv import MetricsCsvError
 from ..core.rundir import DEFAULT_RUNS, run_dirs
-from .widgets.loss_chart import ema
+from ..core.runview import RunView
+from .widgets.loss_chart import LossChart, ema
 from .widgets.overlay import Overlay
 
 #: Seconds between looks at whether the compared run's metrics.csv has grown (it gains a row
@@ -32,33 +36,48 @@ RunLister = Callable[[Path], list[RunSummary]]
 
 
 def files_only_listing(root: Path) -> list[RunSummary]:
-    """The runs under ``root`` from their metrics.csv alone, their state unknown: for an app
-    started without runs.run_summaries (an engine in the app's own process: tests, benchmarks)."""
+    """The runs under ``root`` from their metrics.csv alone, their state unknown (for an app
+    given no lister that knows their services)."""
     return [summarise_run(run, "") for run in run_dirs(root)]
 
 
-class Comparing:
-    """The compared run, the picker (``o``) and the x-axis alignment (``x``)."""
+class Host(Protocol):
+    """What the comparison uses of the screen whose chart it draws on."""
 
-    chart: Any
-    run_dir: str
-    compared: ComparedRun | None = None
-    list_runs: RunLister = staticmethod(files_only_listing)
+    @property
+    def app(self) -> App[Any]: ...
+    def log_line(self, text: str, style: str = "") -> None: ...
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None: ...
+    def run_worker(self, work: Any, name: str | None = "", group: str = "default", description: str = "",
+                   exit_on_error: bool = True, start: bool = True, exclusive: bool = False,
+                   thread: bool = False) -> Worker[Any]: ...
+    def set_interval(self, interval: float, callback: Any = None, *, name: str | None = None,
+                     repeat: int = 0, pause: bool = False) -> Timer: ...
 
-    def compare_from_the_start(self, compared: ComparedRun | None, list_runs: RunLister | None) -> None:
-        """Before the screen is mounted: the run of ``--compare`` and how the picker lists runs
-        (runs.run_summaries, which knows their states)."""
-        if list_runs is not None:
-            self.list_runs = list_runs
+
+class Comparison:
+    """The compared run, the picker (``o``) and the x-axis alignment (``x``). ``compared``:
+    the run of ``--compare``, drawn with the first frame; ``list_runs``: how the picker lists
+    runs (commands/runstate.run_summaries, which knows their states)."""
+
+    def __init__(self, chart: LossChart, view: RunView, screen: Host, compared: ComparedRun | None = None,
+                 list_runs: RunLister | None = None) -> None:
+        self.chart, self.view, self.screen = chart, view, screen
+        self.list_runs = list_runs or files_only_listing
+        self.compared = compared
         if compared is not None:
-            self.compared = compared
-            self.chart.overlay = overlay_of(compared)  # drawn with the first frame
+            chart.overlay = overlay_of(compared)
 
-    def on_mount_comparing(self) -> None:
-        """On mount: the chart's subtitle, and a look at the compared run's metrics.csv every
-        COMPARE_REFRESH_S."""
+    def start(self) -> None:
+        """Once the screen is mounted: the chart's subtitle, and a look at the compared run's
+        metrics.csv every COMPARE_REFRESH_S."""
         self._show_compared_name()
-        self.set_interval(COMPARE_REFRESH_S, self._look_again)
+        self.screen.set_interval(COMPARE_REFRESH_S, self.look_again)
+
+    @property
+    def run_dir(self) -> str:
+        return self.view.started.run_dir if self.view.started is not None else ""
 
     def _compare_with(self, compared: ComparedRun | None, overlay: Overlay | None) -> None:
         self.compared = compared
@@ -68,20 +87,22 @@ class Comparing:
     def _show_compared_name(self) -> None:
         self.chart.border_subtitle = f"vs {self.compared.name}" if self.compared is not None else ""
 
+    def _in_thread(self, work: Callable[[], None], group: str) -> None:
+        self.screen.run_worker(work, group=group, exclusive=True, thread=True, exit_on_error=False)
+
     # ----------------------------------------------------------------- following it
 
-    def _look_again(self) -> None:
+    def look_again(self) -> None:
         if self.compared is not None:
-            self._refresh_compared(self.compared)
+            self._in_thread(partial(self._refresh_compared, self.compared), "compare-refresh")
 
-    @work(thread=True, exclusive=True, group="compare-refresh", exit_on_error=False)
     def _refresh_compared(self, compared: ComparedRun) -> None:
         try:
             grew = compared.refresh()
         except MetricsCsvError:
             return  # moved or deleted since: the curves stay as they were
         if grew:
-            self.app.call_from_thread(self._grown, compared, overlay_of(compared))
+            self.screen.app.call_from_thread(self._grown, compared, overlay_of(compared))
 
     def _grown(self, compared: ComparedRun, overlay: Overlay) -> None:
         if compared is self.compared:  # not replaced or cleared meanwhile
@@ -89,13 +110,13 @@ class Comparing:
 
     # ----------------------------------------------------------------- the keys
 
-    def action_toggle_alignment(self) -> None:
-        chart = self.chart
-        chart.set_alignment(chart.alignment.toggled())  # the axis label says which
+    def toggle_alignment(self) -> None:
+        self.chart.set_alignment(self.chart.alignment.toggled())  # the axis label says which
 
-    def action_compare(self) -> None:
-        folder = Path(self.run_dir).parent if self.run_dir else Path(DEFAULT_RUNS)
-        own = Path(self.run_dir).resolve() if self.run_dir else None
+    def pick(self) -> None:
+        run_dir = self.run_dir
+        folder = Path(run_dir).parent if run_dir else Path(DEFAULT_RUNS)
+        own = Path(run_dir).resolve() if run_dir else None
         compared = self.compared.name if self.compared is not None else None
         from .screens.compare_picker import NO_COMPARISON, ComparePicker  # with the key: off the first frame's path
 
@@ -104,25 +125,25 @@ class Comparing:
                 return
             if choice == NO_COMPARISON:
                 self._compare_with(None, None)
-                self.log_line("comparison cleared", "dim")
+                self.screen.log_line("comparison cleared", "dim")
             else:
-                self.log_line(f"reading {choice}…", "dim")
-                self._open_compared(str(choice))
+                self.screen.log_line(f"reading {choice}…", "dim")
+                self._in_thread(partial(self._open_compared, str(choice)), "compare-open")
 
-        self.app.push_screen(ComparePicker(folder, own, compared, self.list_runs), picked)
+        self.screen.app.push_screen(ComparePicker(folder, own, compared, self.list_runs), picked)
 
-    @work(thread=True, exclusive=True, group="compare-open", exit_on_error=False)
     def _open_compared(self, path: str) -> None:
+        app = self.screen.app
         try:
             compared = ComparedRun.open(path, flag="compare")
         except UserError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            app.call_from_thread(self.screen.notify, str(exc), severity="warning")
             return
-        self.app.call_from_thread(self._compared_opened, compared, overlay_of(compared))
+        app.call_from_thread(self._compared_opened, compared, overlay_of(compared))
 
     def _compared_opened(self, compared: ComparedRun, overlay: Overlay) -> None:
         self._compare_with(compared, overlay)
-        self.log_line(f"comparing with {compared.run.root} (batch size {compared.batch_size})", "green")
+        self.screen.log_line(f"comparing with {compared.run.root} (batch size {compared.batch_size})", "green")
 
 
 def overlay_of(compared: ComparedRun) -> Overlay:

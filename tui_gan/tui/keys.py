@@ -22,7 +22,7 @@ class Scope(enum.Enum):
     """The App: quitting, which must work from every screen."""
     TRAINING = "training"
     """The training screen: keys about the run and its widgets. A modal screen on top (a
-    dialog) hides them, as it hid them when they were App bindings."""
+    dialog) hides them: they act on what the dialog covers."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Messages the engine worker posts to the app. Small and immutable; no widget access."""
+"""Messages the app's worker posts as it follows the run. Small and immutable; no widget access."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from typing import Any
 
 from textual.message import Message
 
-from ..core.contract import latest_value_key
-from ..core.control import Control
+from ..core.contract import RunControl, latest_value_key
 
 
 class EngineEvent(Message):
-    """One event from the engine's stream."""
+    """One event of the run's stream."""
 
     def __init__(self, event: Any) -> None:
         super().__init__()
@@ -27,15 +26,15 @@ class EngineEvent(Message):
 
 
 class EngineReady(Message):
-    """The engine exists (torch imported, config resolved); its control surface is live."""
+    """The app has reached the run: requests go to ``run_control`` from now on."""
 
-    def __init__(self, control: Control) -> None:
+    def __init__(self, control: RunControl) -> None:
         super().__init__()
-        self.engine_control = control
+        self.run_control = control  # not "control": a Message has a property of that name
 
 
 class EngineFailed(Message):
-    """The engine could not start: bad input (a one-line message) or an unexpected error."""
+    """The run could not be reached or started: bad input (a one-line message) or an unexpected error."""
 
     def __init__(self, message: str, user_error: bool) -> None:
         super().__init__()
@@ -44,4 +43,4 @@ class EngineFailed(Message):
 
 
 class EngineDone(Message):
-    """The worker has returned: the engine's stream is over."""
+    """The worker has returned: the run's stream is over."""

@@ -1,13 +1,16 @@
 """Which samples the samples panel shows: the live ones, or one epoch's end (``[`` and ``]``).
 
-Plain logic, no widget: the training screen draws what ``show``, ``live`` and ``browse``
-return.
+Plain logic, no widget: the samples and the epoch-end samples are the run's view's
+(core/runview.py); what is browsed is this window's own. The training screen draws what
+``latest`` and ``browse`` return.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from ..core import events as ev
 
 
 @dataclass(frozen=True)
@@ -18,37 +21,43 @@ class Shown:
     subtitle: str
 
 
-class SampleHistory:
-    def __init__(self) -> None:
-        self.live: tuple[int, Any] | None = None  # (step, uint8 images) of the newest samples
-        self.epochs: list[tuple[int, Any]] = []  # (epoch, uint8 images) of each epoch's end
-        self.browsing: int | None = None  # index into epochs; None: live
+class Samples(Protocol):
+    """What of the run's view (RunView) the browser reads."""
 
-    def set_live(self, step: int, images: Any) -> Shown | None:
-        """New live samples: what to show now (None while browsing the epochs)."""
-        self.live = (step, images)
+    @property
+    def samples(self) -> ev.Samples | None: ...
+    @property
+    def progression(self) -> list[tuple[int, Any]]: ...
+
+
+class SampleHistory:
+    def __init__(self, view: Samples) -> None:
+        self.view = view
+        self.browsing: int | None = None  # index into the view's progression; None: live
+
+    def latest(self) -> Shown | None:
+        """What to show as new live samples arrive (None while browsing the epochs)."""
         return None if self.browsing is not None else self.shown_live()
 
     def shown_live(self) -> Shown | None:
-        if self.live is None:
-            return None
-        step, images = self.live
-        return Shown(images, f"step {step}")
+        live = self.view.samples
+        return None if live is None else Shown(live.images, f"step {live.step}")
 
     def browse(self, delta: int) -> Shown | None:
         """``[`` (delta -1) and ``]`` (+1): step through the epoch-end samples; past the
         newest, back to the live ones. None: nothing to change (already live, or no epochs)."""
-        if not self.epochs:
+        epochs = self.view.progression
+        if not epochs:
             return None
         if self.browsing is None:
             if delta > 0:
                 return None  # already live
-            index = len(self.epochs) - 1
+            index = len(epochs) - 1
         else:
             index = self.browsing + delta
-        if index >= len(self.epochs):
+        if index >= len(epochs):
             self.browsing = None
             return self.shown_live()
         self.browsing = max(0, index)
-        epoch, images = self.epochs[self.browsing]
-        return Shown(images, f"epoch {epoch} · {self.browsing + 1}/{len(self.epochs)} · ] live")
+        epoch, images = epochs[self.browsing]
+        return Shown(images, f"epoch {epoch} · {self.browsing + 1}/{len(epochs)} · ] live")

@@ -10,15 +10,9 @@ The probe is the one textual-image sends (a kitty graphics query, the cell size 
 then primary device attributes, DA1), read in a thread while the viewer loads Textual.
 Every terminal answers DA1 and answers in order, so DA1 ends the wait; a terminal that
 answers nothing is given ``PROBE_WINDOW_S`` from the probe's start, so it holds the first
-frame back by at most that window less the time the viewer takes to load Textual.
-Measured with docs/experiments/probe_first_frame.py (a pty, Python 3.12 with textual-image,
-the shared 2-core AMD EPYC, median of 5): Textual was loaded 240-280 ms after the probe went
-out; in a terminal that answers like kitty the viewer then waited 1 ms for the answer, and
-the first frame came at 0.48 s, as with ``--graphics blocks`` (0.48 s, no probe). A terminal
-that answers nothing at all waits out the window: first frame at 1.22 s. Without
-textual-image (Python 3.11), ``auto`` sends nothing (an earlier measurement: 0.861 s against
-0.825 s before this module, median of 9 interleaved, within the noise; its import takes
-about 4 ms).
+frame back by at most that window less the time the viewer takes to load Textual (the
+numbers: docs/benchmark.md, measured with docs/experiments/probe_first_frame.py). Without
+textual-image, ``auto`` sends nothing.
 
 An answer that comes after the window reaches Textual as keystrokes (``[``, ``?``, ``c``,
 ``i``, ``t``: keys that do things), so the window is long enough for slow SSH links (1 s

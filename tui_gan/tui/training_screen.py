@@ -1,102 +1,88 @@
-"""The training screen: the layout and the engine's events drawn on it (its keys' actions
-are training_actions.py's).
+"""The training screen: the layout, and the run's events drawn on it.
 
-The App (app.py) keeps the lifecycle: it runs the engine in a worker and hands each event
-to ``show_event`` here, which finds the event's handler in ``HANDLERS`` and writes the
-event's lines to the event log. Those lines come from core/report.py, so the app and the
-headless log describe an event in the same words.
+Each event is folded once into the screen's RunView (core/runview.py), the run's state as
+far as this window has heard; the handler of its kind (``HANDLERS``) then redraws the
+panels whose part of the view it changed, and the event's lines, in the words of
+core/report.py (those of the headless log), go to the event log. What only this window
+knows (a pause it asked for and the run has not yet confirmed, a lost connection) is its
+RunState (state.py). The keys' actions belong to the screen's parts: the panels
+(panels.py), the requests to the run (run_requests.py) and the comparison (comparison.py).
+
+The connection (service/client.py's RemoteRun) keeps a view of its own, folded in the
+worker thread as the events arrive, for its control's pause state; this one is folded in
+the UI thread, which alone draws from it, so no panel reads a view another thread is
+changing.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, RichLog
 
 from ..core import events as ev
-from ..core.control import Control
-from ..core.history import HistoryRow
+from ..core.comparison import ComparedRun
+from ..core.contract import RunControl
+from ..core.errors import UserError
 from ..core.report import Line, Report, Tone
-from .comparison import Comparing
-from .keys import Scope, bindings
-from .sample_history import SampleHistory, Shown
+from ..core.rundir import RunDir
+from ..core.runview import RunView
+from .comparison import Comparison, RunLister
+from .keys import Scope, bindings, help_rows
+from .panels import SAMPLES_TITLE, RunPanels
+from .run_requests import RunRequests
+from .screens.help import HelpScreen
 from .screens.interpolation import InterpolationScreen
 from .state import RunState
-from .training_actions import TrainingActions
-from .widgets.gauges import Gauge
-from .widgets.loss_chart import LossChart
-from .widgets.samples import SamplesView
-from .widgets.status import StatusPanel
-from .widgets.throttle import Throttle
 
-#: (name, label) of each gauge; the name is the field of Progress and HistoryRow it shows.
-GAUGES = (("d_x", "D(x)"), ("d_g_z1", "D(G(z1))"), ("d_g_z2", "D(G(z2))"))
-#: Seconds between redraws of the numbers (status, gauges). Every redraw holds the GIL that
-#: the training thread needs between its operations; see docs/benchmark.md, "Speed of the app".
-PROGRESS_REDRAW_S = 1.0
 #: The event log's style for each tone of a report line. STATUS lines (progress, loading)
 #: never reach the log: the status panel shows that state, and the log would scroll with it.
 TONE_STYLES = {Tone.PLAIN: "", Tone.GOOD: "green", Tone.WARNING: "yellow", Tone.ERROR: "bold red",
                Tone.DONE: "bold cyan", Tone.STATUS: "dim"}
 PAUSE_DETAILS = {"epoch end": "at the end of the epoch", "diverged": "diverged: lower the learning rates (l)"}
-BORDER_TITLES = {"chart": "Losses", "gauges": "Discriminator's verdicts", "samples": "Samples (fixed noise)",
+BORDER_TITLES = {"chart": "Losses", "gauges": "Discriminator's verdicts", "samples": SAMPLES_TITLE,
                  "status": "Status", "log": "Events"}
 
 
-def _as_array(images: Any) -> Any:
-    """Events carry torch tensors or numpy arrays; the widgets take numpy (no torch import)."""
-    return images.numpy() if hasattr(images, "numpy") else images
-
-
-class TrainingScreen(Comparing, TrainingActions, Screen[None]):
+class TrainingScreen(Screen[None]):
     BINDINGS = bindings(Scope.TRAINING)
 
-    def __init__(self, run_name: str = "", screen_ab: Any = None) -> None:
-        """``screen_ab`` (a bench ScreenAB) freezes the progress and samples in alternate
-        stretches to measure what drawing them costs the training."""
+    def __init__(self, run_name: str = "", compare: ComparedRun | None = None,
+                 list_runs: RunLister | None = None) -> None:
         super().__init__()
         self.run_name = run_name
-        self.screen_ab = screen_ab
+        self.view = RunView()
         self.state = RunState.LOADING
-        self.control: Control | None = None  # set by attach() once the engine exists
+        self.control: RunControl | None = None  # set by attach() once the app has reached the run
         self.report = Report()
-        self.run_dir = ""
-        self.samples = SampleHistory()
-        self.has_average = False  # --ema: the run keeps a moving average of G
-        self.shown_generator: str | None = None  # whose samples the newest Samples event had
-        self._progress: ev.Progress | None = None  # the newest progress not yet drawn
-        self._progress_redraws = Throttle(self, PROGRESS_REDRAW_S, self._draw_progress)
-        # Built here and held: the handlers run several times a second and should not query
-        # for their widgets, and every attribute exists before the screen is mounted.
-        self.chart = LossChart(id="chart")
-        self.gauges = {name: Gauge(label, id=f"gauge-{name}") for name, label in GAUGES}
+        self.panels = RunPanels(self.view, self)
         # min_width: RichLog renders at least 78 columns by default and crops the rest, which
         # cut off the lines of a 68-column (120x40) or 46-column (80x24) panel
         self.event_log = RichLog(id="log", markup=True, wrap=True, max_lines=1000, min_width=20)
         self.event_log.can_focus = False  # it would take space (pause) for scrolling; the mouse still scrolls it
-        self.samples_view = SamplesView(id="samples")
-        self.status_panel = StatusPanel(id="status")
+        self.requests = RunRequests(self.view, self)
+        self.comparison = Comparison(self.panels.chart, self.view, self, compare, list_runs)
 
     # ----------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
+        panels = self.panels
         yield Header(show_clock=False, icon="◐")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield self.chart
+                yield panels.chart
                 with Vertical(id="gauges"):
-                    yield from self.gauges.values()
+                    yield from panels.gauges.values()
                 yield self.event_log
             with Vertical(id="right"):
-                yield self.samples_view
-                yield self.status_panel
+                yield panels.samples_view
+                yield panels.status
         yield Footer()
 
     def on_mount(self) -> None:
@@ -104,29 +90,36 @@ class TrainingScreen(Comparing, TrainingActions, Screen[None]):
         for widget_id, title in BORDER_TITLES.items():
             self.query_one(f"#{widget_id}").border_title = title
         graphics = self.app.graphics
-        self.samples_view.border_title += graphics.label  # "Samples (fixed noise) · kitty"
+        self.panels.images_label = graphics.label
+        self.panels.samples_view.border_title += graphics.label  # "Samples (fixed noise) · kitty"
         if graphics.reason:
             self.log_line(f"images: {graphics.reason}", "dim")
         self.log_line("loading torch and the data…", "dim")
-        self.on_mount_comparing()
+        self.comparison.start()
 
     def on_screen_suspend(self) -> None:
-        self.samples_view.refresh()  # pixels only on the screen on top: half blocks under a dialog
+        self.panels.samples_view.refresh()  # pixels only on the screen on top: half blocks under a dialog
 
     def on_screen_resume(self) -> None:
-        self.samples_view.refresh()
+        self.panels.samples_view.refresh()
 
     # ----------------------------------------------------------------- what the App calls
 
-    def attach(self, control: Control) -> None:
-        """The engine exists: requests go to ``control`` from now on."""
+    def attach(self, control: RunControl) -> None:
+        """The app has reached the run: requests go to ``control`` from now on."""
         self.control = control
+        self.requests.attach(control)
+
+    @property
+    def run_dir(self) -> str:
+        return self.view.started.run_dir if self.view.started is not None else ""
 
     @classmethod
     def handles(cls, event_type: type) -> bool:
         return event_type in cls.HANDLERS
 
     def show_event(self, event: Any) -> None:
+        self.view.apply(event)
         handler = self.HANDLERS.get(type(event))
         if handler is None:
             return  # an event of a newer engine: nothing here knows how to show it
@@ -139,7 +132,7 @@ class TrainingScreen(Comparing, TrainingActions, Screen[None]):
 
     def set_state(self, state: RunState, detail: str = "") -> None:
         self.state = state
-        status = self.status_panel
+        status = self.panels.status
         status.state, status.detail = state, detail
         status.redraw()
 
@@ -154,85 +147,42 @@ class TrainingScreen(Comparing, TrainingActions, Screen[None]):
     def _show_loading(self, e: ev.Loading) -> None:
         self.set_state(RunState.LOADING, Report.loading_detail(e))
 
-    def _show_started(self, e: ev.Started) -> None:
-        if self.screen_ab is not None:
-            self.screen_ab.start()
-        self.status_panel.show_started(e)
-        self.run_dir = e.run_dir
-        self.samples.epochs = list(e.progression)  # a resumed run's earlier epochs
-        self.has_average = bool(e.config.get("ema"))
-        self.chart.batch_size = e.config.get("batch_size")  # for the x-axis by images seen
-        self.sub_title = e.run_dir.rstrip("/").split("/")[-1]
-        if e.history:
-            self.chart.add_rows(e.history)
-            for name, gauge in self.gauges.items():
-                gauge.extend_history([v for v in map(attrgetter(name), e.history) if math.isfinite(v)])
+    def _show_started(self, _: ev.Started | None = None) -> None:
+        started = self.view.started
+        assert started is not None
+        self.sub_title = started.run_dir.rstrip("/").split("/")[-1]
+        self.panels.draw_run()
         paused = self.control is not None and self.control.paused
         self.set_state(RunState.PAUSING if paused else RunState.TRAINING)
 
     def _show_progress(self, e: ev.Progress) -> None:
-        """Rows go to the chart at once (every one counts); the numbers are redrawn at most
-        every PROGRESS_REDRAW_S, showing the newest."""
-        if self.screen_ab is not None:
-            self.screen_ab.record(e.step)
-            if not self.screen_ab.updating():
-                return
         if e.row is not None:
-            self.chart.add_rows([e.row])
-        self._progress = e
-        self._progress_redraws.request()
+            self.panels.take_rows()
+        self.panels.progress()
 
-    def _draw_progress(self) -> None:
-        e, self._progress = self._progress, None
-        if e is None or not self.is_attached:
-            return
-        for name, gauge in self.gauges.items():
-            gauge.update_value(attrgetter(name)(e))
-        self.status_panel.show_progress(e)
+    def _show_quality(self, _: ev.Quality) -> None:
+        self.panels.take_rows()
 
-    def _show_samples(self, e: ev.Samples) -> None:
-        if e.generator != self.shown_generator:  # the title changes with it (and is set at the first)
-            self.shown_generator = e.generator
-            # short enough for the 30 columns the panel has at 80x24
-            whose = {"average": "EMA of G", "live": "live G"}.get(e.generator) if self.has_average else None
-            title = f"Samples ({whose})" if whose else BORDER_TITLES["samples"]
-            self.samples_view.border_title = title + self.app.graphics.label
-        if self.screen_ab is not None and not self.screen_ab.updating():
-            return
-        self._draw_samples(self.samples.set_live(e.step, _as_array(e.images)))
+    def _show_samples(self, _: ev.Samples) -> None:
+        self.panels.draw_samples()
 
-    def _draw_samples(self, shown: Shown | None) -> None:
-        if shown is not None:
-            self.samples_view.set_images(shown.images)
-            self.samples_view.border_subtitle = shown.subtitle
+    def _show_in_view(self, _: Any) -> None:
+        """Kept by the view for later (an epoch's samples, for [ and ]): nothing to redraw."""
 
-    def _show_epoch_end(self, e: ev.EpochEnd) -> None:
-        if e.images is not None:
-            self.samples.epochs.append((e.epoch, _as_array(e.images)))
-
-    def _show_quality(self, e: ev.Quality) -> None:
-        nan = math.nan  # the chart reads the step and the measurement only
-        self.chart.add_rows([HistoryRow.quality(e.step, e.epoch, nan, nan, nan, e.swd, e.diversity)])
+    def _show_in_status(self, _: Any) -> None:
+        """Learning rates, auto-pause, the GPU: the status panel shows them."""
+        self.panels.status.redraw()
 
     def _show_interpolation(self, e: ev.Interpolation) -> None:
         if isinstance(self.app.screen, InterpolationScreen):
             self.app.screen.dismiss(None)
-        self.app.push_screen(InterpolationScreen(_as_array(e.frames), e.step, self.run_dir, self.log_line))
+        self.app.push_screen(InterpolationScreen(e.frames, e.step, self.run_dir, self.log_line))
 
     def _show_snapshot_saved(self, e: ev.SnapshotSaved) -> None:
         self.notify(e.checkpoint_path, title="Snapshot saved")
 
     def _show_exported(self, e: ev.Exported) -> None:
         self.notify(e.path, title="Samples exported")
-
-    def _show_lr_pending(self, e: ev.LrPending) -> None:
-        self.status_panel.pending = (e.lr_g, e.lr_d)
-        self.status_panel.redraw()
-
-    def _show_lr_applied(self, e: ev.LrApplied) -> None:
-        status = self.status_panel
-        status.pending, status.lr_g, status.lr_d = None, e.lr_g, e.lr_d
-        status.redraw()
 
     def _show_paused(self, e: ev.Paused) -> bool:
         """A pause still queued when q was pressed is no news: the run is stopping."""
@@ -241,7 +191,7 @@ class TrainingScreen(Comparing, TrainingActions, Screen[None]):
         self.set_state(RunState.PAUSED, PAUSE_DETAILS.get(e.reason, ""))
         return True
 
-    def _show_resumed(self, e: ev.Resumed) -> None:
+    def _show_resumed(self, _: ev.Resumed) -> None:
         if self.state is not RunState.STOPPING:
             self.set_state(RunState.TRAINING)
 
@@ -251,28 +201,19 @@ class TrainingScreen(Comparing, TrainingActions, Screen[None]):
     def _show_finished(self, e: ev.Finished) -> None:
         self.set_state(RunState.FINISHED, e.reason.replace("_", " "))
 
-    def _show_auto_pause(self, e: ev.AutoPauseSet) -> None:
-        self.status_panel.auto_pause = e.on
-        self.status_panel.redraw()
-
-    def _show_attached(self, e: ev.Attached) -> None:
-        """A service's run so far, shown as the events that made it would have shown it;
-        the log gets the run's recent lines (the report's lines of this event) instead of
-        theirs."""
-        if e.started is None:
-            if e.loading is not None:
-                self._show_loading(e.loading)
+    def _show_attached(self, _: ev.Attached) -> None:
+        """A service's run so far: everything drawn from the view the snapshot made; the log
+        gets the run's recent lines (the report's lines of this event)."""
+        view = self.view
+        if view.started is None:
+            if view.loading is not None:
+                self._show_loading(view.loading)
             return
-        self._show_started(e.started)
-        for part in (e.progress, e.samples, e.lr_pending, e.device_status):
-            if part is not None:
-                self.HANDLERS[type(part)](self, part)
-        self._show_auto_pause(ev.AutoPauseSet(e.auto_pause))
-        if e.paused is not None:
-            self._show_paused(ev.Paused(e.progress.step if e.progress else e.started.step, e.paused))
-
-    def _show_device_status(self, e: ev.DeviceStatus) -> None:
-        self.status_panel.show_device(e)
+        self._show_started()
+        self.panels.progress()
+        self.panels.draw_samples()
+        if view.paused is not None:
+            self._show_paused(ev.Paused(view.step, view.paused))
 
     def _show_disconnected(self, e: ev.Disconnected) -> None:
         self.set_state(RunState.DISCONNECTED, "the training goes on" if e.service_running else "service gone")
@@ -292,18 +233,85 @@ class TrainingScreen(Comparing, TrainingActions, Screen[None]):
         ev.Quality: _show_quality,
         ev.Interpolation: _show_interpolation,
         ev.Samples: _show_samples,
-        ev.EpochEnd: _show_epoch_end,
+        ev.EpochEnd: _show_in_view,
         ev.SnapshotSaved: _show_snapshot_saved,
         ev.Exported: _show_exported,
-        ev.LrPending: _show_lr_pending,
-        ev.LrApplied: _show_lr_applied,
+        ev.LrPending: _show_in_status,
+        ev.LrApplied: _show_in_status,
         ev.Paused: _show_paused,
         ev.Resumed: _show_resumed,
         ev.EngineWarning: _show_warning,
         ev.Finished: _show_finished,
         ev.Error: _show_error,
-        ev.AutoPauseSet: _show_auto_pause,
+        ev.AutoPauseSet: _show_in_status,
         ev.Attached: _show_attached,
         ev.Disconnected: _show_disconnected,
-        ev.DeviceStatus: _show_device_status,
+        ev.DeviceStatus: _show_in_status,
     }
+
+    # ----------------------------------------------------------------- the keys (keys.py), by part
+
+    def action_toggle_pause(self) -> None:
+        self.requests.toggle_pause()
+
+    def action_snapshot(self) -> None:
+        self.requests.snapshot()
+
+    def action_export(self) -> None:
+        self.requests.export()
+
+    def action_learning_rate(self) -> None:
+        self.requests.learning_rate()
+
+    def action_toggle_auto_pause(self) -> None:
+        self.requests.toggle_auto_pause()
+
+    def action_toggle_average(self) -> None:
+        self.requests.toggle_average()
+
+    def action_interpolate(self) -> None:
+        self.requests.interpolate()
+
+    def action_measure(self) -> None:
+        self.requests.measure()
+
+    def action_toggle_log_scale(self) -> None:
+        self.panels.toggle_log_scale()
+
+    def action_toggle_chart(self) -> None:
+        self.panels.toggle_chart()
+
+    def action_browse(self, delta: int) -> None:
+        if not self.panels.browse(delta):
+            self.notify("no epoch has ended yet: the samples of each epoch's end are kept here", severity="warning")
+
+    def action_compare(self) -> None:
+        self.comparison.pick()
+
+    def action_toggle_alignment(self) -> None:
+        self.comparison.toggle_alignment()
+
+    def action_gif(self) -> None:
+        run_dir = self.run_dir
+        if not run_dir:
+            self.notify("no run directory yet", severity="warning")
+            return
+        self.log_line("writing the progression GIF…", "dim")
+        self._write_gif(run_dir)
+
+    @work(thread=True, exclusive=True, group="gif", exit_on_error=False)
+    def _write_gif(self, run_dir: str) -> None:
+        from ..pictures.progression import make_gif  # Pillow: loaded when first needed
+
+        try:
+            path = make_gif(run_dir)
+            epochs = len(RunDir(run_dir).epoch_grids())
+            self.app.call_from_thread(self.log_line, f"progression GIF ({epochs} epochs): {path}", "green")
+        except UserError as exc:
+            self.app.call_from_thread(self.log_line, f"no GIF: {exc}", "yellow")
+
+    def action_toggle_theme(self) -> None:
+        self.app.theme = "textual-light" if self.app.theme == "textual-dark" else "textual-dark"
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(help_rows()))

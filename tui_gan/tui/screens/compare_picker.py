@@ -44,7 +44,7 @@ class ComparePicker(ModalScreen[Path | str | None]):
     def __init__(self, folder: Path, own: Path | None, compared: str | None,
                  list_runs: Callable[[Path], list[RunSummary]]) -> None:
         """``own``: the watched run's folder, left out; ``compared``: the name of the run
-        compared now, if any; ``list_runs``: reads the runs of a folder (runs.run_summaries)."""
+        compared now, if any; ``list_runs``: reads the runs of a folder (commands/runstate.run_summaries)."""
         super().__init__()
         self.folder, self.own, self.compared, self.list_runs = folder, own, compared, list_runs
         self.runs: list[RunSummary] | None = None  # once read

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from textual_plotext import PlotextPlot
 
@@ -85,6 +85,7 @@ class LossChart(PlotextPlot):
         self.batch_size: int | None = None  # this run's (its Started event's): for the x-axis by images seen
         self.alignment = Alignment.STEP
         self.overlay: Overlay | None = None  # another run's curves (--compare)
+        self.rows_taken = 0  # of the run's history (take_rows)
         self.redraw_interval = redraw_interval
         self._redraws = Throttle(self, redraw_interval, lambda: self.replot())  # late-bound
 
@@ -112,6 +113,12 @@ class LossChart(PlotextPlot):
                 self.values["loss_d"].append(row.loss_d)
                 self.values["loss_g"].append(row.loss_g)
         self._redraws.request()
+
+    def take_rows(self, history: Sequence[HistoryRow]) -> None:
+        """Add the rows of the run's history (it only grows) past those taken before."""
+        if len(history) > self.rows_taken:
+            self.add_rows(history[self.rows_taken:])
+            self.rows_taken = len(history)
 
     def set_show_quality(self, on: bool) -> None:
         self.show_quality = on

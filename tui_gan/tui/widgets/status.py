@@ -1,4 +1,5 @@
-"""The status panel: state, epoch progress, step, throughput, ETA, device, learning rates.
+"""The status panel: state, epoch progress, step, throughput, ETA, device, learning rates,
+as the run's view (core/runview.py) has them.
 
 One widget that renders itself at a fixed height: updating it repaints these few lines
 only, never the layout of the whole screen (which would redraw the samples and chart).
@@ -10,6 +11,7 @@ from rich.text import Text
 
 from ...core import events as ev
 from ...core.report import GIB, format_device_status, format_duration
+from ...core.runview import RunView
 from ..state import RunState
 from .textlines import TextLines
 
@@ -57,78 +59,78 @@ def progress_bar(done: int, total: int, width: int) -> Text:
 
 
 class StatusPanel(TextLines):
-    def __init__(self, **kwargs) -> None:
+    """Reads the run's state from ``view``; the progress it shows is the one it was given
+    last (``show_progress``: the screen gives one at most every so often)."""
+
+    def __init__(self, view: RunView, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.view = view
         self.state = RunState.LOADING
         self.detail = ""
-        self.epoch = 0
-        self.epochs = 0
-        self.epoch_step = 0
-        self.steps_per_epoch = 0
-        self.step = 0
-        self.total_steps = 0
+        self.progress: ev.Progress | None = None
         self.images_per_sec = 0.0
-        self.eta: float | None = None
-        self.device = "…"
-        self.lr_g: float | None = None
-        self.lr_d: float | None = None
-        self.pending: tuple[float, float] | None = None
-        self.run_dir = ""
-        self.auto_pause = False
-        self.gpu: ev.DeviceStatus | None = None
+        """The last speed measured, shown until the next one (a progress of 0 img/s had no
+        measurement in its interval)."""
 
     def redraw(self) -> None:
+        if self.view.device_status is not None and not self.has_class(GPU_CLASS):
+            self.add_class(GPU_CLASS)  # one more line: a layout change, once
         self.refresh()  # never layout=True: see the module docstring
 
-    def show_started(self, e: ev.Started) -> None:
-        self.epochs, self.epoch, self.step = e.config["epochs"], e.epoch, e.step
-        self.total_steps, self.run_dir = e.total_steps, e.run_dir
-        self.device = f"{e.device} · {e.precision}"
-        self.lr_g, self.lr_d = e.lr_g, e.lr_d
-        self.epoch_step, self.steps_per_epoch = e.step - e.epoch * e.steps_per_epoch, e.steps_per_epoch
-        self.redraw()
-
     def show_progress(self, e: ev.Progress) -> None:
-        self.epoch, self.step, self.total_steps = e.epoch, e.step, e.total_steps
-        if e.images_per_sec:  # 0: not measured in this interval; keep the last speed shown
+        self.progress = e
+        if e.images_per_sec:
             self.images_per_sec = e.images_per_sec
-        self.eta, self.lr_g, self.lr_d = e.eta_s, e.lr_g, e.lr_d
-        self.epoch_step, self.steps_per_epoch = e.epoch_step, e.steps_per_epoch
         self.redraw()
 
-    def show_device(self, e: ev.DeviceStatus) -> None:
-        if self.gpu is None:
-            self.add_class(GPU_CLASS)  # one more line: a layout change, once
-        self.gpu = e
-        self.redraw()
+    @property
+    def step(self) -> int:
+        """The step shown."""
+        started = self.view.started
+        return self.progress.step if self.progress else started.step if started else 0
+
+    def _position(self) -> tuple[int, int, int, int, int, float | None]:
+        """(epoch, steps into it, steps per epoch, step, total steps, ETA) as shown."""
+        p, started = self.progress, self.view.started
+        if p is not None:
+            return p.epoch, p.epoch_step, p.steps_per_epoch, p.step, p.total_steps, p.eta_s
+        if started is not None:
+            into = started.step - started.epoch * started.steps_per_epoch
+            return started.epoch, into, started.steps_per_epoch, started.step, started.total_steps, None
+        return 0, 0, 0, 0, 0, None
 
     def lines(self, width: int, height: int) -> list[Text]:
         width = max(10, width)
+        view, started = self.view, self.view.started
+        epochs = started.config["epochs"] if started else 0
+        at_epoch, epoch_step, steps_per_epoch, at_step, total_steps, eta_s = self._position()
         state = Text(self.state.value, style=STATE_STYLES[self.state])
         if self.detail:
             state.append(f"  {self.detail}", style="dim")
-        epoch = f"epoch {min(self.epoch + 1, self.epochs) if self.epochs else '–'}/{self.epochs or '–'} "
-        all_done = bool(self.epochs) and self.epoch >= self.epochs  # the last epoch is full, not the next one empty
-        done = self.steps_per_epoch if all_done else self.epoch_step
-        bar = Text(epoch).append_text(progress_bar(done, self.steps_per_epoch, width - len(epoch)))
-        step = f"{self.step:,}/{self.total_steps:,}" if self.total_steps else f"{self.step:,}"
+        epoch = f"epoch {min(at_epoch + 1, epochs) if epochs else '–'}/{epochs or '–'} "
+        all_done = bool(epochs) and at_epoch >= epochs  # the last epoch is full, not the next one empty
+        done = steps_per_epoch if all_done else epoch_step
+        bar = Text(epoch).append_text(progress_bar(done, steps_per_epoch, width - len(epoch)))
+        step = f"{at_step:,}/{total_steps:,}" if total_steps else f"{at_step:,}"
         speed = f"{self.images_per_sec:,.0f} img/s" if self.images_per_sec else "– img/s"
-        eta = format_duration(self.eta) if self.state is RunState.TRAINING else "–"
-        lr = "–" if self.lr_g is None else f"G {self.lr_g:.2g}  D {self.lr_d:.2g}"
+        eta = format_duration(eta_s) if self.state is RunState.TRAINING else "–"
+        lr = "–" if view.lrs is None else f"G {view.lrs[0]:.2g}  D {view.lrs[1]:.2g}"
         pending = Text("")
-        if self.pending is not None:
-            pending = Text(f"→ G {self.pending[0]:.2g}  D {self.pending[1]:.2g} at epoch end", style="yellow")
-        pause = "at every epoch end" if self.auto_pause else "off"
+        if view.lr_pending is not None:
+            pending = Text(f"→ G {view.lr_pending.lr_g:.2g}  D {view.lr_pending.lr_d:.2g} at epoch end",
+                           style="yellow")
+        pause = "at every epoch end" if view.auto_pause else "off"
+        device = f"{started.device} · {started.precision}" if started else "…"
+        run_dir, gpu_status = (started.run_dir if started else "") or "–", view.device_status
 
         if height < FULL_HEIGHT:  # 80x24 and other short terminals
-            gpu = [Text(f"GPU {gpu_text(self.gpu, width - 4)}")] if self.gpu else []
+            gpu = [Text(f"GPU {gpu_text(gpu_status, width - 4)}")] if gpu_status else []
             return [state, bar, Text(f"{step} · {speed} · ETA {eta}"), Text(f"lr {lr} ").append_text(pending), *gpu,
-                    Text(f"{self.device} · auto-pause {pause}", style="dim"), Text(self.run_dir or "–", style="dim")]
+                    Text(f"{device} · auto-pause {pause}", style="dim"), Text(run_dir, style="dim")]
 
         rows = [state, bar]
-        gpu = [("gpu", gpu_text(self.gpu, width - 7))] if self.gpu else []
-        for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("device", self.device), *gpu,
-                             ("lr", Text(lr + "  ").append_text(pending)), ("pause", pause),
-                             ("run", self.run_dir or "–")):
+        gpu = [("gpu", gpu_text(gpu_status, width - 7))] if gpu_status else []
+        for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("device", device), *gpu,
+                             ("lr", Text(lr + "  ").append_text(pending)), ("pause", pause), ("run", run_dir)):
             rows.append(Text().append(f"{label:<7}", style="dim").append_text(value if isinstance(value, Text) else Text(value)))
         return rows

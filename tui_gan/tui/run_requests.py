@@ -1,0 +1,110 @@
+"""The training screen's keys that ask something of the run: pause, snapshot, export, the
+learning rates, auto-pause, the latent walks, a quality measurement, whose samples to show.
+
+Requests go to the run's control (core/contract.RunControl); what they change comes back as
+events, which the screen folds into the run's view and draws. What this window has asked
+for and the run has not yet confirmed (pausing…) is the screen's state (state.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from textual.app import App
+from textual.notifications import SeverityLevel
+
+from ..core.contract import RunControl
+from ..core.runview import RunView
+from .screens.learning_rate import LearningRateDialog, LearningRates
+from .state import RunState
+
+
+class Viewer(Protocol):
+    """What the requests use of the screen whose keys they are."""
+
+    state: RunState
+
+    @property
+    def app(self) -> App[Any]: ...
+    def set_state(self, state: RunState, detail: str = "") -> None: ...
+    def log_line(self, text: str, style: str = "") -> None: ...
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None: ...
+
+
+class RunRequests:
+    def __init__(self, view: RunView, screen: Viewer) -> None:
+        self.view = view
+        self.screen = screen
+        self.control: RunControl | None = None
+        """The run's control, once the app has connected to the run (``attach``)."""
+
+    def attach(self, control: RunControl) -> None:
+        self.control = control
+
+    def _live_control(self, what: str) -> RunControl | None:
+        """The run's control if the run takes requests now; else None, and a note saying why."""
+        state = self.screen.state
+        if self.control is None or not state.takes_requests:
+            self.screen.notify(f"cannot {what} now: training is {state.value.rstrip('…')}", severity="warning")
+            return None
+        return self.control
+
+    def toggle_pause(self) -> None:
+        if self.control is None or not self.screen.state.takes_requests:
+            self.screen.app.bell()
+            return
+        # toggle_pause has asked for the pause or the resume already
+        self.screen.set_state(RunState.PAUSING if self.control.toggle_pause() else RunState.TRAINING)
+
+    def _one_shot(self, what: str, noted: str, request: str) -> None:
+        """Ask for the one-shot ``request`` (core/contract.REQUESTS) if the run takes it now."""
+        if control := self._live_control(what):
+            control.submit(request)
+            self.screen.log_line(f"{noted} requested…", "dim")
+
+    def snapshot(self) -> None:
+        self._one_shot("snapshot", "snapshot", "snapshot")
+
+    def export(self) -> None:
+        self._one_shot("export", "export", "export")
+
+    def interpolate(self) -> None:
+        self._one_shot("render the latent walks", "latent walks", "interpolate")
+
+    def measure(self) -> None:
+        self._one_shot("measure the quality", "quality measurement", "measure")
+
+    def toggle_average(self) -> None:
+        control = self._live_control("switch the samples")  # not before the run has started
+        started, samples = self.view.started, self.view.samples
+        if control is not None and not (started and started.config.get("ema")):
+            self.screen.notify("this run keeps no average of the generator: start (or resume) it with --ema",
+                               severity="warning")
+        elif control is not None:
+            control.show_average(samples is None or samples.generator != "average")
+
+    def toggle_auto_pause(self) -> None:
+        """The run answers with AutoPauseSet, which every viewer shows."""
+        if control := self._live_control("change auto-pause"):
+            control.set_pause_at_epoch_end(not self.view.auto_pause)
+
+    def learning_rate(self) -> None:
+        control = self._live_control("change the learning rate")
+        started = self.view.started
+        if control is None or started is None:
+            return
+        pending = self.view.lr_pending
+        lr_g, lr_d = (pending.lr_g, pending.lr_d) if pending is not None else (started.lr_g, started.lr_d)
+        first = started.config.get("lr_g"), started.config.get("lr_d")  # as the run was started or resumed
+
+        def apply(result: LearningRates | None) -> None:
+            if result is None:
+                return
+            if result.reset:
+                control.reset_lr(now=result.now)
+            else:
+                control.set_lr(result.lr_g, result.lr_d, now=result.now)
+
+        dialog = LearningRateDialog(lr_g, lr_d, first if None not in first else None)
+        self.screen.app.push_screen(dialog, apply)
