@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 
 import pytest
 
@@ -123,3 +124,40 @@ def test_a_resume_that_fails_in_its_setup_leaves_the_runs_record_as_it_was(tmp_p
         serve_run(run, prepare, Printer([], 60), as_service=True)
     record = ServiceRecord.read(run)
     assert (record.state, record.step) == ("stopped", 57)
+
+
+class FullDiskRun(ScriptedEngine):
+    """A scripted run on a disk that filled after its checkpoint of step 14, stopped there."""
+
+    def run(self):
+        for event in super().run():
+            if isinstance(event, ev.Finished):
+                event.checkpoint_path, event.save_failed, event.checkpoint_step = (
+                    f"{self.run_dir}/checkpoints/last.pt", "no space left on device", 14)
+            yield event
+            if isinstance(event, ev.Started):
+                yield ev.NewestCheckpoint(14, f"{self.run_dir}/checkpoints/last.pt", time.time() - 185)
+                yield ev.WritesFailing(f"{self.run_dir}/metrics.csv", "no space left on device",
+                                       "metrics rows from step 20", time.time() - 60)
+
+
+async def test_the_app_shows_the_outage_and_a_q_on_a_full_disk_exits_1(attached_app):
+    from tui_gan.tui.state import RunState
+    from tui_gan.tui.widgets.status import StatusPanel
+
+    from .app_support import quit_app, wait_until
+
+    app = attached_app(FullDiskRun(run_dir="runs/demo"), run_name="demo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING and app.training_screen.view.writes_failing,
+                         what="the outage")
+        await pilot.pause(0.1)
+        log = "".join(line.text for line in app.training_screen.event_log.lines)
+        assert "warning: cannot write runs/demo/metrics.csv (no space left on device): metrics rows" in log
+        panel = app.query_one(StatusPanel)
+        lines = [panel.render_line(y).text for y in range(panel.size.height)]
+        assert "training  no space left on device" in lines[0]
+        assert "saved  step 14, 3m05s ago · failing 1m00s" in next(line for line in lines if "saved" in line)
+        await quit_app(pilot, app)
+        await wait_until(pilot, lambda: app.return_code is not None, what="exit")
+    assert app.return_code == 1

@@ -137,11 +137,6 @@ class Report:
         return "–" if e is None else f"step {e.step:,}, {format_duration(max(0.0, now - e.wall_time))} ago"
 
     @staticmethod
-    def failing_detail(e: ev.WritesFailing, now: float) -> str:
-        """'no space left on device for 3m05s' (the status panel, while writes fail)."""
-        return f"{e.reason} for {format_duration(max(0.0, now - e.wall_time))}"
-
-    @staticmethod
     def loading_detail(e: ev.Loading) -> str:
         """A short form of a loading line, for a status panel."""
         return e.message + (f" {e.done * 100 // e.total}%" if e.total else "")

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
@@ -194,7 +195,17 @@ class TuiGanApp(App[int]):
     @on(EngineDone)
     def engine_done_message(self) -> None:
         if self._quitting:
-            self.exit(self.exit_code, return_code=self.exit_code)
+            self.exit_with_run()
+
+    def exit_with_run(self) -> None:
+        """Exit with the exit code; a run whose final checkpoint could not be written (a full
+        disk) makes it 1 and says, once the terminal is back, which checkpoint it has."""
+        ended = self.training_screen.view.ended
+        if isinstance(ended, ev.Finished) and ended.save_failed:
+            code = self.exit_code or 1
+            self.exit(code, return_code=code, message=Text(f"tui-gan: {Report.unsaved(ended).text}"))
+            return
+        self.exit(self.exit_code, return_code=self.exit_code)
 
     @on(EngineEvent)
     def engine_event(self, message: EngineEvent) -> None:
@@ -213,7 +224,7 @@ class TuiGanApp(App[int]):
     def stop_and_exit(self, reason: str) -> None:
         """Stop the run (its service saves last.pt as it stops), then exit."""
         if self.engine_done.is_set():
-            self.exit(self.exit_code, return_code=self.exit_code)
+            self.exit_with_run()
             return
         if self._quitting and self.state is RunState.STOPPING:
             return

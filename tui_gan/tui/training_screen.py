@@ -199,7 +199,18 @@ class TrainingScreen(Screen[None]):
         self.notify(e.message, severity="warning")
 
     def _show_finished(self, e: ev.Finished) -> None:
-        self.set_state(RunState.FINISHED, e.reason.replace("_", " "))
+        self.set_state(RunState.FINISHED, e.reason.replace("_", " ") + (": final save failed" if e.save_failed else ""))
+        if e.save_failed:
+            self.notify(Report.unsaved(e).text, title="Final checkpoint not saved", severity="error", timeout=30)
+
+    def _show_writes_failing(self, e: ev.WritesFailing) -> None:
+        self.panels.status.redraw()
+        self.notify(f"cannot write {e.path} ({e.reason}); training goes on", title="Disk", severity="warning",
+                    timeout=15)
+
+    def _show_writes_recovered(self, e: ev.WritesRecovered) -> None:
+        self.panels.status.redraw()
+        self.notify(f"{e.what} saved", title="Writing again")
 
     def _show_attached(self, _: ev.Attached) -> None:
         """A service's run so far: everything drawn from the view the snapshot made; the log
@@ -247,6 +258,9 @@ class TrainingScreen(Screen[None]):
         ev.Attached: _show_attached,
         ev.Disconnected: _show_disconnected,
         ev.DeviceStatus: _show_in_status,
+        ev.NewestCheckpoint: _show_in_status,
+        ev.WritesFailing: _show_writes_failing,
+        ev.WritesRecovered: _show_writes_recovered,
     }
 
     # ----------------------------------------------------------------- the keys (keys.py), by part

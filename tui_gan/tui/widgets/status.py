@@ -1,5 +1,6 @@
-"""The status panel: state, epoch progress, step, throughput, ETA, device, learning rates,
-as the run's view (core/runview.py) has them.
+"""The status panel: state, epoch progress, step, throughput, ETA, the last checkpoint (and
+writes that fail: a full disk), device, learning rates, as the run's view (core/runview.py)
+has them.
 
 One widget that renders itself at a fixed height: updating it repaints these few lines
 only, never the layout of the whole screen (which would redraw the samples and chart).
@@ -7,10 +8,12 @@ only, never the layout of the whole screen (which would redraw the samples and c
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 
 from ...core import events as ev
-from ...core.report import GIB, format_device_status, format_duration
+from ...core.report import GIB, Report, format_device_status, format_duration
 from ...core.runview import RunView
 from ..state import RunState
 from .textlines import TextLines
@@ -25,7 +28,8 @@ STATE_STYLES = {
     RunState.ERROR: "bold red",
     RunState.DISCONNECTED: "bold magenta",
 }
-FULL_HEIGHT = 9  # lines of content in the full layout (10 with a GPU); fewer rows get the compact one
+FULL_HEIGHT = 10  # lines of content in the full layout (11 with a GPU); fewer rows get the compact one
+AGE_REDRAW_S = 5.0  # the last checkpoint's age grows while nothing else is redrawn (a pause)
 GPU_CLASS = "-gpu"  # the panel grows by the GPU's line (app.tcss) once it has one
 
 
@@ -72,6 +76,19 @@ class StatusPanel(TextLines):
         """The last speed measured, shown until the next one (a progress of 0 img/s had no
         measurement in its interval)."""
 
+    def on_mount(self) -> None:
+        self.set_interval(AGE_REDRAW_S, self.redraw)
+
+    def saved(self) -> Text:
+        """'step 1,200, 3m05s ago' of the newest checkpoint, and while writes fail, for how
+        long (in red; the state line says why)."""
+        view, now = self.view, time.time()
+        text = Text(Report.checkpoint_age(view.last_checkpoint, now))
+        if view.writes_failing is not None:
+            text.append(f" · failing {format_duration(max(0.0, now - view.writes_failing.wall_time))}",
+                        style="bold red")
+        return text
+
     def redraw(self) -> None:
         if self.view.device_status is not None and not self.has_class(GPU_CLASS):
             self.add_class(GPU_CLASS)  # one more line: a layout change, once
@@ -107,6 +124,8 @@ class StatusPanel(TextLines):
         state = Text(self.state.value, style=STATE_STYLES[self.state])
         if self.detail:
             state.append(f"  {self.detail}", style="dim")
+        elif view.writes_failing is not None:  # the danger stays in sight while the run trains on
+            state.append(f"  {view.writes_failing.reason}", style="bold red")
         epoch = f"epoch {min(at_epoch + 1, epochs) if epochs else '–'}/{epochs or '–'} "
         all_done = bool(epochs) and at_epoch >= epochs  # the last epoch is full, not the next one empty
         done = steps_per_epoch if all_done else epoch_step
@@ -125,12 +144,14 @@ class StatusPanel(TextLines):
 
         if height < FULL_HEIGHT:  # 80x24 and other short terminals
             gpu = [Text(f"GPU {gpu_text(gpu_status, width - 4)}")] if gpu_status else []
-            return [state, bar, Text(f"{step} · {speed} · ETA {eta}"), Text(f"lr {lr} ").append_text(pending), *gpu,
-                    Text(f"{device} · auto-pause {pause}", style="dim"), Text(run_dir, style="dim")]
+            return [state, bar, Text(f"{step} · {speed} · ETA {eta}"), Text("saved ").append_text(self.saved()),
+                    Text(f"lr {lr} ").append_text(pending), *gpu, Text(f"{device} · auto-pause {pause}", style="dim"),
+                    Text(run_dir, style="dim")]
 
         rows = [state, bar]
         gpu = [("gpu", gpu_text(gpu_status, width - 7))] if gpu_status else []
-        for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("device", device), *gpu,
-                             ("lr", Text(lr + "  ").append_text(pending)), ("pause", pause), ("run", run_dir)):
+        for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("saved", self.saved()),
+                             ("device", device), *gpu, ("lr", Text(lr + "  ").append_text(pending)), ("pause", pause),
+                             ("run", run_dir)):
             rows.append(Text().append(f"{label:<7}", style="dim").append_text(value if isinstance(value, Text) else Text(value)))
         return rows
