@@ -40,7 +40,8 @@ class _Outage:
         self.started = time.monotonic()
         self.failing = {kind}
         self.late: collections.Counter[str] = collections.Counter()
-        self.lost: list[str] = []
+        self.lost: list[str] = []  # the first MAX_LOST of them (a long outage loses a file an epoch)
+        self.more_lost = 0
 
 
 class WriteWatch:
@@ -87,8 +88,10 @@ class WriteWatch:
                 self._outage = outage = _Outage(first, kind)
                 self._news.append(first)
             outage.failing.add(kind)
-            if not kept:
+            if not kept and len(outage.lost) < MAX_LOST:
                 outage.lost.append(what)
+            elif not kept:
+                outage.more_lost += 1
 
     def wrote(self, kind: str, path: str | Path, what: str, *, late: int = 0) -> None:
         """A write of ``kind`` worked: the end of the outage once every kind that failed has."""
@@ -102,8 +105,7 @@ class WriteWatch:
             if outage.failing:
                 return
             self._outage = None
-            lost = outage.lost[:MAX_LOST] + ([f"and {len(outage.lost) - MAX_LOST} more"]
-                                             if len(outage.lost) > MAX_LOST else [])
+            lost = outage.lost + ([f"and {outage.more_lost} more"] if outage.more_lost else [])
             self._news.append(ev.WritesRecovered(str(path), what, time.monotonic() - outage.started,
                                                  [f"{n} {k}" for k, n in outage.late.items()], lost))
 
