@@ -19,6 +19,7 @@ from ..core.config import TrainConfig
 from ..core.errors import UserError, first_line
 from ..core.history import COLUMNS, HistoryRow, rows_from_table
 from ..core.rundir import RunDir
+from .background import BackgroundWrite, host_copy
 from .gan import Gan
 from .models import Discriminator, Generator
 
@@ -235,21 +236,49 @@ def _describe(value: Any) -> str:
 
 class CheckpointWriter:
     """Writes one run's checkpoints, and skips a write when the same file already holds
-    the same step (an epoch's end followed by a stop, say)."""
+    the same step (an epoch's end followed by a stop, say).
+
+    ``save_in_background`` (--checkpoint-every) takes a copy of the state in the caller's
+    thread and writes it on a thread of its own, one write at a time (background.py). Every
+    other save waits for that write first: two writes never share a file (or its temporary
+    file), and the newer state is the one the file keeps."""
 
     def __init__(self) -> None:
         self._saved: tuple[int, Path] | None = None  # (step, path) of the newest checkpoint written or loaded
+        self.background = BackgroundWrite()
 
     def loaded(self, step: int, path: str | Path) -> None:
         self._saved = (step, Path(path).resolve())
 
     def save(self, path: Path, step: int, state: Callable[[], dict[str, Any]]) -> Path:
         """Write ``state()`` to ``path`` unless it holds ``step`` already."""
+        self.background.wait()
         if self._saved == (step, path.resolve()) and path.exists():
             return path
         save_checkpoint(path, state())
         self._saved = (step, path.resolve())
+        self.background.superseded(path)
         return path
+
+    def save_in_background(self, path: Path, state: Callable[[], dict[str, Any]]) -> bool:
+        """Copy ``state()`` now (off the live tensors, onto the CPU: the next step changes
+        them in place) and write the copy to ``path`` on the writer thread. False, taking
+        nothing, while the previous background write is still under way: training never
+        waits for the disk, and no copies pile up in memory. Raises the previous background
+        write's failure, if it had one, here in the caller's thread."""
+        if self.background.busy:
+            return False
+        self.background.wait()
+        self.background.raise_failure()
+        copy = host_copy(state())
+        if self._saved is not None and self._saved[1] == path.resolve():
+            self._saved = None  # it will hold another state (of this step, but with less history)
+        self.background.start(path, lambda: save_checkpoint(path, copy))
+        return True
+
+    def wait(self) -> None:
+        """Let a background write end."""
+        self.background.wait()
 
 
 def run_state(gan: Gan, config: TrainConfig, position: tuple[int, int, int], history: list[HistoryRow],
