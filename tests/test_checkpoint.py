@@ -4,6 +4,7 @@ import pickle
 import random
 import struct
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -159,8 +160,9 @@ class RunsCode:
         return (os.mkdir, (self.path,))
 
 
-def _refusal(capsys, argv) -> str | None:
-    """None when ``main(argv)`` exits 2 with one 'tui-gan: error:' line; else what it did."""
+def _refusal(capsys, argv, keep_err: bool = False) -> str | None:
+    """None when ``main(argv)`` exits 2 with one 'tui-gan: error:' line (``keep_err``: that
+    line); else what it did."""
     try:
         code = main(argv)
     except BaseException as exc:  # noqa: BLE001 - exactly what this test looks for
@@ -170,7 +172,7 @@ def _refusal(capsys, argv) -> str | None:
     lines = err.strip().splitlines()
     if code != 2 or len(lines) != 1 or not lines[0].startswith("tui-gan: error: ") or "Traceback" in err:
         return f"code {code}, stderr {err[-160:]!r}"
-    return None
+    return lines[0] if keep_err else None
 
 
 def _sample_argv(path, tmp_path) -> list[str]:
@@ -324,16 +326,78 @@ def test_paths_that_are_not_checkpoint_files(capsys, tmp_path):
             assert _refusal(capsys, argv) is None, (str(path)[:60], argv[0])
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+UNPRIVILEGED = 65534  # nobody
+
+
+def _refusals_of_unreadable(capsys, path, tmp_path) -> list[str | None]:
+    """For sample and --resume of ``path``: their one-line error, or what they did instead."""
+    return [_refusal(capsys, argv, keep_err=True) for argv in (_sample_argv(path, tmp_path),
+                                                               _resume_argv(path, tmp_path))]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
 def test_unreadable_checkpoint(capsys, tmp_path, real_checkpoint):
-    path = tmp_path / "locked.pt"
+    """A checkpoint its user may not read is a one-line error that says so. Root reads any
+    file, and CI runs as root: there the check runs in a child that has dropped root."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="tui-gan-unreadable-"))  # not under pytest's root-only folder
+    folder.chmod(0o777)  # the user the check runs as may enter it and make the resumed run's folder
+    path = folder / "locked.pt"
     path.write_bytes(real_checkpoint)
     path.chmod(0)
     try:
-        for argv in (_sample_argv(path, tmp_path), _resume_argv(path, tmp_path)):
-            assert _refusal(capsys, argv) is None, argv[0]
+        if os.geteuid() != 0:
+            results = _refusals_of_unreadable(capsys, path, folder)
+        else:
+            results = _as_unprivileged_user(lambda: _refusals_of_unreadable(capsys, path, folder))
+        for line in results:  # the error is the file's, and says why
+            assert line and line.startswith("tui-gan: error: ") and str(path) in line and "ermission" in line, line
     finally:
-        path.chmod(0o600)
+        shutil.rmtree(folder)
+
+
+def _as_unprivileged_user(check):
+    """``check()``'s result (JSON-able), computed in a child that has dropped root. The
+    modules the commands import as they run are loaded first: root's Python may live in a
+    folder only root can enter."""
+    import json
+
+    import tui_gan.commands.outputs  # noqa: F401
+    import tui_gan.engine.engine  # noqa: F401
+    import tui_gan.engine.sampling  # noqa: F401
+    import tui_gan.service.main  # noqa: F401
+
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setresgid(UNPRIVILEGED, UNPRIVILEGED, UNPRIVILEGED)
+            os.setresuid(UNPRIVILEGED, UNPRIVILEGED, UNPRIVILEGED)
+            os.write(write_end, json.dumps([os.geteuid(), check()]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    import select
+    import signal
+
+    report = b""
+    with os.fdopen(read_end, "rb", buffering=0) as answer:
+        while select.select([answer], [], [], 60)[0]:  # a child that hangs (a run that trains) is killed
+            chunk = answer.read(1 << 16)
+            if not chunk:
+                break
+            report += chunk
+        else:
+            os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    assert report, "the unprivileged child reported nothing within 60 s"
+    uid, results = json.loads(report)
+    assert uid == UNPRIVILEGED
+    return results
 
 
 @pytest.mark.parametrize("damage", ["rng-size", "extra-param-group", "moment-shape", "history-nan-step"])

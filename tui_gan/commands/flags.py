@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..engine.engine import Engine
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam", "tensorboard"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam", "tensorboard", "checkpoint_every"}
 
 
 def _number(convert, ok, wanted: str):
@@ -49,6 +49,7 @@ def _number(convert, ok, wanted: str):
 positive_int = _number(int, lambda v: v > 0, "a positive integer")
 non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+non_negative_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a non-negative finite number")
 
 
 def learning_rate_flag(text: str) -> float:
@@ -139,6 +140,9 @@ def train_parser(epilog: str | None = None) -> ArgumentParser:
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
                    help="also write the run's scalars and epoch-end grids as TensorBoard event files "
                         "under RUN_DIR/tensorboard (needs the tensorboard extra; see also 'tui-gan export-tb')")
+    p.add_argument("--checkpoint-every", type=non_negative_float, metavar="MINUTES",
+                   help="also write last.pt every MINUTES of training, in the background (default 10; "
+                        "0: at epoch ends only)")
     p.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--nproc", type=positive_int, metavar="N",
                    help="train with N processes on this machine (one per GPU; on the CPU, N processes "

@@ -104,6 +104,11 @@ class TrainConfig:
     sample_interval: float = 5.0
     """Seconds between refreshes of the fixed-noise samples."""
 
+    checkpoint_every: float = 10.0
+    """Minutes of training between writes of last.pt besides the epoch ends (a copy of the
+    state taken at a step boundary, written on a thread: engine/checkpoint.py); 0: at epoch
+    ends (and the finish) only."""
+
     amp: bool | None = None
     """bf16 autocast for the training step, with BCEWithLogits on D's logits (the same maths;
     BCELoss is unsafe under autocast). Not set (auto): on where the device has bf16 units
@@ -184,6 +189,10 @@ class TrainConfig:
                 raise UserError(f"{source}: {exc}") from None
         for name in ("progress_interval", "log_interval", "sample_interval"):
             _check_positive_float(getattr(self, name), name, source)
+        every = self.checkpoint_every
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not math.isfinite(every) or every < 0:
+            raise UserError(f"{source}: checkpoint_every must be minutes (a number >= 0; 0: at epoch ends only), "
+                            f"got {every!r}")
         if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) or not (0.0 < self.ema_decay < 1.0):
             raise UserError(f"{source}: ema_decay must be a number between 0 and 1 (such as 0.999), got {self.ema_decay!r}")
         if not isinstance(self.beta1, (int, float)) or not (0.0 <= self.beta1 < 1.0):

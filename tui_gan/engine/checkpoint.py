@@ -20,6 +20,7 @@ from ..core.errors import UserError, first_line
 from ..core.history import COLUMNS, HistoryRow, rows_from_table
 from ..core.outage import CHECKPOINTS, WriteWatch
 from ..core.rundir import RunDir
+from .background import BackgroundWrite, host_copy
 from .gan import Gan
 from .models import Discriminator, Generator
 
@@ -238,11 +239,17 @@ class CheckpointWriter:
     """Writes one run's checkpoints, and skips a write when the same file already holds
     the same step (an epoch's end followed by a stop, say). Every checkpoint of a run is
     written by ``write``, through the run's WriteWatch (core/outage.py): a disk that takes no
-    writes costs that checkpoint, not the run, and the next save tries again."""
+    writes costs that checkpoint, not the run, and the next save tries again.
+
+    ``save_in_background`` (--checkpoint-every) takes a copy of the state in the caller's
+    thread and writes it on a thread of its own, one write at a time (background.py), with
+    ``write`` too. Every other save waits for that write first: two writes never share a
+    file (or its temporary file), and the newer state is the one the file keeps."""
 
     def __init__(self, writes: WriteWatch | None = None) -> None:
         self.writes = writes if writes is not None else WriteWatch()
         self._saved: tuple[int, Path] | None = None  # (step, path) of the newest checkpoint written or loaded
+        self.background = BackgroundWrite()
 
     def loaded(self, step: int, path: str | Path) -> None:
         path = Path(path)
@@ -256,6 +263,7 @@ class CheckpointWriter:
     def save(self, path: Path, step: int, state: Callable[[], dict[str, Any]]) -> Path | None:
         """Write ``state()`` to ``path`` unless it holds ``step`` already; None when it
         could not be written (the WriteWatch tells the run why)."""
+        self.background.wait()
         if self._saved == (step, path.resolve()) and path.exists():
             return path
         return self.write(path, step, state())
@@ -268,8 +276,30 @@ class CheckpointWriter:
         if failure is not None:
             return None
         self._saved = (step, path.resolve())
+        self.background.superseded(path)
         self.writes.checkpoint(step, path)
         return path
+
+    def save_in_background(self, path: Path, state: Callable[[], dict[str, Any]]) -> bool:
+        """Copy ``state()`` now (off the live tensors, onto the CPU: the next step changes
+        them in place) and write the copy to ``path`` on the writer thread. False, taking
+        nothing, while the previous background write is still under way: training never
+        waits for the disk, and no copies pile up in memory. Raises the previous background
+        write's failure, if it had one, here in the caller's thread."""
+        if self.background.busy:
+            return False
+        self.background.wait()
+        self.background.raise_failure()
+        copy = host_copy(state())
+        if self._saved is not None and self._saved[1] == path.resolve():
+            self._saved = None  # it will hold another state (of this step, but with less history)
+        step = int(copy.get("step", 0))
+        self.background.start(path, lambda: self.write(path, step, copy))  # a full disk is the WriteWatch's news
+        return True
+
+    def wait(self) -> None:
+        """Let a background write end."""
+        self.background.wait()
 
 
 def run_state(gan: Gan, config: TrainConfig, position: tuple[int, int, int], history: list[HistoryRow],

@@ -112,6 +112,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - reported as an event, state saved first
             yield from self._fail(exc)
         finally:
+            self.checkpoints.wait()  # a background write of last.pt finishes before the run ends
             self.gpu.close()
             self.meter.close()
             self.world.close(together=ended)
@@ -204,6 +205,9 @@ class Engine:
                     yield from self._guard()
                 if main and meter.samples_due(now):
                     yield out.samples_event()
+                # (6) last.pt every --checkpoint-every minutes of training, written in the background
+                if main and meter.checkpoint_due(now):
+                    out.save_last_in_background()
         finally:
             self._close_batches()
         yield from self._finish(reason)

@@ -60,6 +60,8 @@ class Meter:
         now = time.perf_counter()
         self._last_progress = now
         self._last_samples = now
+        self._checkpoint_at = elapsed_s
+        """The run's training seconds when last.pt was last written (or loaded)."""
 
     # ----------------------------------------------------------------- per step
 
@@ -73,6 +75,12 @@ class Meter:
 
     def samples_due(self, now: float) -> bool:
         return now - self._last_samples >= self.config.sample_interval
+
+    def checkpoint_due(self, now: float) -> bool:
+        """--checkpoint-every: whether that many minutes of training (not pauses, not saving
+        or sampling) have passed since last.pt was last written."""
+        every = self.config.checkpoint_every
+        return every > 0 and self.train_seconds(now) - self._checkpoint_at >= every * 60
 
     # ----------------------------------------------------------------- clocks
 
@@ -91,6 +99,15 @@ class Meter:
 
     def samples_drawn(self) -> None:
         self._last_samples = time.perf_counter()
+
+    def train_seconds(self, now: float) -> float:
+        """Seconds of training in the whole run up to ``now``: ``train_time`` (up to the last
+        read) and the time since then that was not put off the clock."""
+        return self.train_time + max(0.0, now - self._last_progress)
+
+    def checkpoint_written(self) -> None:
+        """last.pt was written now: checkpoint_due counts from here."""
+        self._checkpoint_at = self.train_seconds(time.perf_counter())
 
     def skip_to_now(self) -> None:
         """Leave the time since the last read out of img/s (saving a checkpoint, say)."""

@@ -187,11 +187,26 @@ class RunOutputs:
         """Write a checkpoint unless this exact file already holds the current step; never
         one with non-finite weights (the guard's last good state goes in instead). None
         when it could not be written (``news`` says why)."""
-        def state() -> dict[str, Any]:
-            self.guard.make_savable(self.gan.modules())
-            return self.state_dict()
+        saved = self.checkpoints.save(path, self.at.step, self._savable_state)
+        if path == self.paths.last:  # (written or not: a full disk is tried at the next save point, not every step)
+            self.meter.checkpoint_written()
+        return saved
 
-        return self.checkpoints.save(path, self.at.step, state)
+    def save_last_in_background(self) -> bool:
+        """--checkpoint-every: last.pt at this step, the state copied now and written on the
+        checkpoint writer's thread (CheckpointWriter.save_in_background); the copy is kept
+        out of img/s. False when the previous one is still being written: the loop tries
+        again at its next step."""
+        started = time.perf_counter()
+        taken = self.checkpoints.save_in_background(self.paths.last, self._savable_state)
+        self.meter.off_the_clock(started)
+        if taken:
+            self.meter.checkpoint_written()
+        return taken
+
+    def _savable_state(self) -> dict[str, Any]:
+        self.guard.make_savable(self.gan.modules())
+        return self.state_dict()
 
     # ================================================================== when the disk takes no writes
 
@@ -202,7 +217,8 @@ class RunOutputs:
 
     def news(self) -> Iterator[EngineEvent]:
         """What the run's writes have to say since the last look (core/outage.py): a failed
-        write that starts an outage, the write that ends it, the newest checkpoint."""
+        write that starts an outage, the write that ends it, the newest checkpoint (one the
+        checkpoint writer's thread wrote included)."""
         yield from self.writes.take()
 
 
