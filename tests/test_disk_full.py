@@ -300,3 +300,21 @@ def test_a_snapshot_asked_for_during_an_outage_is_answered(tmp_path, monkeypatch
     engine.control.snapshot()
     saved = t.wait_for(ev.SnapshotSaved)
     assert Path(saved.checkpoint_path).is_file()
+
+
+def test_metrics_csv_on_a_device_writes_to_it_and_never_replaces_it(tmp_path):
+    """os.devnull as metrics.csv (tests give it) is written to, not renamed over: an atomic
+    rewrite there would put a regular file in place of /dev/null."""
+    import stat
+
+    from tui_gan.core.atomic import atomic_write_text
+    from tui_gan.core.history import HistoryRow
+    from tui_gan.engine.metrics import MetricsCsv
+
+    csv = MetricsCsv(os.devnull, [HistoryRow.quality(0, 0, 1.0, 1.0, 0.0, 1.0, 1.0)])
+    csv.append(HistoryRow.quality(1, 0, 1.0, 1.0, 0.0, 1.0, 1.0))
+    csv.close()
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    with pytest.raises(OSError, match="not a regular file"):
+        atomic_write_text(os.devnull, "x")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)

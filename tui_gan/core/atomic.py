@@ -5,6 +5,7 @@ A crash or kill at any moment leaves either the old file or the new one, never a
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +13,12 @@ from typing import BinaryIO
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(f)`` on a temporary file, then atomically move it to ``path``."""
+    """Call ``write(f)`` on a temporary file, then atomically move it to ``path``. OSError,
+    writing nothing, when ``path`` is something other than a file (a device such as
+    os.devnull, a FIFO): the rename would put a file in its place."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, f"not a regular file, so not replaced: {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

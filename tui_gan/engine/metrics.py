@@ -109,9 +109,12 @@ class MetricsCsv:
             return
 
         def write() -> None:
-            if start:
+            if start and (path.is_file() or not path.exists()):
                 atomic_write(path, lambda f: f.write(_lines([COLUMNS, *map(format_row, rows)])))
                 self._file = AppendFile(path)
+            elif start:  # a device or a pipe (os.devnull): written to, never replaced
+                self._file = AppendFile(path)
+                self._file.write(_lines([COLUMNS, *map(format_row, rows)]))
             else:
                 assert self._file is not None
                 self._file.write(_lines(map(format_row, rows)))
