@@ -36,6 +36,14 @@ def _is_type_checking(node: ast.If) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
+def imported_module(package: str, node: ast.ImportFrom) -> str:
+    """The absolute name of the module a ``from ... import`` in ``package`` names."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def imports_of(source: str, name: str, is_package: bool, known: set[str]) -> set[str]:
     """The modules ``name`` imports: ``from . import x`` counts as module ``pkg.x`` when that
     is one of ``known``, else as ``pkg``."""
@@ -50,11 +58,7 @@ def imports_of(source: str, name: str, is_package: bool, known: set[str]) -> set
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = imported_module(package, node)
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
                 found.add(sub if sub in known else target)
@@ -216,11 +220,7 @@ def private_reaches(sources: dict[str, tuple[str, bool]]) -> list[str]:
                     and node.attr in elsewhere and node.attr not in defined[name]:
                 out.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
             elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                    target = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    target = node.module or ""
+                target = imported_module(package, node)
                 if in_layer(target, "tui_gan") and target != name:
                     out += [f"{name}:{node.lineno}: from {target} import {alias.name}"
                             for alias in node.names if is_private(alias.name)]
