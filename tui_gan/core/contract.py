@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, get_args
 
 from .events import (
@@ -69,8 +69,6 @@ that attaches mid-run, and the client's word that the connection ended."""
 EVENT_CLASSES: tuple[type, ...] = get_args(Event)
 """Every class of ``Event``, for code that meets events as data (the wire)."""
 
-ENDINGS = (Finished, Error)
-"""The events that end a run's stream."""
 
 
 def latest_value_key(event: Event) -> str | None:
@@ -299,7 +297,6 @@ def unpack(values: list[float]) -> Requests:
     return out
 
 
-ONE_SHOT_FIELDS = tuple(f.name for f in fields(Requests) if f.name not in {"pause", "stop", "auto_pause"})
 
 
 # ----------------------------------------------------------------------------- the control surface
