@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import torch
@@ -193,12 +194,23 @@ def test_a_stop_during_a_parallel_decode_drops_the_rest(tmp_path, monkeypatch):
     for i in range(40):
         Image.new("RGB", (20, 20)).save(folder / f"{i}.png")
     decoded = []
+    stopped = threading.Event()
     real = imagefiles._decode_chunk
-    monkeypatch.setattr(imagefiles, "_decode_chunk", lambda c, s, w: (decoded.append(len(c)), real(c, s, w))[1])
+
+    def decode(chunk, size, channels):
+        # every chunk but the first waits for the stop, so a busy machine cannot decode them
+        # all before it comes: what runs after it is what the decode failed to drop
+        if decoded:
+            stopped.wait(10)
+        decoded.append(len(chunk))
+        return real(chunk, size, channels)
+
+    monkeypatch.setattr(imagefiles, "_decode_chunk", decode)
     monkeypatch.setattr(imagefiles, "PARALLEL_MIN_FILES", 10)
     monkeypatch.setattr(imagefiles, "CHUNK", 2)
 
     def stop(done, total):
+        stopped.set()
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
