@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..core.config import SUPPORTED_SIZES, TrainConfig
-from ..core.contract import RequestError, learning_rate
+from ..core.contract import learning_rate
 from ..core.errors import ArgumentParser, UserError
 from ..core.rundir import RunDir, describe_dataset_root, new_run_dir
 from ..tui.terminal_graphics import add_graphics_flag
@@ -56,7 +56,7 @@ def learning_rate_flag(text: str) -> float:
     """An argparse type under the contract's one rule for a learning rate."""
     try:
         return learning_rate(float(text))
-    except (ValueError, RequestError):  # RequestError is a ValueError; float() raises the plain one
+    except ValueError:  # float()'s, or the rule's RequestError (a ValueError)
         raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}") from None
 unit_float = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 

@@ -38,8 +38,8 @@ class Control(RequestMethods):
     def toggle_pause(self) -> bool:
         with self._lock:  # atomic: the engine may pause this run (diverged) at the same time
             pause = self._requests.pause is None
-            self._requests = checked("pause" if pause else "resume", {})[0].merge(
-                self._requests, "requested" if pause else None)
+            spec, value = checked("pause" if pause else "resume", {})
+            self._requests = spec.merge(self._requests, value)
         self.wake.set()
         return pause
 
