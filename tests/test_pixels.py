@@ -193,7 +193,7 @@ async def test_app_replaces_kitty_pictures_and_frees_them(attached_app, monkeypa
 
 def test_the_probe_reads_answers_as_textual_image_does():
     theirs = pytest.importorskip("textual_image._terminal")._parse_probe_response
-    from tui_gan.tui.terminal_graphics import parse_answer
+    from tui_gan.tui.terminal_probe import parse_answer
 
     for answer in (b"\x1b_Gi=31;OK\x1b\\\x1b[6;20;10t\x1b[?62;22c", b"\x1b[?62;4;22c", b"\x1b[?1;2c",
                    b"\x1b_Gi=31;ENOENT:no\x1b\\\x1b[?64;4c"):
@@ -254,10 +254,10 @@ def pty_pair() -> tuple[int, int]:
 
 def test_a_kitty_terminal_gets_the_samples_in_pixels(tmp_path):
     pytest.importorskip("textual_image")
-    out = app_in_terminal(tmp_path, b"\x1b_Gi=31;OK\x1b\\\x1b[6;20;10t\x1b[?62;22c",
+    out = app_in_terminal(tmp_path, b"\x1b_Gi=31;OK\x1b\\\x1bP>|kitty(0.41.1)\x1b\\\x1b[6;20;10t\x1b[?62;22c",
                           re.escape(PLACEHOLDER.encode()))
     assert b"Samples (fixed noise) \xc2\xb7 kitty" in out
-    assert b"images: kitty (the terminal answered the probe)" in out
+    assert b"images: kitty (the terminal answered the probe: kitty 0.41.1)" in out
     assert out.count(b"a=q,t=d,f=24") == 1  # textual-image took the answer: it did not probe again
     sent = kitty_images(out.decode(errors="replace"))
     assert len(sent) == 1

@@ -17,9 +17,16 @@ from tui_gan.commands import flags as training_flags
 from tui_gan.core.errors import UserError
 from tui_gan.core.rundir import RunDir
 from tui_gan.tui import terminal_graphics as tg
-from tui_gan.tui.terminal_graphics import Answer, Graphics, Probe, decide, parse_answer
+from tui_gan.tui import terminal_probe as tp
+from tui_gan.tui.terminal_graphics import Graphics, decide
+from tui_gan.tui.terminal_probe import Answer, Probe, parse_answer
+from tui_gan.tui.terminals import TerminalName, Tmux
 
 KITTY_ANSWER = b"\x1b_Gi=31;OK\x1b\\"
+KITTY_041 = b"\x1bP>|kitty(0.41.1)\x1b\\"  # XTVERSION
+KITTY_026 = b"\x1bP>|kitty(0.26.5)\x1b\\"
+XTERM = b"\x1bP>|XTerm(379)\x1b\\"
+REGISTERS_16 = b"\x1b[?1;0;16S"
 CELL_ANSWER = b"\x1b[6;18;9t"  # 18 pixels high, 9 wide
 DA1_PLAIN = b"\x1b[?62;22c"  # no attribute 4: no Sixel
 DA1_SIXEL = b"\x1b[?62;4;22c"
@@ -40,7 +47,7 @@ class EmulatedTerminal:
         import select
 
         deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and not self.received.endswith(tg.DA1_QUERY.encode()):
+        while time.monotonic() < deadline and not self.received.endswith(tp.DA1_QUERY.encode()):
             if select.select([self.master], [], [], 0.05)[0]:
                 self.received += os.read(self.master, 4096)
         time.sleep(self.delay)
@@ -58,7 +65,7 @@ def probe(answer: bytes, window: float = 1.0, delay: float = 0.0) -> tuple[Answe
     try:
         echo_before = termios.tcgetattr(terminal.slave)[3] & termios.ECHO
         start = time.monotonic()
-        result = Probe(terminal.slave, terminal.slave, tg.probe_query(None), window).start().finish()
+        result = Probe(terminal.slave, terminal.slave, tp.probe_query(None), window).start().finish()
         elapsed = time.monotonic() - start
         assert termios.tcgetattr(terminal.slave)[3] & termios.ECHO == echo_before  # the terminal put back
     finally:
@@ -74,12 +81,29 @@ def test_parse_answer():
     assert parse_answer(b"\x1b_Gi=31;EINVAL:bad\x1b\\\x1b[?62c") == Answer(complete=True)
     assert parse_answer(KITTY_ANSWER) == Answer(kitty=True)  # no DA1 yet: not complete
     assert parse_answer(b"\x1b[6;0;0t\x1b[?1;2c").cell is None
+    full = parse_answer(KITTY_ANSWER + KITTY_026 + REGISTERS_16 + DA1_PLAIN)
+    assert (full.version, full.registers) == ("kitty(0.26.5)", 16)
+    assert parse_answer(b"\x1b[?1;3S" + DA1_PLAIN).registers is None  # 3: not in Sixel mode (xterm as a VT420)
+    palette = b"".join(b"\x1b]4;%d;rgb:%02x%02x/0000/ffff\x07" % (n, n * 16, n * 16) for n in range(16))
+    answer = parse_answer(palette + DA1_PLAIN)
+    assert answer.palette[0] == (0, 0, 255) and answer.palette[15] == (240, 0, 255)  # 4 hex digits scaled
+    assert parse_answer(b"\x1b]4;1;rgb:cd/00/00\x1b\\" + DA1_PLAIN).palette is None  # one of 16: no palette
+
+
+def test_terminals_by_name():
+    assert TerminalName.parse("kitty(0.26.5)") == TerminalName("kitty", (0, 26, 5))
+    assert TerminalName.parse("kitty(0.41.1)").kitty_placeholders and TerminalName.parse("ghostty 1.1.3").kitty_placeholders
+    assert TerminalName.parse("kitty(0.26.5)").old_kitty and not TerminalName.parse("kitty(0.28.0)").old_kitty
+    assert TerminalName.parse("XTerm(379)").truecolor and not TerminalName.parse("XTerm(330)").truecolor
+    assert not TerminalName.parse("tmux 3.3a").truecolor and not TerminalName.parse("").kitty_placeholders
+    assert TerminalName.parse("WezTerm 20240203-110809-5046fc22").truecolor
 
 
 def test_kitty_terminal_answers_in_pieces():
-    answer, elapsed, terminal = probe(KITTY_ANSWER + CELL_ANSWER + DA1_PLAIN, window=3.0)
-    assert terminal.received == (tg.KITTY_QUERY + tg.CELL_SIZE_QUERY + tg.DA1_QUERY).encode()
-    assert answer == Answer(kitty=True, cell=(9, 18), complete=True)
+    answer, elapsed, terminal = probe(KITTY_ANSWER + KITTY_041 + CELL_ANSWER + DA1_PLAIN, window=3.0)
+    assert terminal.received == (tp.KITTY_QUERY + tp.VERSION_QUERY + tp.REGISTERS_QUERY + tp.CELL_SIZE_QUERY
+                                 + tp.DA1_QUERY).encode()
+    assert answer == Answer(kitty=True, cell=(9, 18), complete=True, version="kitty(0.41.1)")
     assert elapsed < 2.0  # DA1 ends the wait, not the window
     chosen = decide("auto", answer, available=True, interactive=True, multiplexer=None, colours_24bit=True)
     assert (chosen.mode, chosen.cell, chosen.label) == ("kitty", (9, 18), " · kitty")
@@ -107,6 +131,62 @@ def test_an_answer_after_the_window_is_not_taken():
     assert answer is None
 
 
+def test_an_old_kitty_keeps_half_blocks_and_says_why():
+    """kitty 0.26 answers the graphics query, but shows the placeholders as text."""
+    chosen = decide("auto", parse_answer(KITTY_ANSWER + KITTY_026 + DA1_PLAIN), available=True, interactive=True,
+                    multiplexer=None, colours_24bit=True)
+    assert chosen.mode == "blocks" and "kitty 0.26.5" in chosen.reason and "0.28" in chosen.reason
+    # a terminal that answers kitty's query and does not say who it is: not taken on trust
+    unnamed = decide("auto", parse_answer(KITTY_ANSWER + DA1_PLAIN), available=True, interactive=True,
+                     multiplexer=None, colours_24bit=True)
+    assert unnamed.mode == "blocks" and "--graphics kitty" in unnamed.reason
+
+
+def test_xterm_gets_sixel_in_its_registers_and_24_bit_colour_without_colorterm():
+    """xterm sets TERM=xterm and no COLORTERM: 16 colours by the environment, though it
+    draws 24-bit colour, and Sixel where started as a VT340."""
+    facts = dict(available=True, interactive=True, multiplexer=None, colours_24bit=False)
+    vt340 = decide("auto", parse_answer(XTERM + REGISTERS_16 + DA1_SIXEL), **facts)
+    assert (vt340.mode, vt340.registers, vt340.truecolor) == ("sixel", 16, True)
+    plain = decide("auto", parse_answer(XTERM + DA1_PLAIN), **facts)
+    assert (plain.mode, plain.truecolor) == ("blocks", True)
+    # without textual-image too: the colours are the terminal's, whatever draws the pictures
+    assert decide("auto", parse_answer(XTERM + DA1_PLAIN), **{**facts, "available": False}).truecolor
+    # TEXTUAL_COLOR_SYSTEM is the user's word: left alone
+    assert not decide("auto", parse_answer(XTERM + DA1_PLAIN), **facts, forced_colours=True).truecolor
+
+
+def test_an_unnamed_16_colour_terminal_has_its_palette_used():
+    palette = b"".join(b"\x1b]4;%d;rgb:%02x/00/00\x1b\\" % (n, n) for n in range(16))
+    chosen = decide("auto", parse_answer(palette + DA1_PLAIN), available=True, interactive=True,
+                    multiplexer=None, colours_24bit=False)
+    assert (chosen.mode, chosen.truecolor) == ("blocks", False) and chosen.palette[3] == (3, 0, 0)
+
+
+TMUX_IN_NEW_KITTY = Tmux("3.5a", TerminalName.parse("kitty(0.41.1)"), "xterm-kitty",
+                         frozenset({"clipboard", "RGB"}), passthrough=True)
+
+
+@pytest.mark.parametrize("tmux, answer, mode, why", [
+    (TMUX_IN_NEW_KITTY, DA1_PLAIN, "kitty", "passthrough"),
+    (Tmux("3.5a", TerminalName.parse("XTerm(398)"), "xterm", frozenset({"RGB", "sixel"})), DA1_SIXEL, "sixel", "3.5a"),
+    (Tmux("3.3a", TerminalName.parse("XTerm(379)"), "xterm", frozenset({"RGB"})), DA1_PLAIN, "blocks",
+     "tmux 3.4+ built with Sixel"),
+    (TMUX_IN_NEW_KITTY.__class__("3.3a", TerminalName.parse("kitty(0.41.1)"), "xterm-kitty", frozenset()),
+     DA1_PLAIN, "blocks", "set -g allow-passthrough on; set -as terminal-features ',xterm-kitty:RGB'"),
+    (Tmux("3.3a", TerminalName.parse("kitty(0.26.5)"), "xterm-kitty", frozenset(), True), DA1_PLAIN, "blocks",
+     "kitty 0.28+"),
+    (None, DA1_PLAIN, "blocks", "tmux did not report"),
+    # tmux 3.5a built with Sixel says so in DA1 in any terminal; kitty has no Sixel
+    (TMUX_IN_NEW_KITTY, DA1_SIXEL, "kitty", "passthrough"),
+])
+def test_in_tmux_what_tmux_reports_decides(tmux, answer, mode, why):
+    chosen = decide("auto", parse_answer(answer), available=True, interactive=True, multiplexer="tmux",
+                    colours_24bit=False, tmux=tmux)
+    assert chosen.mode == mode and why in chosen.reason, chosen
+    assert chosen.truecolor == (tmux is not None and tmux.rgb or mode == "kitty")
+
+
 def test_terminal_without_graphics():
     answer, _, _ = probe(DA1_PLAIN)
     chosen = decide("auto", answer, available=True, interactive=True, multiplexer=None, colours_24bit=True)
@@ -114,15 +194,14 @@ def test_terminal_without_graphics():
 
 
 @pytest.mark.parametrize("facts, why", [
-    (dict(multiplexer="tmux"), "tmux"),
-    (dict(colours_24bit=False), "256 colours"),
+    (dict(multiplexer="screen"), "screen"),
     (dict(interactive=False), "not a terminal"),
     (dict(no_colour=True), "NO_COLOR"),
 ])
 def test_auto_keeps_half_blocks(facts, why):
     base = dict(available=True, interactive=True, multiplexer=None, colours_24bit=True)
     chosen = decide("auto", parse_answer(KITTY_ANSWER + DA1_SIXEL), **{**base, **facts})
-    assert chosen == Graphics("blocks", chosen.reason) and why in chosen.reason
+    assert chosen.mode == "blocks" and why in chosen.reason
 
 
 def test_without_textual_image_auto_is_silent_and_asking_fails():
@@ -147,20 +226,35 @@ def start(requested, env, terminal, monkeypatch, available=True, window=0.3):
         stream.close()
 
 
-def test_start_choosing_probes_only_where_pixels_can_follow(monkeypatch):
-    kitty = KITTY_ANSWER + CELL_ANSWER + DA1_PLAIN
-    for env, available, probed in [(TRUECOLOR, True, True), ({**TRUECOLOR, "TMUX": "/tmp/t,1,0"}, True, False),
-                                   ({"TERM": "xterm-256color"}, True, False), (TRUECOLOR, False, False),
-                                   ({**TRUECOLOR, "TERM": "dumb"}, True, False)]:
+def test_start_choosing_probes_where_pixels_or_colours_can_follow(monkeypatch):
+    kitty = KITTY_ANSWER + KITTY_041 + CELL_ANSWER + DA1_PLAIN
+    in_tmux = {**TRUECOLOR, "TMUX": "/tmp/t,1,0"}
+    monkeypatch.setattr(tg, "ask_tmux", lambda env: TMUX_IN_NEW_KITTY)
+    # (env, textual-image, what the probe starts with or None, the mode)
+    for env, available, sent, mode in [
+            (TRUECOLOR, True, tp.KITTY_QUERY, "kitty"),
+            ({"TERM": "xterm-256color"}, True, tp.KITTY_QUERY, "kitty"),  # colour depth says nothing of graphics
+            ({"TERM": "xterm-256color"}, False, tp.VERSION_QUERY, "blocks"),  # for the colours alone
+            (in_tmux, True, tp.VERSION_QUERY, "kitty"),  # tmux's report decides; no kitty query through it
+            (TRUECOLOR, False, None, "blocks"),  # nothing to learn
+            ({**TRUECOLOR, "TERM": "dumb"}, True, None, "blocks"),
+            ({**TRUECOLOR, "STY": "1.pts"}, True, None, "blocks")]:
         terminal = EmulatedTerminal(kitty)
         probes: list[object] = []
-        monkeypatch.setattr(tg, "Probe", lambda *args, real=tg.Probe: probes.append(args) or real(*args))
+        monkeypatch.setattr(tg, "Probe", lambda *args, real=tp.Probe: probes.append(args) or real(*args))
         chosen = start("auto", env, terminal, monkeypatch, available)
-        os.write(terminal.slave, tg.DA1_QUERY.encode())  # lets the far end finish when nothing was asked
+        os.write(terminal.slave, tp.DA1_QUERY.encode())  # lets the far end finish when nothing was asked
         terminal.close()
-        assert terminal.received.startswith(tg.KITTY_QUERY.encode()) == probed, env
-        assert chosen.mode == ("kitty" if probed else "blocks"), env
-        assert bool(probes) == probed, env  # no probe, so nothing to wait for
+        if sent is None:
+            assert not probes and terminal.received == tp.DA1_QUERY.encode(), env
+        else:
+            assert terminal.received.startswith(sent.encode()) and bool(probes), env
+        assert chosen.mode == mode, env
+    # a 16-colour terminal is asked for its colours too
+    terminal = EmulatedTerminal(DA1_PLAIN)
+    start("auto", {"TERM": "xterm"}, terminal, monkeypatch, False)
+    terminal.close()
+    assert tp.PALETTE_QUERY.encode() in terminal.received
 
 
 def test_asked_for_in_tmux_probes_through_it_for_the_cell_size(monkeypatch):
@@ -176,8 +270,11 @@ def test_kitty_asked_for_at_256_colours_draws_in_24_bit(monkeypatch):
     monkeypatch.setattr(tg, "textual_image_available", lambda: True)
     env = {"TERM": "xterm-kitty"}
     tg.start_choosing("kitty", env, open(os.devnull), open(os.devnull)).result()
-    assert env["TEXTUAL_COLOR_SYSTEM"] == "truecolor"
+    assert env["COLORTERM"] == "truecolor"  # read by Rich when the app's console is made
     assert tg.truecolor(env) and not tg.truecolor({"TERM": "xterm-kitty"})
+    forced = {"TERM": "xterm-kitty", "TEXTUAL_COLOR_SYSTEM": "256"}
+    chosen = tg.start_choosing("kitty", forced, open(os.devnull), open(os.devnull)).result()
+    assert chosen.mode == "blocks" and "TEXTUAL_COLOR_SYSTEM" in chosen.reason and "COLORTERM" not in forced
 
 
 def test_the_flag_fails_before_a_service_starts(monkeypatch, tmp_path):
@@ -207,8 +304,8 @@ def test_a_kill_during_the_probe_puts_the_terminal_back_first():
 
     master, slave = pty.openpty()
     try:
-        code = ("import sys, time; from tui_gan.tui import terminal_graphics as tg; "
-                "tg.Probe(0, 1, tg.probe_query(None), 30.0).start(); print('probing', flush=True); time.sleep(30)")
+        code = ("import sys, time; from tui_gan.tui import terminal_probe as tp; "
+                "tp.Probe(0, 1, tp.probe_query(None), 30.0).start(); print('probing', flush=True); time.sleep(30)")
         child = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave)
         seen, deadline = b"", time.monotonic() + 20
         while b"probing" not in seen and time.monotonic() < deadline:

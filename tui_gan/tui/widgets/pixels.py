@@ -32,7 +32,8 @@ from rich.segment import ControlType, Segment
 from textual.geometry import Region
 from textual.strip import Strip
 
-from ..terminal_graphics import Graphics, tmux_passthrough
+from ..terminal_graphics import Graphics
+from ..terminal_probe import tmux_passthrough
 from .tiles import MIN_TILE, largest_showing
 
 if TYPE_CHECKING:
@@ -103,9 +104,11 @@ class Picture:
                      strip.cell_length)
 
 
-def make_picture(canvas: np.ndarray, mode: str, cols: int, rows: int, blank: Strip) -> Picture:
+def make_picture(canvas: np.ndarray, mode: str, cols: int, rows: int, blank: Strip, registers: int = 256) -> Picture:
     """Encode ``canvas`` (exactly ``cols`` x ``rows`` cells of pixels) with textual-image.
-    Kitty: this sends the image to the terminal (textual-image writes it to stdout)."""
+    Kitty: this sends the image to the terminal (textual-image writes it to stdout). Sixel:
+    in at most ``registers`` colours, the terminal's colour registers (a VT340 has 16; more
+    colours than registers come out wrong), chosen for the picture by textual-image's quantiser."""
     from PIL import Image
     from rich.console import Console
 
@@ -120,8 +123,10 @@ def make_picture(canvas: np.ndarray, mode: str, cols: int, rows: int, blank: Str
         lines = console.render_lines(image, options, pad=False)
         return Picture([Strip(line, cols) for line in lines], kitty_id=image.terminal_image_id)
     from textual_image.renderable.sixel import Image as SixelImage
+    from textual_image.renderable.sixel import SixelOptions
 
-    data = [s.text for s in console.render(SixelImage(pil, width=cols, height=rows), options) if s.text[:2] == "\x1bP"]
+    image = SixelImage(pil, width=cols, height=rows, sixel_options=SixelOptions(colors=max(2, min(256, registers))))
+    data = [s.text for s in console.render(image, options) if s.text[:2] == "\x1bP"]
     if len(data) != 1:
         raise RuntimeError("textual-image's Sixel renderable did not yield one Sixel image")
     return Picture([blank] * rows, sixel=data[0])
@@ -189,7 +194,8 @@ class PixelPictures:
             width, height = self.graphics.cell
             try:
                 canvas = compose_pixels(images, cols * width, rows * height, background)
-                picture = None if canvas is None else make_picture(canvas, self.graphics.mode, cols, rows, blank)
+                picture = None if canvas is None else make_picture(canvas, self.graphics.mode, cols, rows, blank,
+                                                                     self.graphics.registers)
             except Exception as exc:  # noqa: BLE001 - whatever textual-image raises: the panel keeps half blocks
                 with self._lock:
                     self._working, self._making = False, None

@@ -20,6 +20,7 @@ from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .palette import palette_numbers, terminal_palette
 from .tiles import MIN_TILE, largest_showing
 
 if TYPE_CHECKING:  # numpy and Pillow load with the first samples, not before the first frame
@@ -85,52 +86,25 @@ def _palette_style(key: int) -> Style:
     return Style.from_color(Color.from_ansi(key >> 8), Color.from_ansi(key & 255))
 
 
-@lru_cache(maxsize=4)
-def _palette(color_system: str | None):
-    """(first number, RGB array) of the palette cells are drawn in, or None for truecolor.
-
-    A 256-colour terminal (tmux's default, for one) gets the fixed 6x6x6 cube and grey ramp
-    (numbers 16-255, which no theme redefines); a 16-colour one the standard colours."""
-    import numpy as np
-    from rich._palettes import EIGHT_BIT_PALETTE, STANDARD_PALETTE
-
-    if color_system == "256":
-        return 16, np.array([tuple(EIGHT_BIT_PALETTE[i]) for i in range(16, 256)], dtype=np.int64)
-    if color_system in ("standard", "windows"):
-        return 0, np.array([tuple(STANDARD_PALETTE[i]) for i in range(16)], dtype=np.int64)
-    return None
-
-
-def _nearest(packed: np.ndarray, palette) -> np.ndarray:
-    """Palette numbers of the nearest (RGB distance) colours to 0xRRGGBB ``packed`` values,
-    found for each distinct colour once."""
-    import numpy as np
-
-    first, rgb = palette
-    colours, inverse = np.unique(packed, return_inverse=True)
-    mine = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float32)
-    theirs = rgb.astype(np.float32)
-    # |a - b|^2 without the (colours, palette, 3) array: |b|^2 - 2 a.b (|a|^2 is the same for all b)
-    distance = (theirs**2).sum(axis=1)[None, :] - 2.0 * (mine @ theirs.T)
-    return (distance.argmin(axis=1) + first)[inverse].reshape(packed.shape)
-
-
-def canvas_to_strips(canvas: np.ndarray, color_system: str | None = "truecolor") -> list[Strip]:
+def canvas_to_strips(canvas: np.ndarray, color_system: str | None = "truecolor",
+                     background: tuple[int, int, int] = (0, 0, 0),
+                     shown: tuple[tuple[int, int, int], ...] | None = None) -> list[Strip]:
     """One Strip per cell row; runs of equal cells are merged into one Segment.
 
     The cells are packed into integers and split into runs with numpy, so a panel of
     samples costs a few thousand Segments and no per-pixel Python. On a terminal with
-    fewer colours the pixels are mapped to its palette here, in numpy, rather than one
-    distinct colour at a time by Rich when each frame is written."""
+    fewer colours the pixels are dithered onto its palette here (palette.py; ``shown``: the
+    16 colours it said it shows), rather than mapped one distinct colour at a time by Rich
+    when each frame is written."""
     import numpy as np
 
-    rgb = canvas.astype(np.int64)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # (2 * height, width)
-    palette = _palette(color_system)
+    palette = terminal_palette(color_system, shown)
     if palette is None:
+        rgb = canvas.astype(np.int64)
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # (2 * height, width)
         cells, style = (packed[0::2] << 24) | packed[1::2], _style  # upper pixel, lower pixel
     else:
-        numbers = _nearest(packed, palette)
+        numbers = palette_numbers(canvas, palette, background)
         cells, style = (numbers[0::2] << 8) | numbers[1::2], _palette_style
     width = canvas.shape[1]
     strips = []
@@ -144,9 +118,9 @@ def canvas_to_strips(canvas: np.ndarray, color_system: str | None = "truecolor")
 
 def render_halfblock(
     images: np.ndarray, width: int, height: int, background: tuple[int, int, int] = (0, 0, 0),
-    color_system: str | None = "truecolor",
+    color_system: str | None = "truecolor", shown: tuple[tuple[int, int, int], ...] | None = None,
 ) -> list[Strip]:
-    return canvas_to_strips(compose_canvas(images, width, height, background), color_system)
+    return canvas_to_strips(compose_canvas(images, width, height, background), color_system, background, shown)
 
 
 class SamplesView(Widget):
@@ -226,7 +200,8 @@ class SamplesView(Widget):
         colours = None if self.app.is_headless else self.app.console.color_system
         key = (width, height, self._background(), colours)
         if self._rendered_for != key:
-            self._strips = render_halfblock(self._images, width, height, key[2], key[3])
+            shown = getattr(getattr(self.app, "graphics", None), "palette", None)
+            self._strips = render_halfblock(self._images, width, height, key[2], key[3], shown)
             self._rendered_for = key
         return self._strips[y] if y < len(self._strips) else Strip.blank(width, self.rich_style)
 
