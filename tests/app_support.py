@@ -157,6 +157,26 @@ async def wait_until(pilot, predicate, timeout: float = 30.0, what: str = "condi
         await pilot.pause(0.05)
 
 
+def visible_text(screen) -> list[str]:
+    """What a reader sees of each widget of ``screen`` now: the lines of it inside the
+    screen and its container's clip (scrolled-out lines left out), its words joined by
+    single spaces, one string per widget."""
+    from textual.errors import NoWidget
+
+    shown = []
+    for widget in screen.query("*"):
+        try:
+            where = screen.find_widget(widget)
+        except NoWidget:
+            continue
+        visible = where.region.intersection(where.clip).intersection(screen.region)
+        if not visible:
+            continue
+        strips = widget.render_lines(visible.translate(-where.region.offset))
+        shown.append(" ".join(" ".join(strip.text for strip in strips).split()))
+    return shown
+
+
 async def open_screen(pilot, app, key: str, screen_type) -> None:
     """Press ``key`` and wait until a screen of ``screen_type`` is on top."""
     await pilot.press(key)

@@ -208,6 +208,19 @@ def test_the_overlay_splits_losses_from_measurements_and_smooths_once():
 # ----------------------------------------------------------------------------- ls --sort swd
 
 
+def test_ls_prints_each_run_as_the_folder_was_named(tmp_path, monkeypatch, capsys):
+    make_run(tmp_path / "runs" / "a", synthetic_history(5))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["ls", str(tmp_path / "runs")]) == 0  # absolute: not ../runs/a
+    assert capsys.readouterr().out.split()[0] == f"{tmp_path}/runs/a"
+    assert main(["ls", "../runs"]) == 0  # relative: as given
+    assert capsys.readouterr().out.split()[0] == "../runs/a"
+    monkeypatch.chdir(tmp_path)
+    assert main(["ls", "./runs/"]) == 0
+    assert capsys.readouterr().out.split()[0] == "runs/a"
+
+
 def test_ls_sorts_by_best_swd_with_unmeasured_runs_last(tmp_path, capsys):
     make_run(tmp_path / "a-unmeasured", synthetic_history(5))
     make_run(tmp_path / "b-worse", synthetic_history(5) + [quality_row(50, 40.0), quality_row(60, 45.0)])

@@ -40,8 +40,15 @@ def run_ls(argv: Sequence[str]) -> int:
     if args.sort == "swd":
         runs.sort(key=lambda entry: swd_order(best_swd(entry[3])))  # stable: ties keep the name order
     for run, state, record, history in runs:
-        print(ls_line(run, state, record, history))
+        print(ls_line(run, state, record, history, shown=as_named(run, root)))
     return 0
+
+
+def as_named(run: RunDir, folder: Path) -> str:
+    """``run``'s path through ``folder`` as the user spelled it: absolute under an absolute
+    folder, relative under a relative one (run_dirs gives resolved paths, and a path made
+    relative to the working directory turns /abs/runs into ../../abs/runs)."""
+    return str(folder / os.path.relpath(run.root, folder.resolve()))
 
 
 def swd_order(best: float | None) -> tuple[bool, float]:
@@ -49,8 +56,11 @@ def swd_order(best: float | None) -> tuple[bool, float]:
     return (best is None, best if best is not None else 0.0)
 
 
-def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list[HistoryRow] | None = None) -> str:
-    """One run's line; ``history`` is its metrics.csv (read here when not given)."""
+def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list[HistoryRow] | None = None,
+            shown: str | None = None) -> str:
+    """One run's line; ``history`` is its metrics.csv (read here when not given); ``shown``:
+    the run's path as printed (default its root)."""
+    shown = str(run.root) if shown is None else shown
     history = history_or_empty(run.metrics) if history is None else history
     step, epoch, speed, swd = (record.step, record.epoch, None, None) if record else (None, None, None, None)
     note = saved_note(record) if record is not None and state in ("finished", "stopped") else ""
@@ -77,8 +87,8 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list
              f"best {best:6.2f}" if best is not None else " " * 11,
              f"{format_duration(time.time() - started):>6} ago"]
     lost_and_saved = state == "lost" and run.checkpoint_in() is not None
-    resume = f"  (resume: tui-gan --resume {os.path.relpath(run.root)})" if lost_and_saved else ""
-    return f"{os.path.relpath(run.root)}  " + "  ".join(parts) + resume + note
+    resume = f"  (resume: tui-gan --resume {shown})" if lost_and_saved else ""
+    return f"{shown}  " + "  ".join(parts) + resume + note
 
 
 def saved_note(record: ServiceRecord) -> str:

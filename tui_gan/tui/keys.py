@@ -52,6 +52,9 @@ class Key:
 
 QUIT = "Stop the training (saving last.pt) and quit"
 
+# Descriptions stay within 67 characters: each is one line of the help screen at 80x24
+# (its scroll bar showing), so every key shows at once there.
+
 KEYS: tuple[Key, ...] = (
     Key("space", "space", "toggle_pause", "Pause / resume", "Pause", footer=True),
     Key("s", "s", "snapshot", "Snapshot: full checkpoint + sample PNG", "Snapshot", footer=True),
@@ -60,14 +63,12 @@ KEYS: tuple[Key, ...] = (
     Key("a", "a", "toggle_auto_pause", "Pause at every epoch end (on/off)", "Auto-pause", footer=True),
     Key("y", "y", "toggle_log_scale", "Loss chart: log scale (on/off)", "Log"),
     Key("c", "c", "toggle_chart", "Chart: losses / quality (SWD, diversity)", "Chart"),
-    Key("o", "o", "compare", "Compare: draw another run's losses and SWD on the chart (pick one, or none)",
-        "Compare"),
+    Key("o", "o", "compare", "Compare: draw another run's losses and SWD beside this run's", "Compare"),
     Key("x", "x", "toggle_alignment", "Chart: x-axis by step / by images seen (runs of other batch sizes)",
         "X-axis"),
     Key("[", "left_square_bracket", "browse(-1)", "Samples: the previous epoch's end", "Earlier"),
     Key("]", "right_square_bracket", "browse(1)", "Samples: the next epoch's end, then live", "Later"),
-    Key("v", "v", "toggle_average", "Samples: the generator's moving average (--ema) / the live generator",
-        "EMA"),
+    Key("v", "v", "toggle_average", "Samples: the generator's moving average (--ema) / the live one", "EMA"),
     Key("g", "g", "gif", "Write the progression GIF of the epoch-end samples", "GIF"),
     Key("i", "i", "interpolate", "Latent walks: interpolation between fixed latent vectors", "Walks"),
     Key("m", "m", "measure", "Measure the quality now (it is measured at every epoch end)", "Measure"),

@@ -2,15 +2,24 @@
 writes that fail: a full disk), device, learning rates, as the run's view (core/runview.py)
 has them.
 
-One widget that renders itself at a fixed height: updating it repaints these few lines
-only, never the layout of the whole screen (which would redraw the samples and chart).
+A line too long for the panel (a CUDA device's name, 'cpu × 2 processes (gloo)', a pending
+learning rate) goes on at the next line, broken between its parts (' · '), or between words
+where one part is longer than a line: at 80x24 the panel is 28 cells wide. The panel is as
+tall as its lines. Updating it repaints these few lines only; the layout of the whole screen
+(which redraws the samples and chart) is redone only when the panel needs more lines than it
+has (the device is known, the GPU's line comes, a number gets longer) or the terminal's
+height switches it between the compact and the labelled layout.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual.geometry import Size
 
 from ...core import events as ev
 from ...core.report import GIB, Report, format_device_status, format_duration
@@ -28,9 +37,10 @@ STATE_STYLES = {
     RunState.ERROR: "bold red",
     RunState.DISCONNECTED: "bold magenta",
 }
-FULL_HEIGHT = 10  # lines of content in the full layout (11 with a GPU); fewer rows get the compact one
 AGE_REDRAW_S = 5.0  # the last checkpoint's age grows while nothing else is redrawn (a pause)
-GPU_CLASS = "-gpu"  # the panel grows by the GPU's line (app.tcss) once it has one
+SHORT_SCREEN = "-short"  # the app's breakpoint class of 80x24 and other short terminals: the compact layout
+LABEL_WIDTH = 7  # 'device ': the full layout's labels, before each value
+LR_JOINER = "  "  # between the rates and a pending change, as between G's rate and D's
 
 
 def gpu_text(e: ev.DeviceStatus, width: int) -> str:
@@ -45,6 +55,42 @@ def gpu_text(e: ev.DeviceStatus, width: int) -> str:
     if len(shown) <= width:
         return shown
     return shown.replace(" · ", " ").replace(" busy", "")
+
+
+def wrap_parts(parts: Sequence[str | Text], width: int, joiner: str = " · ") -> list[Text]:
+    """``parts`` joined by ``joiner`` in lines of ``width`` cells: a part that does not fit
+    on the line goes to the next; one longer than a line breaks between its words."""
+    lines: list[Text] = []
+    for part in parts:
+        part = Text(part) if isinstance(part, str) else part
+        if lines and cell_len(lines[-1].plain) + cell_len(joiner) + cell_len(part.plain) <= width:
+            lines[-1].append(joiner).append_text(part)
+        else:
+            lines.extend(wrap_words(part, width))
+    return lines
+
+
+def wrap_words(text: Text, width: int) -> list[Text]:
+    """``text`` broken between words into lines of ``width`` cells (a word longer than a
+    line gets one of its own, and the panel's ellipsis)."""
+    lines: list[Text] = []
+    start = end = 0
+    for word in re.finditer(r"\S+", text.plain):
+        if end and cell_len(text.plain[start:word.end()]) > width:
+            lines.append(text[start:end])
+            start = word.start()
+        end = word.end()
+    lines.append(text[start:end])
+    return lines
+
+
+def path_tail(path: str, width: int) -> str:
+    """``path`` in ``width`` cells: whole, or its end from a '/' on ('…/runs/2024-05-01_12-00-00'),
+    since the end is what names the run."""
+    if cell_len(path) <= width:
+        return path
+    tail = path[len(path) - (width - 1):]
+    return "…" + (tail[tail.find("/"):] if "/" in tail else tail)
 
 
 def progress_bar(done: int, total: int, width: int) -> Text:
@@ -75,24 +121,43 @@ class StatusPanel(TextLines):
         self.images_per_sec = 0.0
         """The last speed measured, shown until the next one (a progress of 0 img/s had no
         measurement in its interval)."""
+        self.measured_compact: bool | None = None
+        """The layout the panel's height was last measured for (None: not measured yet)."""
 
     def on_mount(self) -> None:
         self.set_interval(AGE_REDRAW_S, self.redraw)
 
-    def saved(self) -> Text:
+    def saved(self) -> list[Text]:
         """'step 1,200, 3m05s ago' of the newest checkpoint, and while writes fail, for how
         long (in red; the state line says why)."""
         view, now = self.view, time.time()
-        text = Text(Report.checkpoint_age(view.last_checkpoint, now))
+        parts = [Text(Report.checkpoint_age(view.last_checkpoint, now))]
         if view.writes_failing is not None:
-            text.append(f" · failing {format_duration(max(0.0, now - view.writes_failing.wall_time))}",
-                        style="bold red")
-        return text
+            failing = format_duration(max(0.0, now - view.writes_failing.wall_time))
+            parts.append(Text(f"failing {failing}", style="bold red"))
+        return parts
+
+    @property
+    def compact(self) -> bool:
+        """Whether the screen is short (80x24): one line per group of values, no labels."""
+        return self.is_attached and self.screen.has_class(SHORT_SCREEN)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        self.measured_compact = self.compact
+        return len(self.lines(width, 0))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        # A terminal only made taller or shorter keeps the panel's width, so nothing else
+        # measures it again when the screen's breakpoint class turns the other layout on.
+        if self.measured_compact is not None and self.compact != self.measured_compact:
+            self.refresh(layout=True)
 
     def redraw(self) -> None:
-        if self.view.device_status is not None and not self.has_class(GPU_CLASS):
-            self.add_class(GPU_CLASS)  # one more line: a layout change, once
-        self.refresh()  # never layout=True: see the module docstring
+        # Grows only: a value a digit shorter at every other redraw would otherwise move the
+        # whole layout back and forth; the next layout for any other reason shrinks it.
+        width, height = self.size
+        self.refresh(layout=len(self.lines(width, height)) > height)
 
     def show_progress(self, e: ev.Progress) -> None:
         self.progress = e
@@ -117,6 +182,7 @@ class StatusPanel(TextLines):
         return 0, 0, 0, 0, 0, None
 
     def lines(self, width: int, height: int) -> list[Text]:
+        """As many lines as the values take at ``width`` (``height`` follows from them)."""
         width = max(10, width)
         view, started = self.view, self.view.started
         epochs = started.config["epochs"] if started else 0
@@ -133,25 +199,28 @@ class StatusPanel(TextLines):
         step = f"{at_step:,}/{total_steps:,}" if total_steps else f"{at_step:,}"
         speed = f"{self.images_per_sec:,.0f} img/s" if self.images_per_sec else "– img/s"
         eta = format_duration(eta_s) if self.state is RunState.TRAINING else "–"
-        lr = "–" if view.lrs is None else f"G {view.lrs[0]:.2g}  D {view.lrs[1]:.2g}"
-        pending = Text("")
+        lr = ["–" if view.lrs is None else f"G {view.lrs[0]:.2g}  D {view.lrs[1]:.2g}"]
         if view.lr_pending is not None:
-            pending = Text(f"→ G {view.lr_pending.lr_g:.2g}  D {view.lr_pending.lr_d:.2g} at epoch end",
-                           style="yellow")
+            lr.append(Text(f"→ G {view.lr_pending.lr_g:.2g}  D {view.lr_pending.lr_d:.2g} at epoch end",
+                           style="yellow"))
         pause = "at every epoch end" if view.auto_pause else "off"
-        device = f"{started.device} · {started.precision}" if started else "…"
+        device = [started.device, started.precision] if started else ["…"]
         run_dir, gpu_status = (started.run_dir if started else "") or "–", view.device_status
 
-        if height < FULL_HEIGHT:  # 80x24 and other short terminals
+        saved = self.saved()
+        if self.compact:
             gpu = [Text(f"GPU {gpu_text(gpu_status, width - 4)}")] if gpu_status else []
-            return [state, bar, Text(f"{step} · {speed} · ETA {eta}"), Text("saved ").append_text(self.saved()),
-                    Text(f"lr {lr} ").append_text(pending), *gpu, Text(f"{device} · auto-pause {pause}", style="dim"),
-                    Text(run_dir, style="dim")]
+            return [state, bar, *wrap_parts([step, speed, f"ETA {eta}"], width),
+                    *wrap_parts([Text("saved ").append_text(saved[0]), *saved[1:]], width),
+                    *wrap_parts([f"lr {lr[0]}", *lr[1:]], width, joiner=LR_JOINER), *gpu,
+                    *wrap_parts([Text(part, style="dim") for part in [*device, f"auto-pause {pause}"]], width),
+                    Text(path_tail(run_dir, width), style="dim")]
 
-        rows = [state, bar]
-        gpu = [("gpu", gpu_text(gpu_status, width - 7))] if gpu_status else []
-        for label, value in (("step", step), ("speed", speed), ("ETA", eta), ("saved", self.saved()),
-                             ("device", device), *gpu, ("lr", Text(lr + "  ").append_text(pending)), ("pause", pause),
-                             ("run", run_dir)):
-            rows.append(Text().append(f"{label:<7}", style="dim").append_text(value if isinstance(value, Text) else Text(value)))
+        rows, value_width = [state, bar], width - LABEL_WIDTH
+        gpu = [("gpu", [gpu_text(gpu_status, value_width)])] if gpu_status else []
+        for label, parts in (("step", [step]), ("speed", [speed]), ("ETA", [eta]), ("saved", saved), ("device", device),
+                             *gpu, ("lr", lr), ("pause", [pause]), ("run", [path_tail(run_dir, value_width)])):
+            wrapped = wrap_parts(parts, value_width, joiner=LR_JOINER if label == "lr" else " · ")
+            for i, line in enumerate(wrapped):
+                rows.append(Text().append(f"{label if i == 0 else '':<{LABEL_WIDTH}}", style="dim").append_text(line))
         return rows
