@@ -44,7 +44,7 @@ terminal_graphics.Choosing.result = timed_result
 asked = time.perf_counter()
 watch(connect, RunDir(sys.argv[2]), choosing=terminal_graphics.start_choosing(sys.argv[1]))
 """
-KITTY = b"\x1b_Gi=31;OK\x1b\\\x1b[6;20;10t\x1b[?62;22c"
+KITTY = b"\x1b_Gi=31;OK\x1b\\\x1bP>|kitty(0.41.1)\x1b\\\x1b[6;20;10t\x1b[?62;22c"
 
 
 def first_frame(mode: str, answer: bytes | None, run_dir: str) -> tuple[float, float, float]:
