@@ -138,7 +138,7 @@ class Gan:
         with self.autocast():
             output = self._d_forward(self._seen(real)).view(-1)
             err_d_real = self.criterion(output, real_label)
-        err_d_real.backward()
+        self._weighted(err_d_real).backward()
         d_x = self._probability(output).mean()
 
         noise = self._noise(b)
@@ -146,7 +146,7 @@ class Gan:
             fake = self._g_forward(noise)
             output = self._d_forward(self._seen(fake.detach())).view(-1)
             err_d_fake = self.criterion(output, fake_label)
-        err_d_fake.backward()
+        self._weighted(err_d_fake).backward()
         d_g_z1 = self._probability(output).mean()
         err_d = err_d_real.detach() + err_d_fake.detach()
         self.world.reduce_gradients(self.netD, self.config.batch_size)
@@ -164,7 +164,7 @@ class Gan:
             with self.autocast():
                 output = self._d_forward(self._seen(fake)).view(-1)
                 err_g = self.criterion(output, real_label)
-            err_g.backward(inputs=self._g_params)
+            self._weighted(err_g).backward(inputs=self._g_params)
         finally:
             if self.speed.cpu_layers:
                 self.netD.requires_grad_(True)
@@ -176,6 +176,11 @@ class Gan:
         if self.ema is not None:
             self.ema.update()
         return stats
+
+    def _weighted(self, loss: torch.Tensor) -> torch.Tensor:
+        """What backward() takes: with several processes, this rank's loss weighted by its
+        share of the batch (world.py), so that the summed gradients are the whole batch's."""
+        return self.world.weighted(loss, self.config.batch_size)
 
     def _noise(self, b: int) -> torch.Tensor:
         """z for this step: drawn for the whole batch and sliced when processes share it,

@@ -6,9 +6,11 @@ once and changes nothing, so a one-process run is exactly the engine it always w
 
 Several processes (``tui-gan --nproc N`` or ``torchrun ... -m tui_gan``) share every
 step's *global* batch (``--batch-size`` images, split into contiguous shares of
-⌈B/N⌉ or ⌊B/N⌋ rows) and keep identical weights by summing their gradients, each
-weighted by its share of the batch: the step is then the gradient of the whole batch's
-mean loss, whatever N is and whether B divides by it. The noise and the augmentation's
+⌈B/N⌉ or ⌊B/N⌋ rows) and keep identical weights by summing their gradients. Each rank
+weights its loss by its share of the batch before backward(), so the sum is the gradient
+of the whole batch's mean loss, whatever N is and whether B divides by it, with BatchNorm
+per rank or synchronised (SyncBatchNorm's backward sums terms across the ranks, which
+weighting the gradients after backward() would get wrong). The noise and the augmentation's
 draws are made for the whole batch on every process and sliced, so every process's
 random generators stay in step and the data order is the one-process run's.
 
@@ -121,16 +123,28 @@ class World:
 
     # ================================================================== collectives
 
+    def weighted(self, loss: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """``loss``, this rank's mean over its rows, weighted by its share of the batch, for
+        backward(): the ranks' weighted losses sum to the whole batch's mean loss, so their
+        gradients need only be summed (reduce_gradients). Weighting the loss rather than the
+        gradients is what makes this exact with SyncBatchNorm, whose backward already sums
+        terms of every rank's gradient across the ranks: gradients weighted after backward()
+        were 1% off with shares of 43, 43 and 42 rows. ``loss`` itself in a world of one."""
+        return loss * self.share(batch_size)[1] if self.distributed else loss
+
     def reduce_gradients(self, module: nn.Module, batch_size: int, extra: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Replace ``module``'s gradients (and ``extra``, a vector of per-rank means) by the
-        whole batch's: the sum over ranks of each one weighted by its share. One collective."""
+        """Replace ``module``'s gradients by their sum over the ranks (each rank's came from its
+        ``weighted`` loss) and ``extra``, a vector of per-rank means, by the whole batch's: the
+        sum of each weighted by its rank's share. One collective."""
         if not self.distributed:
             return extra
         import torch.distributed as dist
 
         grads = [p.grad for p in module.parameters() if p.grad is not None]
-        parts = [g.reshape(-1) for g in grads] + ([extra.float().reshape(-1)] if extra is not None else [])
-        flat = torch.cat(parts).mul_(self.share(batch_size)[1])
+        parts = [g.reshape(-1) for g in grads]
+        if extra is not None:
+            parts.append(extra.float().reshape(-1) * self.share(batch_size)[1])
+        flat = torch.cat(parts)
         dist.all_reduce(flat)
         offset = 0
         for g in grads:
