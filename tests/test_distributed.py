@@ -214,6 +214,7 @@ def test_a_killed_rank_ends_the_run_in_one_line_naming_it(tmp_path):
     (["--nproc", "3", "--device", "cuda"], "this machine has 2 GPU(s)"),
     (["--nproc", "2", "--device", "cuda", "--master-port", "PORT"], "cannot be used"),
     (["--nproc", "2", "--batch-size", "1"], "--batch-size 1 is smaller than the 2 processes"),
+    (["--nproc", "2", "--sync-bn"], "--sync-bn: synchronised BatchNorm runs on CUDA GPUs only, not on cpu"),
 ])
 def test_bad_nproc_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, flags, message):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a stand-in machine with 2 GPUs
@@ -282,6 +283,43 @@ def test_synchronised_batchnorm_draws_samples_within_one_process(monkeypatch):
     z = torch.randn(8, 16, 1, 1)
     assert torch.allclose(generate(synced, z), generate(plain, z), atol=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(synced.state_dict().values(), plain.state_dict().values()))
+
+
+def test_batchnorm_is_each_processs_own_unless_sync_bn():
+    """Several processes normalise each its own share by default, on CUDA as on the CPU (no
+    collective and no wait for the GPU in BatchNorm); --sync-bn synchronises BatchNorm on
+    CUDA and is refused elsewhere. (The nets are built on the CPU; the world says CUDA.)"""
+    from tui_gan.core.config import TrainConfig
+    from tui_gan.core.errors import UserError
+    from tui_gan.engine.gan import Gan
+
+    def batchnorms(world: World, sync_bn: bool) -> set[str]:
+        config = TrainConfig(image_size=16, ngf=8, ndf=8, nz=16, channels=3, batch_size=16, amp=False,
+                             channels_last=False, sync_bn=sync_bn)
+        gan = Gan(config, torch.device("cpu"), world)
+        return {type(m).__name__ for net in (gan.netG, gan.netD) for m in net.modules() if "BatchNorm" in type(m).__name__}
+
+    on_gpus = World(rank=0, size=2, device=torch.device("cuda"))
+    assert batchnorms(on_gpus, sync_bn=False) == {"BatchNorm2d"}
+    assert batchnorms(on_gpus, sync_bn=True) == {"SampleableSyncBatchNorm"}
+    assert batchnorms(World.single(), sync_bn=True) == {"BatchNorm2d"}  # one process: the whole batch anyway
+    with pytest.raises(UserError, match="--sync-bn: synchronised BatchNorm runs on CUDA GPUs only"):
+        batchnorms(World(rank=0, size=2), sync_bn=True)
+
+
+def test_sync_bn_is_the_runs_setting_and_a_resume_keeps_it(tmp_path, monkeypatch):
+    """--sync-bn is saved with the run (one process trains with it: its BatchNorm sees the
+    whole batch either way); a resume keeps it unless --no-sync-bn or --sync-bn says otherwise."""
+    from tui_gan.commands.flags import prepare_training, train_parser
+
+    monkeypatch.setenv("TUI_GAN_RUNTIME_DIR", tempfile.mkdtemp(prefix="tg-"))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    run = RunDir(tmp_path / "run")
+    assert main([*TINY, "--headless", "--max-steps", "2", "--sync-bn", "--run-dir", str(run.root)]) == 0
+    assert checkpoint(run.last)["config"]["sync_bn"] is True and "sync_bn = true" in run.config.read_text()
+    for flags, expected in (([], True), (["--no-sync-bn"], False), (["--sync-bn"], True)):
+        engine = prepare_training(vars(train_parser().parse_args(["--resume", str(run.root), *flags])), run.root)
+        assert engine.config.sync_bn is expected, flags
 
 
 def test_the_app_finds_the_service_rank_0_hosts(tmp_path, monkeypatch):

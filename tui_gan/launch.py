@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .commands.flags import without_flags
-from .core.config import check_shared_batch, parse_device
+from .core.config import check_shared_batch, check_sync_bn, parse_device
 from .core.errors import UserError
 from .core.rundir import RunDir
 
@@ -43,6 +43,7 @@ def launch(args: dict[str, Any], argv: Sequence[str], run_dir: RunDir, module: s
     nproc = int(args["nproc"])
     check_shared_batch(args.get("batch_size", nproc), nproc)  # the preset's is checked by each process
     device = _check_device(args.get("device", "auto"), nproc)
+    check_sync_bn(args.get("sync_bn", False), device, nproc)  # a resumed run's setting is checked by each process
     port = _check_port(args.get("master_port"))
     with _quiet_launcher_logs():
         from torch.distributed.elastic.multiprocessing.api import SignalException

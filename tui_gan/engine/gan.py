@@ -17,7 +17,7 @@ from torch import nn, optim
 
 from .. import speed
 from ..core import events as ev
-from ..core.config import TrainConfig
+from ..core.config import TrainConfig, check_sync_bn
 from ..core.errors import UserError, first_line
 from ..data.pixels import to_uint8
 from .augment import diff_augment
@@ -44,7 +44,7 @@ class Gan:
         self.world = world or World.single()
         self._rows = self.world.rows(config.batch_size)
         torch.manual_seed(config.seed)
-        self.netG, self.netD = (_synchronised(m, self.world).to(device) for m in build_models(config))
+        self.netG, self.netD = (_batchnorm(m, self.world, config.sync_bn).to(device) for m in build_models(config))
         self.precision = choose_precision(config.amp, device)
         self.bf16 = self.precision.bf16
         self.speed = speed.apply(self.netG, self.netD, config, device, bf16=self.bf16)
@@ -281,13 +281,12 @@ class Gan:
         return restore_rng(state.get("rng", {}), self.device, self.noise_gen, self.config.seed + 1 + step)
 
 
-def _synchronised(net: nn.Module, world: World) -> nn.Module:
-    """On CUDA across processes, BatchNorm over the whole batch (SyncBatchNorm: the
-    tutorial's maths); elsewhere as built (on the CPU each process normalises its share:
-    torch's SyncBatchNorm runs on GPUs only)."""
-    if world.distributed and world.device.type == "cuda":
-        return synchronise_batchnorm(net)
-    return net
+def _batchnorm(net: nn.Module, world: World, sync_bn: bool) -> nn.Module:
+    """``net`` as built, whose BatchNorm normalises each process's share of the batch, or with
+    --sync-bn across several CUDA processes, synchronised over the whole batch (SyncBatchNorm:
+    one process's maths, at a collective and a device sync per layer and pass)."""
+    check_sync_bn(sync_bn, world.device.type, world.size)
+    return synchronise_batchnorm(net) if sync_bn and world.distributed else net
 
 
 def _load_optimizer(optimizer: optim.Optimizer, saved: dict[str, Any]) -> None:

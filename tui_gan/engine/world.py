@@ -16,7 +16,9 @@ random generators stay in step and the data order is the one-process run's.
 
 Two collectives per step (D's gradients; G's gradients with the five statistics appended,
 so the losses shown are the whole batch's) plus one small broadcast of rank 0's requests
-at a cadence every rank knows (see lockstep.py). Gradients are reduced by hand rather
+at a cadence every rank knows (see lockstep.py), and no wait for the device: BatchNorm
+normalises each rank's share. With ``--sync-bn`` (gan.py) every BatchNorm pass adds one of
+SyncBatchNorm's own, and every forward one a wait for the GPU. Gradients are reduced by hand rather
 than through DistributedDataParallel: the GAN step runs D three times and G's backward
 goes through D, whose gradients there are discarded, which DDP would reduce anyway.
 """
