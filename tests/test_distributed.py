@@ -3,6 +3,7 @@ the CPU, each a fresh interpreter, with short timeouts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -205,6 +206,56 @@ def test_a_killed_rank_ends_the_run_in_one_line_naming_it(tmp_path):
     assert launcher.returncode == 1
     line = err.strip().splitlines()[-1]
     assert line.startswith("tui-gan: rank 1 (pid") and "SIGKILL" in line, err[-2000:]
+
+
+def test_a_rank_that_dies_while_another_hangs_in_a_collective_ends_the_run_within_seconds(tmp_path):
+    """Rank 1 blocks in a wait that no peer's death ends (tests/hanging_rank.py: a stand-in for
+    SyncBatchNorm's all-gather on CUDA, where NCCL waits on), rank 0 waits for it in its
+    gradient all-reduce, and then rank 0 is killed. Rank 1 ignores the launcher's SIGTERM
+    (stop signals are rank 0's to act on), so the run used to end only when the launcher
+    gave up on it (30 s with torch 2.14, its shutdown timeout of 120 s with others); it ends
+    within seconds with the one line that names rank 0."""
+    run, hang = tmp_path / "run", tmp_path / "hanging"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HANG_FILE": str(hang)}
+    launcher = subprocess.Popen([sys.executable, "-m", "tests.hanging_rank", *TINY, "--epochs", "100000", "--headless",
+                                 "--nproc", "2", "--run-dir", str(run)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: hang.exists() and hang.read_text() and (run / "service.json").exists())
+        time.sleep(1)  # rank 0 is in its all-reduce, waiting for rank 1
+        os.kill(json.loads((run / "service.json").read_text())["pid"], signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = launcher.communicate(timeout=60)
+        ended = time.monotonic() - killed
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # a hanging rank of a failed test, too
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("tui-gan: rank 0 (pid") and "SIGKILL" in line, err[-2000:]
+    assert line.endswith(f"the last checkpoint is {run / 'checkpoints' / 'last.pt'}"), line
+    assert ended < 15, f"the run took {ended:.1f} s to end"
+
+
+def test_the_launcher_names_the_rank_that_failed_not_one_that_ended_after_it(tmp_path, monkeypatch, capsys):
+    """A rank whose peer died while it waited ends with PEER_LOST_EXIT (world.py, PeerWatch);
+    when the launcher sees it fail beside the rank that failed first (here with bad input,
+    exit 2), its line and exit code are the first one's."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+    from torch.distributed.launcher import api
+
+    from tui_gan.core.config import PEER_LOST_EXIT
+    from tui_gan.launch import launch
+
+    def failed(*_args):
+        raise ChildFailedError("tui_gan", {0: ProcessFailure(0, 4241, PEER_LOST_EXIT, "<N/A>"),
+                                           1: ProcessFailure(1, 4242, 2, "<N/A>")})
+
+    monkeypatch.setattr(api, "elastic_launch", lambda *_args: failed)
+    code = launch({"nproc": 2, "device": "cpu"}, [], RunDir(tmp_path / "run"))
+    line = capsys.readouterr().err.strip()
+    assert (code, line) == (2, "tui-gan: rank 1 (pid 4242) exited with code 2; the run stopped and no checkpoint "
+                               "was written yet")
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -309,6 +309,11 @@ def launched_rank() -> tuple[int, int]:
         return 0, 1
 
 
+#: The exit code of a process that ended because another of the run died while it waited
+#: for it (engine/world.py, PeerWatch): the launcher names the other as the cause.
+PEER_LOST_EXIT = 3
+
+
 def check_shared_batch(batch_size: int, processes: int) -> None:
     """UserError when some of ``processes`` would get no image of a global batch."""
     if batch_size < processes:
