@@ -195,7 +195,9 @@ QUALITY_RUNS = 3  # its bf16-against-fp32 runs
 
 def _gpu_bench(tmp_path, **env):
     """Run .ci/gpu-bench with a stand-in for python3 whose `tui_gan` commands print canned
-    results (the script's own Python, which builds the table and the JPEGs, runs for real)."""
+    results, as do its two probes of torch (versions, GPU count: a machine without GPUs; each
+    would import torch, seconds a run). The script's own Python, which builds the tables and
+    the JPEGs, runs for real."""
     import os
     import subprocess
     import sys
@@ -209,6 +211,8 @@ def _gpu_bench(tmp_path, **env):
         ' echo "  tui-gan engine     5,678 img/s"; echo "  ratio               4.60x";;\n'
         '  "-m tui_gan --headless") echo "headless $*";'
         ' echo "epoch 1/5 step 2/100 | loss_D 1.0 | 9 img/s | ETA 1s | GPU 1.2/79.3 GiB · 97% busy";;\n'
+        '  "-c "*torch.cuda.get_device_name*) echo "python 3 · torch (stand-in)"; echo "cuda False";;\n'
+        '  "-c "*torch.cuda.device_count*) echo 0;;\n'
         f'  *) exec "{sys.executable}" "$@";;\n'
         "esac\n")
     stub.chmod(0o755)

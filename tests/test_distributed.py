@@ -210,10 +210,12 @@ def test_bad_nproc_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, f
 
 
 def test_a_pause_outlasts_the_collective_timeout_and_sigterm_stops_every_rank(tmp_path, monkeypatch):
-    """Viewers attach to rank 0 as to one process. Paused for three times the collectives'
-    timeout (shortened to 4 s here; rank 0's epoch ends, which the others wait for, stay well
-    inside it), the run resumes; SIGTERM to the launcher then ends every rank at one step,
-    with one checkpoint written (a viewer's stop takes the same path from rank 0 on)."""
+    """Viewers attach to rank 0 as to one process. Paused for twice the collectives' timeout
+    (shortened to 4 s here; rank 0's epoch ends, which the others wait for, stay well inside
+    it), the run resumes; SIGTERM to the launcher then ends every rank at one step, with one
+    checkpoint written (a viewer's stop takes the same path from rank 0 on). A rank that
+    timed out in the pause (4 s in) ends the run: the launcher has gone by 8 s, or is
+    stopping rank 0, which takes no step past the pause."""
     monkeypatch.setenv("TUI_GAN_RUNTIME_DIR", tempfile.mkdtemp(prefix="tg-"))
     monkeypatch.setenv("TUI_GAN_COLLECTIVE_TIMEOUT", "4")
     run = RunDir(tmp_path / "run")
@@ -227,7 +229,7 @@ def test_a_pause_outlasts_the_collective_timeout_and_sigterm_stops_every_rank(tm
         remote.control.pause()
         wait_for(lambda: any(isinstance(e, ev.Paused) for e in events))
         paused_at = next(e.step for e in events if isinstance(e, ev.Paused))
-        time.sleep(12)
+        time.sleep(8)
         assert launcher.poll() is None
         remote.control.resume()
         wait_for(lambda: any(isinstance(e, ev.Progress) and e.step > paused_at + 5 for e in events))
