@@ -15,6 +15,10 @@ from tui_gan.engine.quality import RealReference, _binomial, _up, laplacian_pyra
 
 from .conftest import EXPLICIT, EngineThread, tiny_config
 
+# What these check is the metric's maths and a run's measurements: torch's, the same on every
+# Python: CI runs them on one (.ci/run).
+pytestmark = pytest.mark.one_python
+
 #: small enough for a test, large enough to learn the glyphs' shapes within seconds
 LEARNING = dict(image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024, lr_g=5e-4, lr_d=5e-4,
                 quality_images=256)
