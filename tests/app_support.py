@@ -177,13 +177,23 @@ def visible_text(screen) -> list[str]:
     return shown
 
 
+async def press(pilot, key: str) -> None:
+    """Press the key bound to an action (``"space"``, ``"q"``): as ``pilot.press`` does, less
+    its wait for this process to go idle (up to 1 s, twice a key), which never comes while an
+    engine trains in this process: 2 s a key. Callers wait for what the key does
+    (``wait_until``). Keys that type text need ``pilot.press`` (this sends no character)."""
+    pilot.app.simulate_key(key)
+    await pilot.pause(0)
+
+
 async def open_screen(pilot, app, key: str, screen_type) -> None:
-    """Press ``key`` and wait until a screen of ``screen_type`` is on top."""
-    await pilot.press(key)
-    await wait_until(pilot, lambda: isinstance(app.screen, screen_type), what=screen_type.__name__)
+    """Press ``key`` and wait until a screen of ``screen_type`` is on top, composed and mounted."""
+    await press(pilot, key)
+    await wait_until(pilot, lambda: isinstance(app.screen, screen_type) and app.screen.is_mounted,
+                     what=screen_type.__name__)
 
 
 async def quit_app(pilot, app) -> None:
     """Press q and wait until the engine has stopped (and saved)."""
-    await pilot.press("q")
+    await press(pilot, "q")
     await wait_until(pilot, lambda: app.engine_done.is_set(), what="the engine to stop")

@@ -10,6 +10,10 @@ import pytest
 
 from tui_gan.speed.allocator import _libc
 
+# What these check is glibc's allocator and the kernel's page faults, the same on every Python: CI
+# runs them on one (.ci/run).
+pytestmark = pytest.mark.one_python
+
 PROBE = """
 import resource, sys
 import numpy as np

@@ -21,7 +21,7 @@ from tui_gan.tui.widgets.loss_chart import LossChart
 from tui_gan.tui.widgets.samples import SamplesView
 from tui_gan.tui.widgets.status import StatusPanel
 
-from .app_support import ScriptedEngine, open_screen, quit_app, wait_until
+from .app_support import ScriptedEngine, open_screen, press, quit_app, wait_until
 from .conftest import EXPLICIT, tiny_config, wait
 
 SIZE = (120, 40)
@@ -66,25 +66,25 @@ async def test_training_keys_and_quit_saves(attached_app, tmp_path):
         step = view.step
         await pilot.pause(0.3)  # paused: nothing moves, in the run or on the panel
         assert view.step == step and app.query_one(StatusPanel).step == step
-        await pilot.press("space")
+        await press(pilot, "space")
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="resumed")
 
         # snapshot and export write files and show their paths
-        await pilot.press("s")
+        await press(pilot, "s")
         await wait_until(pilot, lambda: logged(app, "snapshot saved"), what="snapshot")
         snaps = list((tmp_path / "run" / "checkpoints").glob("snapshot-*.pt"))
         assert snaps and logged(app, str(snaps[0]))
         assert list((tmp_path / "run" / "samples").glob("snapshot-*.png"))
-        await pilot.press("e")
+        await press(pilot, "e")
         await wait_until(pilot, lambda: logged(app, "samples exported"), what="export")
         assert list((tmp_path / "run" / "samples").glob("export-step*.png"))
 
         # pause with space, then toggle auto-pause (while paused, so no epoch end races it)
-        await pilot.press("space")
+        await press(pilot, "space")
         await wait_until(pilot, lambda: app.state is RunState.PAUSED, what="paused by space")
-        await pilot.press("a")
+        await press(pilot, "a")
         await wait_until(pilot, lambda: app.control.pause_at_epoch_end is True, what="auto-pause on")
-        await pilot.press("a")
+        await press(pilot, "a")
         await wait_until(pilot, lambda: app.control.pause_at_epoch_end is False, what="auto-pause off")
 
         # q saves last.pt and quits
@@ -180,15 +180,17 @@ async def test_quality_is_measured_on_m_and_charted_on_c(attached_app, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: logged(app, "quality at step 0"), what="the first measurement")
         chart = app.query_one(LossChart)
-        await pilot.press("m")
+        await press(pilot, "m")
         await wait_until(pilot, lambda: log_text(app).count("quality at step") >= 2, what="measured on request")
         assert len(chart.quality_steps) >= 2 and all(v > 0 for v in chart.quality["swd"])
-        await pilot.press("c")
-        assert chart.show_quality and chart.border_title == "Quality"
+        await press(pilot, "c")
+        await wait_until(pilot, lambda: chart.show_quality, what="the quality chart")
+        assert chart.border_title == "Quality"
         await pilot.pause(0.1)
         assert "SWD" in chart.plt.build()  # the quality plot, with its legend
-        await pilot.press("c")
-        assert not chart.show_quality and chart.border_title == "Losses"
+        await press(pilot, "c")
+        await wait_until(pilot, lambda: not chart.show_quality, what="the losses again")
+        assert chart.border_title == "Losses"
         await quit_app(pilot, app)
 
 
@@ -348,10 +350,10 @@ async def test_v_switches_the_samples_between_the_average_and_the_live_generator
     async with app.run_test(size=SIZE) as pilot:
         view = app.query_one(SamplesView)
         await wait_until(pilot, lambda: view.border_title == "Samples (EMA of G)", what="average")
-        await pilot.press("v")
+        await press(pilot, "v")
         await wait_until(pilot, lambda: view.border_title == "Samples (live G)", what="live")
         assert app.training_screen.view.samples.generator == "live"
-        await pilot.press("v")
+        await press(pilot, "v")
         await wait_until(pilot, lambda: view.border_title == "Samples (EMA of G)", what="back")
         await quit_app(pilot, app)
     assert "generator_ema" in torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
@@ -361,7 +363,7 @@ async def test_v_without_ema_says_how_to_get_an_average(attached_app, tmp_path):
     app = real_app(attached_app, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
-        await pilot.press("v")
+        await press(pilot, "v")
         await wait_until(pilot, lambda: any("--ema" in n.message for n in app._notifications), what="the note")
         assert app.query_one(SamplesView).border_title == "Samples (fixed noise)"
         await quit_app(pilot, app)

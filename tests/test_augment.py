@@ -3,6 +3,7 @@ and exactly resumable."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tui_gan.core import events as ev
@@ -11,6 +12,10 @@ from tui_gan.engine.checkpoint import load_checkpoint
 from tui_gan.engine.engine import Engine
 
 from .conftest import EXPLICIT, tiny_config
+
+# What these check is the transforms' draws and gradients: torch's maths, the same on every
+# Python: CI runs them on one (.ci/run).
+pytestmark = pytest.mark.one_python
 
 
 def _draws(seed):

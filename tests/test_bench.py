@@ -9,8 +9,14 @@ from tui_gan.cli import main
 
 from .conftest import spy
 
+# Which tests CI runs on one Python (.ci/run): the loops' timing and the precision each runs in
+# are torch's, and .ci/gpu-bench is bash. The plain bench run (its process pool, both loops, the
+# table) and the app's bench run on every Python.
+ONE_PYTHON = pytest.mark.one_python
 
-@pytest.mark.parametrize("extra", [[], ["--amp"], ["--no-amp"]])
+
+@pytest.mark.parametrize("extra", [[], pytest.param(["--amp"], marks=ONE_PYTHON),
+                                   pytest.param(["--no-amp"], marks=ONE_PYTHON)])
 def test_bench_runs_both_loops_and_prints_the_ratio(capsys, extra):
     """... and says which precision the engine ran in: bf16 with --amp, fp32 with --no-amp,
     and without either what this CPU has (its features, as torch reports them)."""
@@ -31,6 +37,7 @@ def test_bench_runs_both_loops_and_prints_the_ratio(capsys, extra):
     assert "tui-gan engine" in lines[4] and lines[5].split()[0] == "ratio" and lines[5].endswith("x")
 
 
+@ONE_PYTHON
 def test_bench_without_steps_times_the_steps_the_tutorial_runs_in_seconds(capsys, monkeypatch):
     """The default on a fast device: 10 steps would be a few milliseconds. The first round
     runs the tutorial loop for --seconds (and at least 10 steps); every loop after it times
@@ -67,6 +74,7 @@ def _tiny_tutorial():
     return config, torch.from_numpy(make_builtin(64, 16, 0, 3))
 
 
+@ONE_PYTHON
 def test_tutorial_loop_with_seconds_runs_at_least_the_steps_and_the_seconds():
     from tui_gan.bench.tutorial import tutorial_loop
 
@@ -77,6 +85,7 @@ def test_tutorial_loop_with_seconds_runs_at_least_the_steps_and_the_seconds():
     assert steps == 3 and rate > 0
 
 
+@ONE_PYTHON
 def test_tutorial_loop_starts_no_new_pass_over_the_data_when_its_steps_are_done(monkeypatch):
     """1 + 7 steps of 8 images on 64: one pass. A second would start DataLoader workers
     (with --data) on the clock."""
@@ -95,6 +104,7 @@ def test_bench_overall_rate_is_images_over_total_time():
     assert _overall([100.0, 50.0]) == pytest.approx(66.667, rel=1e-4)  # equal images: 3 time units for 2
 
 
+@ONE_PYTHON
 def test_bench_runs_past_the_default_epochs(capsys):
     # 16 images in batches of 8: 2 steps an epoch, so 13 steps need more than the 5 default epochs;
     # the 6 epoch ends after the warm-up step (steps 2 to 12) are left off the engine's clock, and it says so
@@ -114,6 +124,7 @@ def test_bench_bad_input_is_one_line(capsys):
         assert len(err) == 1 and err[0].startswith("tui-gan: error: ") and "tui-gan bench --help" in err[0]
 
 
+@ONE_PYTHON
 def test_bench_on_a_folder_of_jpegs(tmp_path, capsys):
     import numpy as np
     from PIL import Image
@@ -198,7 +209,9 @@ HEADLESS_RUNS = 4  # its CUDA path checks (train, resume; a CPU run, resumed on 
 
 def _gpu_bench(tmp_path, **env):
     """Run .ci/gpu-bench with a stand-in for python3 whose `tui_gan` commands print canned
-    results (the script's own Python, which builds the table and the JPEGs, runs for real)."""
+    results, as do its two probes of torch (versions, GPU count: a machine without GPUs; each
+    would import torch, seconds a run). The script's own Python, which builds the tables and
+    the JPEGs, runs for real."""
     import os
     import subprocess
     import sys
@@ -214,6 +227,8 @@ def _gpu_bench(tmp_path, **env):
         ' echo "  tui-gan engine     5,678 img/s"; echo "  ratio               4.60x";;\n'
         '  "-m tui_gan --headless") echo "headless $*";'
         ' echo "epoch 1/5 step 2/100 | loss_D 1.0 | 9 img/s | ETA 1s | GPU 1.2/79.3 GiB · 97% busy";;\n'
+        '  "-c "*torch.cuda.get_device_name*) echo "python 3 · torch (stand-in)"; echo "cuda False";;\n'
+        '  "-c "*torch.cuda.device_count*) echo 0;;\n'
         f'  *) exec "{sys.executable}" "$@";;\n'
         "esac\n")
     stub.chmod(0o755)
@@ -231,6 +246,7 @@ def _table(path):
     return lines[at], lines[at + 2:]
 
 
+@ONE_PYTHON
 def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
     done, out = _gpu_bench(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -259,6 +275,7 @@ def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
     assert done.stdout.rstrip().endswith(quality[-1])  # the tables come last, on the terminal too
 
 
+@ONE_PYTHON
 def test_gpu_bench_script_measures_scaling_over_the_gpus_it_has(tmp_path):
     done, out = _gpu_bench(tmp_path, NGPUS="4")
     runs = [line for line in (out / "log.txt").read_text().splitlines() if line.startswith("headless ")]
@@ -270,6 +287,7 @@ def test_gpu_bench_script_measures_scaling_over_the_gpus_it_has(tmp_path):
     assert rows[0] == "| processes | training images/s |" and [r.split(" |")[0] for r in rows[2:]] == ["| 1", "| 4", "| 4, --sync-bn"]
 
 
+@ONE_PYTHON
 def test_gpu_bench_script_cuts_steps_off_at_the_deadline(tmp_path):
     done, out = _gpu_bench(tmp_path, DEADLINE="100")
     log = (out / "log.txt").read_text()
@@ -279,6 +297,7 @@ def test_gpu_bench_script_cuts_steps_off_at_the_deadline(tmp_path):
     assert done.returncode == 1 and "--compile (1 round) | | skipped: out of time" in (out / "results.md").read_text()
 
 
+@ONE_PYTHON
 def test_gpu_bench_script_skips_what_the_deadline_leaves_no_time_for(tmp_path):
     done, out = _gpu_bench(tmp_path, DEADLINE="20")  # a step starts only with 30 s or more left
     assert done.returncode == 1
@@ -287,6 +306,7 @@ def test_gpu_bench_script_skips_what_the_deadline_leaves_no_time_for(tmp_path):
     assert len(rows) == GPU_BENCH_ROWS and all("skipped" in row for row in rows)
 
 
+@ONE_PYTHON
 def test_the_engine_is_timed_over_its_training_only_never_over_an_epoch_end(monkeypatch):
     """16 images in batches of 8: an epoch ends every 2 steps, at steps 2, 4, 6 and 8 of the
     9 (1 warm-up, 8 timed), each with a sample grid and last.pt written. The tutorial loop

@@ -9,6 +9,10 @@ from tui_gan.speed import cpulayers, winograd
 
 from .conftest import spy
 
+# What these check is the layers' values and gradients: torch's maths, the same on every Python:
+# CI runs them on one (.ci/run).
+pytestmark = pytest.mark.one_python
+
 CL = torch.channels_last
 
 

@@ -23,6 +23,10 @@ from tui_gan.service.runfiles import ServiceRecord
 
 from .conftest import TINY, wait
 
+# What these check is a tmpfs filling up under a headless run: the kernel's errors, the same on
+# every Python: CI runs them on one (.ci/run). test_disk_full.py's outages run on every Python.
+pytestmark = pytest.mark.one_python
+
 #: A row every step (or 0.02 s): a full disk refuses some soon (rows that still fit in the
 #: file's last page are taken even by a full tmpfs).
 FAST_ROWS = "progress_interval = 0.02\nlog_interval = 0.02\n"

@@ -75,7 +75,10 @@ def test_two_viewers_see_the_run_so_far_and_what_either_asks_for(served):
     b.remote.control.stop("quit")
     for stream in (a, b, third):
         assert stream.wait_for(ev.Finished).reason == "quit"
+    s.hub.close(flush_s=0.5)  # as the service's process hangs up when it ends: each stream ends, quietly
+    for stream in (a, b, third):
         stream.thread.join(5)
+        assert not stream.thread.is_alive()
         assert not any(isinstance(e, ev.Disconnected) for e in stream.events)
 
 

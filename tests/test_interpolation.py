@@ -46,24 +46,23 @@ async def test_the_walk_view_animates_and_saves_a_gif(attached_app, tmp_path):
     from tui_gan.tui.screens.interpolation import InterpolationScreen
     from tui_gan.tui.state import RunState
 
-    from .app_support import quit_app, wait_until
+    from .app_support import open_screen, press, quit_app, wait_until
     from .test_app import SIZE, log_text, real_app
 
     app = real_app(attached_app, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
-        await pilot.press("i")
-        await wait_until(pilot, lambda: isinstance(app.screen, InterpolationScreen), what="the walk view")
+        await open_screen(pilot, app, "i", InterpolationScreen)
         view = app.screen
         first = view.frame
         await wait_until(pilot, lambda: view.frame != first, what="the next frame")
-        await pilot.press("space")
-        assert not view.playing
-        await pilot.press("g")
+        await press(pilot, "space")
+        await wait_until(pilot, lambda: not view.playing, what="the walk paused")
+        await press(pilot, "g")
         await wait_until(pilot, lambda: "latent walk GIF" in log_text(app), what="gif")
         gif = next((tmp_path / "run" / "samples").glob("interpolation-step*.gif"))
         with Image.open(gif) as img:
             assert img.n_frames == 48
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, InterpolationScreen), what="closed")
         await quit_app(pilot, app)

@@ -6,6 +6,10 @@ from torch import nn
 from tui_gan.bench.tutorial import TutorialDiscriminator, TutorialGenerator
 from tui_gan.engine.models import Discriminator, Generator, generate, weights_init
 
+# What these check is the nets' shapes and initial weights: torch's, the same on every Python: CI
+# runs them on one (.ci/run).
+pytestmark = pytest.mark.one_python
+
 
 def _layers(module):
     return [(type(m).__name__, repr(m)) for m in module.main]

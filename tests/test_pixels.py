@@ -143,6 +143,20 @@ def test_sixel_picture_has_the_panel_size():
     assert len(picture.strips) == 5
 
 
+def test_sixel_picture_keeps_to_the_terminals_colour_registers():
+    """A VT340 has 16 registers: a picture that defines more comes out in wrong colours."""
+    pytest.importorskip("textual_image")
+    from textual.strip import Strip
+
+    from tui_gan.tui.terminal_graphics import hand_over
+
+    hand_over(Graphics("sixel", "", (6, 12)))
+    canvas = compose_pixels(samples(), 10 * 6, 5 * 12, (0, 0, 0))
+    registers = lambda picture: set(re.findall(r"#(\d+);2;", picture.sixel))  # noqa: E731
+    assert len(registers(pixels.make_picture(canvas, "sixel", 10, 5, Strip.blank(10)))) > 16
+    assert len(registers(pixels.make_picture(canvas, "sixel", 10, 5, Strip.blank(10), registers=16))) <= 16
+
+
 async def test_app_replaces_kitty_pictures_and_frees_them(attached_app, monkeypatch):
     pytest.importorskip("textual_image")
     from tui_gan.tui.terminal_graphics import hand_over

@@ -6,13 +6,22 @@ import csv
 import io
 import math
 
+import pytest
 import torch
 
 from tui_gan.core import events as ev
 from tui_gan.data.builtin import make_builtin
 from tui_gan.engine.quality import RealReference, _binomial, _up, laplacian_pyramid, mean_pairwise_distance
 
-from .conftest import EngineThread
+from .conftest import EXPLICIT, EngineThread, tiny_config
+
+# What these check is the metric's maths and a run's measurements: torch's, the same on every
+# Python: CI runs them on one (.ci/run).
+pytestmark = pytest.mark.one_python
+
+#: small enough for a test, large enough to learn the glyphs' shapes within seconds
+LEARNING = dict(image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024, lr_g=5e-4, lr_d=5e-4,
+                quality_images=256)
 
 
 def _glyphs(n: int, seed: int, size: int = 32) -> torch.Tensor:
@@ -49,16 +58,18 @@ def test_diversity_falls_to_zero_for_a_collapsed_generator():
     assert math.isnan(mean_pairwise_distance(real[:1]))
 
 
-def test_quality_is_measured_each_epoch_falls_with_training_and_is_logged(make_engine):
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """A 3-epoch headless run that learns, measured at its start and each epoch's end: its
+    engine, every event and what it printed. Trained once (it takes seconds) for the tests
+    that read it; they write nothing into it."""
+    from tui_gan.engine.engine import Engine
     from tui_gan.service.printer import Printer
     from tui_gan.service.training import run_headless
 
-    # small enough for a test, large enough to learn the glyphs' shapes within seconds
-    engine = make_engine(image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024, epochs=3,
-                         lr_g=5e-4, lr_d=5e-4, quality_images=256)
-    out = io.StringIO()
-    events = []
-    original = engine.run
+    root = tmp_path_factory.mktemp("learned")
+    engine = Engine(tiny_config(epochs=3, **LEARNING), root / "run", explicit=EXPLICIT)
+    out, events, original = io.StringIO(), [], engine.run
 
     def recording():
         for e in original():
@@ -66,12 +77,19 @@ def test_quality_is_measured_each_epoch_falls_with_training_and_is_logged(make_e
             yield e
 
     engine.run = recording
-    assert run_headless(engine, Printer([out], log_every=60)) == 0
+    with pytest.MonkeyPatch.context() as mp:  # module-scoped: conftest's per-test cache folder is not set yet
+        mp.setenv("TUI_GAN_CACHE_DIR", str(root / "cache"))
+        assert run_headless(engine, Printer([out], log_every=60)) == 0
+    return engine, events, out.getvalue()
+
+
+def test_quality_is_measured_each_epoch_falls_with_training_and_is_logged(learned):
+    engine, events, out = learned
     quality = [e for e in events if isinstance(e, ev.Quality)]
     assert [(q.step, q.epoch) for q in quality] == [(0, 0), (64, 1), (128, 2), (192, 3)]  # start, epochs
     assert quality[-1].swd < 0.8 * quality[0].swd, [round(q.swd, 1) for q in quality]
     assert quality[-1].diversity > quality[0].diversity  # the untrained generator's outputs are all alike
-    assert "quality at step 64: SWD" in out.getvalue()
+    assert "quality at step 64: SWD" in out
     with open(engine.run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     measured = [r for r in rows if r["swd"] != "nan"]
@@ -107,13 +125,12 @@ def test_quality_off(make_engine):
     assert not [e for e in engine.run() if isinstance(e, ev.Quality)]
 
 
-def test_best_checkpoint_follows_the_lowest_swd_and_loads(make_engine, tmp_path):
+def test_best_checkpoint_follows_the_lowest_swd_and_loads(learned, make_engine, tmp_path):
     from tui_gan.cli import main
     from tui_gan.engine.checkpoint import load_checkpoint
 
-    engine = make_engine(image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024, epochs=3,
-                         lr_g=5e-4, lr_d=5e-4, quality_images=256)
-    quality = [e for e in engine.run() if isinstance(e, ev.Quality)]
+    engine, events, _ = learned
+    quality = [e for e in events if isinstance(e, ev.Quality)]
     best_so_far, saved = math.inf, []
     for q in quality:  # a measurement is 'best' exactly when it beats every one before it
         assert (q.best is not None) == (q.swd < best_so_far)
@@ -127,8 +144,6 @@ def test_best_checkpoint_follows_the_lowest_swd_and_loads(make_engine, tmp_path)
                  "--out", str(tmp_path / "best.png")]) == 0
 
     # a resumed run knows its best so far: only a better measurement replaces best.pt
-    resumed = make_engine(resume=load_checkpoint(engine.run_dir / "checkpoints" / "last.pt"), epochs=4,
-                          image_size=16, ngf=32, ndf=16, nz=64, batch_size=16, max_images=1024,
-                          lr_g=5e-4, lr_d=5e-4, quality_images=256)
+    resumed = make_engine(resume=load_checkpoint(engine.run_dir / "checkpoints" / "last.pt"), epochs=4, **LEARNING)
     later = [e for e in resumed.run() if isinstance(e, ev.Quality)]
     assert all((q.best is not None) == (q.swd < best_so_far) for q in later)

@@ -63,6 +63,9 @@ def test_a_headless_run_is_attached_steered_listed_and_stopped(tmp_path, capsys)
     try:
         record = wait_training(run, service)
         assert record.pid == service.pid and Path(record.socket).stat().st_mode & 0o777 == 0o600
+        # The first epoch's last.pt, before the pause below (which would keep it from coming):
+        # without it the second writer's --resume is refused for that, not for the writer.
+        wait(lambda: run.last.exists(), what="the first epoch's checkpoint")
 
         a, b = (RemoteRun(connect_to_run(run)[0], run) for _ in range(2))
         seen_a, seen_b = collect(a), collect(b)
@@ -90,20 +93,6 @@ def test_a_headless_run_is_attached_steered_listed_and_stopped(tmp_path, capsys)
         assert "is not running (stopped at step" in capsys.readouterr().err
         assert main(["logs", str(run.root)]) == 0
         assert "finished (tui-gan stop)" in capsys.readouterr().out
-    finally:
-        service.kill()
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_every_stop_signal_saves_last_pt_first(tmp_path, sig):
-    run = RunDir(tmp_path / "run")
-    service = start_headless(run.root)
-    try:
-        wait_training(run, service)
-        service.send_signal(sig)
-        assert service.wait(30) == 128 + sig
-        record = ServiceRecord.read(run)
-        assert record.state == "stopped" and torch.load(run.last, weights_only=True)["step"] == record.step > 0
     finally:
         service.kill()
 

@@ -11,6 +11,10 @@ import torch
 from tui_gan.core import events as ev
 from tui_gan.engine.symptoms import ADVICE, Symptoms, batch_spread, diagnose
 
+# What these check is the watches' rules and the runs that provoke them: torch's maths, the same
+# on every Python: CI runs them on one (.ci/run).
+pytestmark = pytest.mark.one_python
+
 
 @pytest.mark.parametrize(("means", "expected"), [
     ((100.0, 0.0, 1.0, 1.0), ("cap", "loss_D")),  # --lr 5: D says 'real' to everything

@@ -6,6 +6,10 @@ import torch.nn.functional as F
 
 from tui_gan.speed import winograd
 
+# What these check is the convolution's values and gradients: torch's maths, the same on every
+# Python: CI runs them on one (.ci/run).
+pytestmark = pytest.mark.one_python
+
 CL = torch.channels_last
 
 

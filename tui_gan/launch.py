@@ -24,15 +24,16 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .commands.flags import without_flags
-from .core.config import check_shared_batch, parse_device
+from .core.config import PEER_LOST_EXIT, check_shared_batch, check_sync_bn, parse_device
 from .core.errors import UserError
 from .core.rundir import RunDir
 
-#: Seconds the launcher gives the processes to save and exit after a stop signal before it
-#: kills them (torch's default is 30 s; a large run's last.pt may take longer to write).
 #: The user's flags the processes do not get: --nproc and --master-port (they would launch
 #: again) and --run-dir (the launcher passes the resolved one).
 LAUNCH_FLAGS = ("--nproc", "--master-port", "--run-dir")
+#: Seconds the launcher gives the processes to save and exit after a stop signal before it
+#: kills them (torch's default is 30 s; a large run's last.pt may take longer to write). A
+#: process that a dead one left waiting ends itself well before (engine/world.py, PeerWatch).
 SHUTDOWN_SECONDS = 120
 
 
@@ -43,6 +44,7 @@ def launch(args: dict[str, Any], argv: Sequence[str], run_dir: RunDir, module: s
     nproc = int(args["nproc"])
     check_shared_batch(args.get("batch_size", nproc), nproc)  # the preset's is checked by each process
     device = _check_device(args.get("device", "auto"), nproc)
+    check_sync_bn(args.get("sync_bn", False), device, nproc)  # a resumed run's setting is checked by each process
     port = _check_port(args.get("master_port"))
     with _quiet_launcher_logs():
         from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -65,7 +67,7 @@ def launch(args: dict[str, Any], argv: Sequence[str], run_dir: RunDir, module: s
         elastic_launch(config, sys.executable)(*worker_args)
     except ChildFailedError as failed:
         print(f"tui-gan: {_describe_failure(failed, run_dir)}", file=sys.stderr, flush=True)
-        codes = {f.exitcode for f in failed.failures.values()}
+        codes = {f.exitcode for f in _causes(failed.failures).values()}
         return 2 if codes == {2} else 1
     except SignalException as stopped:
         return 128 + int(stopped.sigval)
@@ -126,9 +128,7 @@ def _check_port(port: int | None) -> int:
 def _describe_failure(failed: Any, run_dir: RunDir) -> str:
     """One line: which rank ended the run and how (a rank killed by a signal is the cause
     even when the others failed after it, in their collectives)."""
-    failures = failed.failures
-    # the launcher ends the other ranks with SIGTERM once one fails: those are not the cause
-    causes = {rank: f for rank, f in failures.items() if f.exitcode != -signal.SIGTERM} or failures
+    causes = _causes(failed.failures)
     killed = {rank: f for rank, f in causes.items() if f.exitcode < 0}
     rank, failure = min((killed or causes).items())
     if failure.exitcode < 0:
@@ -141,3 +141,9 @@ def _describe_failure(failed: Any, run_dir: RunDir) -> str:
     last = run_dir.last
     saved = f"the last checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
     return f"rank {rank} (pid {failure.pid}) {how}; the run stopped and {saved}"
+
+
+def _causes(failures: dict[int, Any]) -> dict[int, Any]:
+    """The failed ranks that can have ended the run: not those the launcher ended with
+    SIGTERM once one failed, nor those that ended because another died (PEER_LOST_EXIT)."""
+    return {rank: f for rank, f in failures.items() if f.exitcode not in (-signal.SIGTERM, PEER_LOST_EXIT)} or failures

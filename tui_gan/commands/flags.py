@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..engine.engine import Engine
 
 #: Flags that may change a resumed run: its length, learning rates and where it runs.
-RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam", "tensorboard", "checkpoint_every"}
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "lr_g", "lr_d", "device", "data", "data_root", "download", "cache", "stream", "quality_images", "ema", "ema_decay", "augment", "amp", "compile", "channels_last", "cudnn_benchmark", "fused_adam", "sync_bn", "tensorboard", "checkpoint_every"}
 
 
 def _number(convert, ok, wanted: str):
@@ -134,6 +134,9 @@ def train_parser(epilog: str | None = None) -> ArgumentParser:
                    help="DiffAugment (colour, translation, cutout) on what the discriminator sees: for small datasets")
     p.add_argument("--ema-decay", type=_number(float, lambda v: 0 < v < 1, "a number between 0 and 1"),
                    metavar="F", help="decay of that average per step (default 0.999)")
+    p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction,
+                   help="--nproc on CUDA GPUs: BatchNorm over the whole batch across the processes "
+                        "(SyncBatchNorm; a sync per layer), or not (default: each process normalises its share)")
     speed_flags(p)
     p.add_argument("--quality-images", type=non_negative_int, metavar="N",
                    help="images compared by the quality metric (SWD, diversity) each epoch (default 512; 0: off)")

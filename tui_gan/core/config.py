@@ -146,6 +146,13 @@ class TrainConfig:
     """DiffAugment (colour, translation, cutout) on every batch the discriminator sees, real
     and generated (engine/augment.py): for small datasets. Off by default."""
 
+    sync_bn: bool = False
+    """With several CUDA processes (--nproc, torchrun): BatchNorm over the whole global batch
+    (SyncBatchNorm: one process's maths), at an all-gather, a wait for the GPU and an
+    all-reduce per BatchNorm layer and pass (docs/gpus.md). Off by default: each process
+    normalises its own share, as the tutorial's DataParallel and DistributedDataParallel do.
+    One process normalises the whole batch either way."""
+
     quality_images: int = 512
     """Generated and real images compared by the quality metric (SWD, diversity) at every
     epoch's end; 0 turns it off."""
@@ -209,7 +216,7 @@ class TrainConfig:
         if not isinstance(self.data, str) or not self.data:
             raise UserError(f"{source}: data must be 'builtin', a folder path or a dataset name")
         for name in ("download", "cache", "stream", "compile", "cudnn_benchmark", "fused_adam", "ema", "augment",
-                     "tensorboard"):
+                     "tensorboard", "sync_bn"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("amp", "channels_last"):  # not set: chosen by the device
@@ -302,11 +309,25 @@ def launched_rank() -> tuple[int, int]:
         return 0, 1
 
 
+#: The exit code of a process that ended because another of the run died while it waited
+#: for it (engine/world.py, PeerWatch): the launcher names the other as the cause.
+PEER_LOST_EXIT = 3
+
+
 def check_shared_batch(batch_size: int, processes: int) -> None:
     """UserError when some of ``processes`` would get no image of a global batch."""
     if batch_size < processes:
         raise UserError(f"--batch-size {batch_size} is smaller than the {processes} processes that share "
                         f"each batch; use --batch-size {processes} or more")
+
+
+def check_sync_bn(sync_bn: bool, device_type: str, processes: int) -> None:
+    """UserError where --sync-bn cannot run: several processes on anything but CUDA GPUs
+    (torch's SyncBatchNorm runs on GPUs only)."""
+    if sync_bn and processes > 1 and device_type != "cuda":
+        raise UserError(f"--sync-bn: synchronised BatchNorm runs on CUDA GPUs only, not on {device_type}; "
+                        "leave it out (--no-sync-bn when resuming a run that has it) and each process "
+                        "normalises its own share")
 
 
 def parse_device(spec: str, source: str = "--device") -> tuple[str, int | None]:

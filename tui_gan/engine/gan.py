@@ -17,7 +17,7 @@ from torch import nn, optim
 
 from .. import speed
 from ..core import events as ev
-from ..core.config import TrainConfig
+from ..core.config import TrainConfig, check_sync_bn
 from ..core.errors import UserError, first_line
 from ..data.pixels import to_uint8
 from .augment import diff_augment
@@ -44,7 +44,7 @@ class Gan:
         self.world = world or World.single()
         self._rows = self.world.rows(config.batch_size)
         torch.manual_seed(config.seed)
-        self.netG, self.netD = (_synchronised(m, self.world).to(device) for m in build_models(config))
+        self.netG, self.netD = (_batchnorm(m, self.world, config.sync_bn).to(device) for m in build_models(config))
         self.precision = choose_precision(config.amp, device)
         self.bf16 = self.precision.bf16
         self.speed = speed.apply(self.netG, self.netD, config, device, bf16=self.bf16)
@@ -138,7 +138,7 @@ class Gan:
         with self.autocast():
             output = self._d_forward(self._seen(real)).view(-1)
             err_d_real = self.criterion(output, real_label)
-        err_d_real.backward()
+        self._weighted(err_d_real).backward()
         d_x = self._probability(output).mean()
 
         noise = self._noise(b)
@@ -146,7 +146,7 @@ class Gan:
             fake = self._g_forward(noise)
             output = self._d_forward(self._seen(fake.detach())).view(-1)
             err_d_fake = self.criterion(output, fake_label)
-        err_d_fake.backward()
+        self._weighted(err_d_fake).backward()
         d_g_z1 = self._probability(output).mean()
         err_d = err_d_real.detach() + err_d_fake.detach()
         self.world.reduce_gradients(self.netD, self.config.batch_size)
@@ -164,7 +164,7 @@ class Gan:
             with self.autocast():
                 output = self._d_forward(self._seen(fake)).view(-1)
                 err_g = self.criterion(output, real_label)
-            err_g.backward(inputs=self._g_params)
+            self._weighted(err_g).backward(inputs=self._g_params)
         finally:
             if self.speed.cpu_layers:
                 self.netD.requires_grad_(True)
@@ -176,6 +176,11 @@ class Gan:
         if self.ema is not None:
             self.ema.update()
         return stats
+
+    def _weighted(self, loss: torch.Tensor) -> torch.Tensor:
+        """What backward() takes: with several processes, this rank's loss weighted by its
+        share of the batch (world.py), so that the summed gradients are the whole batch's."""
+        return self.world.weighted(loss, self.config.batch_size)
 
     def _noise(self, b: int) -> torch.Tensor:
         """z for this step: drawn for the whole batch and sliced when processes share it,
@@ -276,13 +281,12 @@ class Gan:
         return restore_rng(state.get("rng", {}), self.device, self.noise_gen, self.config.seed + 1 + step)
 
 
-def _synchronised(net: nn.Module, world: World) -> nn.Module:
-    """On CUDA across processes, BatchNorm over the whole batch (SyncBatchNorm: the
-    tutorial's maths); elsewhere as built (on the CPU each process normalises its share:
-    torch's SyncBatchNorm runs on GPUs only)."""
-    if world.distributed and world.device.type == "cuda":
-        return synchronise_batchnorm(net)
-    return net
+def _batchnorm(net: nn.Module, world: World, sync_bn: bool) -> nn.Module:
+    """``net`` as built, whose BatchNorm normalises each process's share of the batch, or with
+    --sync-bn across several CUDA processes, synchronised over the whole batch (SyncBatchNorm:
+    one process's maths, at a collective and a device sync per layer and pass)."""
+    check_sync_bn(sync_bn, world.device.type, world.size)
+    return synchronise_batchnorm(net) if sync_bn and world.distributed else net
 
 
 def _load_optimizer(optimizer: optim.Optimizer, saved: dict[str, Any]) -> None:

@@ -98,9 +98,10 @@ def build_models(config) -> tuple[Generator, Discriminator]:
 
 
 class SampleableSyncBatchNorm(nn.SyncBatchNorm):
-    """SyncBatchNorm (several CUDA processes: statistics over the whole batch) that can also
-    normalise within this process: rank 0 draws samples alone, and a synchronised forward
-    there would wait forever for the other ranks' statistics. Same state as BatchNorm2d."""
+    """SyncBatchNorm (--sync-bn, several CUDA processes: statistics over the whole batch)
+    that can also normalise within this process: rank 0 draws samples alone, and a
+    synchronised forward there would wait forever for the other ranks' statistics. Same
+    state as BatchNorm2d."""
 
     alone = False
 

@@ -125,7 +125,11 @@ def make_picture(canvas: np.ndarray, mode: str, cols: int, rows: int, blank: Str
     from textual_image.renderable.sixel import Image as SixelImage
     from textual_image.renderable.sixel import SixelOptions
 
-    image = SixelImage(pil, width=cols, height=rows, sixel_options=SixelOptions(colors=max(2, min(256, registers))))
+    colours = max(2, min(256, registers))
+    if colours < 256:  # few registers (a VT340's 16): dithered onto the quantiser's colours, as half blocks are
+        pil = pil.quantize(palette=pil.quantize(colors=colours, method=Image.Quantize.FASTOCTREE),
+                           dither=Image.Dither.FLOYDSTEINBERG)
+    image = SixelImage(pil, width=cols, height=rows, sixel_options=SixelOptions(colors=colours))
     data = [s.text for s in console.render(image, options) if s.text[:2] == "\x1bP"]
     if len(data) != 1:
         raise RuntimeError("textual-image's Sixel renderable did not yield one Sixel image")
