@@ -106,10 +106,12 @@ def test_bench_overall_rate_is_images_over_total_time():
 
 @ONE_PYTHON
 def test_bench_runs_past_the_default_epochs(capsys):
-    # 16 images in batches of 8: 2 steps an epoch, so 13 steps need more than the 5 default epochs
+    # 16 images in batches of 8: 2 steps an epoch, so 13 steps need more than the 5 default epochs;
+    # the 6 epoch ends after the warm-up step (steps 2 to 12) are left off the engine's clock, and it says so
     assert main(["bench", "--image-size", "16", "--batch-size", "8", "--ngf", "8", "--ndf", "8",
                  "--steps", "12", "--warmup", "1", "--images", "16", "--device", "cpu", "--rounds", "1"]) == 0
-    assert "ratio" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ratio" in out and "the engine's clock stopped for 6 epoch end(s) in its timed steps" in out
 
 
 def test_bench_bad_input_is_one_line(capsys):
@@ -200,8 +202,9 @@ async def test_bench_app_keeps_progress_and_samples_from_its_screen_in_a_frozen_
         await quit_app(pilot, app)
 
 
-GPU_BENCH_ROWS = 8  # bench runs in .ci/gpu-bench
-QUALITY_RUNS = 3  # its bf16-against-fp32 runs
+GPU_BENCH_ROWS = 6  # bench runs in .ci/gpu-bench
+QUALITY_RUNS = 3  # its bf16-against-TF32 runs
+HEADLESS_RUNS = 4  # its CUDA path checks (train, resume; a CPU run, resumed on the device)
 
 
 def _gpu_bench(tmp_path, **env):
@@ -218,7 +221,9 @@ def _gpu_bench(tmp_path, **env):
     stub.write_text(
         "#!/bin/sh\n"
         'case "$1 $2 $3" in\n'
-        '  "-m tui_gan bench") echo "bench $*"; echo "  tutorial loop      1,234 img/s";'
+        '  "-m tui_gan bench") echo "bench $*";'
+        ' echo "tui-gan bench · cuda:0 · engine in bf16 (auto: compute capability 9.0), tutorial loop in tf32";'
+        ' echo "  tutorial loop      1,234 img/s";'
         ' echo "  tui-gan engine     5,678 img/s"; echo "  ratio               4.60x";;\n'
         '  "-m tui_gan --headless") echo "headless $*";'
         ' echo "epoch 1/5 step 2/100 | loss_D 1.0 | 9 img/s | ETA 1s | GPU 1.2/79.3 GiB · 97% busy";;\n'
@@ -234,27 +239,40 @@ def _gpu_bench(tmp_path, **env):
     return done, out
 
 
+def _table(path):
+    """The rows of a markdown table in ``path`` (after its header and rule), and the header."""
+    lines = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    return lines[at], lines[at + 2:]
+
+
 @ONE_PYTHON
 def test_gpu_bench_script_runs_every_check_and_tabulates_them(tmp_path):
     done, out = _gpu_bench(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     log = (out / "log.txt").read_text()
-    assert log.count("headless -m tui_gan --headless") == 5 + QUALITY_RUNS
+    assert log.count("headless -m tui_gan --headless") == HEADLESS_RUNS + QUALITY_RUNS
     assert log.count("headless -m tui_gan --headless --resume") == 2
     benches = [line for line in log.splitlines() if line.startswith("bench -m tui_gan bench --device cuda")]
     assert len(benches) == GPU_BENCH_ROWS
-    assert sum("--data" in b for b in benches) == 2 and sum("--compile" in b for b in benches) == 2
-    assert "3 JPEGs in" in log and not (out / "jpegs").exists()  # made for the folder runs, then removed
-    rows = (out / "results.md").read_text().splitlines()
-    assert rows[0] == "| setting | tutorial loop | tui-gan engine | ratio |" and len(rows) == 2 + GPU_BENCH_ROWS
-    assert all(row.endswith("| 1,234 img/s | 5,678 img/s | 4.60× |") for row in rows[2:])
+    assert sum("--data" in b for b in benches) == 1 and sum("--compile" in b for b in benches) == 1
+    assert "3 JPEGs in" in log and not (out / "jpegs").exists()  # made for the folder run, then removed
+    assert (out / "results.md").read_text().startswith("python ")  # the machine: python, torch, cuDNN
+    header, rows = _table(out / "results.md")
+    assert header == "| setting | precision: engine / tutorial loop | tutorial loop | tui-gan engine | ratio |"
+    assert len(rows) == GPU_BENCH_ROWS
+    assert all(row.endswith("| bf16 / tf32 | 1,234 img/s | 5,678 img/s | 4.60× |") for row in rows)
     limits = [int(line.rsplit("[at most ", 1)[1][:-2]) for line in log.splitlines() if "[at most " in line]
-    assert len(limits) == 5 + QUALITY_RUNS + GPU_BENCH_ROWS and max(limits) <= 600
-    assert sum("--no-amp" in b for b in benches) == 2 and sum(b.endswith("--amp") or "--amp " in b for b in benches) == 3
+    assert len(limits) == HEADLESS_RUNS + QUALITY_RUNS + GPU_BENCH_ROWS + 1 and max(limits) <= 600  # + the JPEGs
+    # bf16, TF32 and exact fp32 each have a row
+    precisions = [(" --amp" in b, "--no-amp" in b, "--no-tf32" in b) for b in benches]
+    assert precisions[:3] == [(False, False, False), (False, True, False), (False, True, True)]
+    assert sum(amp for amp, _, _ in precisions) == 2
     quality = (out / "quality.md").read_text().splitlines()
     assert quality[0] == "| quality run | the last measurement |" and len(quality) == 2 + QUALITY_RUNS
     assert "bf16 (--amp), seed 999" in quality[2] and "no quality line" in quality[2]  # the stand-in trains nothing
     assert "needs two or more" in (out / "scaling.md").read_text()  # no GPU here
+    assert done.stdout.rstrip().endswith(quality[-1])  # the tables come last, on the terminal too
 
 
 @ONE_PYTHON
@@ -262,24 +280,62 @@ def test_gpu_bench_script_measures_scaling_over_the_gpus_it_has(tmp_path):
     done, out = _gpu_bench(tmp_path, NGPUS="4")
     runs = [line for line in (out / "log.txt").read_text().splitlines() if line.startswith("headless ")]
     nproc = [line.split("--nproc ")[1].split()[0] for line in runs if "--nproc" in line]
-    assert nproc == ["1", "4", "1"]  # one process, one per GPU, then one process resumes
+    assert nproc == ["1", "4", "4", "1"]  # one process, one per GPU, again with --sync-bn, then one resumes
+    assert [("--sync-bn" in line) for line in runs if "--nproc" in line] == [False, False, True, False]
     assert f"--resume {out}/run-n4 --nproc 1" in runs[-QUALITY_RUNS - 1]
     rows = (out / "scaling.md").read_text().splitlines()
-    assert rows[0] == "| processes | training images/s |" and [r.split(" |")[0] for r in rows[2:]] == ["| 1", "| 4"]
+    assert rows[0] == "| processes | training images/s |" and [r.split(" |")[0] for r in rows[2:]] == ["| 1", "| 4", "| 4, --sync-bn"]
 
 
 @ONE_PYTHON
 def test_gpu_bench_script_cuts_steps_off_at_the_deadline(tmp_path):
     done, out = _gpu_bench(tmp_path, DEADLINE="100")
-    limits = [int(line.rsplit("[at most ", 1)[1][:-2])
-              for line in (out / "log.txt").read_text().splitlines() if "[at most " in line]
-    assert limits and all(30 <= limit <= 100 for limit in limits)  # 240 s asked for the first
+    log = (out / "log.txt").read_text()
+    limits = [int(line.rsplit("[at most ", 1)[1][:-2]) for line in log.splitlines() if "[at most " in line]
+    assert limits and all(30 <= limit <= 100 for limit in limits)  # 150 s asked for each bench
+    assert not [line for line in log.splitlines() if "--compile" in line and "[at most " in line]  # needs 150 s
+    assert done.returncode == 1 and "--compile (1 round) | | skipped: out of time" in (out / "results.md").read_text()
 
 
 @ONE_PYTHON
 def test_gpu_bench_script_skips_what_the_deadline_leaves_no_time_for(tmp_path):
     done, out = _gpu_bench(tmp_path, DEADLINE="20")  # a step starts only with 30 s or more left
     assert done.returncode == 1
-    assert (out / "log.txt").read_text().count("-- skipped, out of time") == 5 + QUALITY_RUNS
-    rows = (out / "results.md").read_text().splitlines()[2:]
-    assert len(rows) == GPU_BENCH_ROWS and all("skipped: out of time" in row for row in rows)
+    assert (out / "log.txt").read_text().count("-- skipped, out of time") == HEADLESS_RUNS + QUALITY_RUNS + 1
+    _, rows = _table(out / "results.md")
+    assert len(rows) == GPU_BENCH_ROWS and all("skipped" in row for row in rows)
+
+
+@ONE_PYTHON
+def test_the_engine_is_timed_over_its_training_only_never_over_an_epoch_end(monkeypatch):
+    """16 images in batches of 8: an epoch ends every 2 steps, at steps 2, 4, 6 and 8 of the
+    9 (1 warm-up, 8 timed), each with a sample grid and last.pt written. The tutorial loop
+    writes nothing, so none of those writes may fall on the engine's clock: it runs in five
+    stretches, stopped for each epoch's end."""
+    import time
+
+    from tui_gan.bench.compare import TUTORIAL_SETTINGS, engine_loop
+    from tui_gan.core.config import TrainConfig
+    from tui_gan.engine import checkpoint, outputs
+
+    writes = []
+
+    def timed(real):
+        def write(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                writes.append((started, time.perf_counter()))
+        return write
+
+    monkeypatch.setattr(checkpoint.CheckpointWriter, "save", timed(checkpoint.CheckpointWriter.save))
+    monkeypatch.setattr(outputs, "save_grid", timed(outputs.save_grid))
+    config = TrainConfig(image_size=16, batch_size=8, ngf=8, ndf=8, device="cpu", max_images=16, channels=3)
+    timing = engine_loop(config, 8, 1, set(TUTORIAL_SETTINGS))
+    first, last = timing.stretches[0][0], timing.stretches[-1][1]
+    assert timing.images == 64 and timing.epoch_ends == 4 and len(timing.stretches) == 5
+    assert len([w for w in writes if first < w[0] < last]) == 8  # a grid and last.pt at each epoch's end
+    on_the_clock = [(w, s) for w in writes for s in timing.stretches if w[0] < s[1] and w[1] > s[0]]
+    assert not on_the_clock
+    assert timing.rate == pytest.approx(64 / sum(stop - start for start, stop in timing.stretches))

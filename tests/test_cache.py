@@ -216,3 +216,19 @@ def test_a_stop_during_a_parallel_decode_drops_the_rest(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         decode_files(scan_folder(folder), 16, 3, progress=stop, workers=2)
     assert sum(decoded) < 40
+
+
+def test_a_cached_dataset_goes_to_a_gpu_without_torchs_read_only_warning():
+    """The entry is mapped read-only, and torch.from_numpy warns about a slice of it ('The
+    given NumPy array is not writable'), once in every GPU run. The copy to the device goes
+    through a buffer of its own instead, never the whole entry at once. 'meta' stands in for
+    the GPU: every device but the CPU takes that path."""
+    import warnings
+
+    config = tiny_config(max_images=40)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not writable")
+        for _ in range(2):  # building the entry, then a hit: both load the memory-mapped entry
+            data = load_dataset(config, torch.device("meta"))
+            assert data.images.device.type == "meta" and tuple(data.images.shape) == (40, 3, 16, 16)
+    assert isinstance(load_dataset(config, torch.device("cpu")).images, torch.Tensor)

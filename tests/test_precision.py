@@ -78,6 +78,31 @@ def test_gpus_without_bf16_units_say_so(monkeypatch):
     assert chosen == devices.Precision(False, "auto: no bf16 units before compute capability 8.0 (this GPU: 7.5)")
 
 
+def test_fp32_on_a_gpu_with_tf32_is_named_tf32_unless_tf32_is_off(monkeypatch):
+    """From Ampere, PyTorch runs fp32 convolutions in TF32 by default (cudnn.allow_tf32):
+    a run that says fp32 there would mislabel them. Exact fp32 is named fp32: TF32 off in
+    torch (allow_tf32(False), which `tui-gan bench --no-tf32` calls) or cuDNN-wide
+    (NVIDIA_TF32_OVERRIDE=0), and before Ampere, which has no TF32."""
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0))
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # PyTorch's default; restored after
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.delenv("NVIDIA_TF32_OVERRIDE", raising=False)
+    chosen = choose_precision(False, gpu)
+    assert (chosen.name, chosen.bf16) == ("tf32", False)
+    assert chosen.why == "--no-amp; TF32 convolutions, PyTorch's default on this GPU"
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "0")
+    assert choose_precision(False, gpu) == devices.Precision(False, "--no-amp")
+    monkeypatch.delenv("NVIDIA_TF32_OVERRIDE")
+    devices.allow_tf32(False)
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert choose_precision(False, gpu).name == "fp32"
+    devices.allow_tf32(True)
+    assert choose_precision(False, gpu).name == "tf32"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))
+    assert choose_precision(False, gpu).name == "fp32" and choose_precision(False, CPU).name == "fp32"
+
+
 def test_amp_is_auto_unless_set_and_only_true_or_false_otherwise():
     assert TrainConfig().amp is None
     TrainConfig(amp=True).validate()

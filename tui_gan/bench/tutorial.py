@@ -15,6 +15,7 @@ from torch import nn, optim
 
 from ..core.config import TrainConfig
 from ..data.pixels import from_uint8
+from ..engine.devices import synchronize
 from ..engine.models import build_models, weights_init
 
 
@@ -135,7 +136,7 @@ def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int,
     while not enough():  # epochs: a new pass over the data only if more steps are due
         for data in dataloader:
             if done == warmup:
-                sync(device)
+                synchronize(device)
                 started = time.perf_counter()
             netD.zero_grad()
             real_cpu = data[0].to(device)
@@ -164,13 +165,6 @@ def tutorial_loop(config: TrainConfig, images, device: torch.device, steps: int,
             done += 1
             if enough():
                 break
-    sync(device)
+    synchronize(device)
     timed = done - warmup
     return timed * config.batch_size / (time.perf_counter() - started), timed
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()

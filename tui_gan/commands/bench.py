@@ -37,6 +37,9 @@ def bench_parser() -> ArgumentParser:
                    help="the engine in bf16 autocast, or not (default: as a run chooses, bf16 where the device "
                         "has bf16 units; the tutorial loop stays fp32)")
     p.add_argument("--compile", action="store_true", help="the engine with torch.compile")
+    p.add_argument("--tf32", action=argparse.BooleanOptionalAction,
+                   help="both loops: fp32 convolutions in TF32 (PyTorch's default on CUDA from compute capability "
+                        "8.0) or in exact fp32 (default: PyTorch's; bf16 autocast is not affected)")
     speed_flags(p)
     p.set_defaults(cudnn_benchmark=False, fused_adam=False)
     p.add_argument("--app", action="store_true", help="instead: the cost of the app's screen, in the app itself "

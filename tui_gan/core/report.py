@@ -152,7 +152,7 @@ class Report:
         cfg = e.config
         size = cfg["image_size"]
         resumed = f", resumed from step {e.step}" if e.resumed_from else ""
-        options = [f"--{name}" for name in ("ema", "augment") if cfg.get(name)]
+        options = [f"--{name.replace('_', '-')}" for name in ("ema", "augment", "sync_bn") if cfg.get(name)]
         detail = (f"{e.precision} ({e.precision_why}) · " + (f"with {' '.join(options)} · " if options else "")
                   + f"ngf={cfg['ngf']}, ndf={cfg['ndf']} · "
                   f"{e.steps_per_epoch} steps/epoch · run {e.run_dir}"

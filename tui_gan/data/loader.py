@@ -248,7 +248,14 @@ def _to_device(arr: np.ndarray, device: torch.device) -> torch.Tensor:
     if device.type == "cpu":
         return torch.from_numpy(np.array(arr) if isinstance(arr, np.memmap) else arr)
     out = torch.empty(arr.shape, dtype=torch.uint8, device=device)
-    rows = max(1, (64 << 20) // max(1, arr[0].nbytes))  # 64 MiB at a time
+    rows = min(len(arr), max(1, (64 << 20) // max(1, arr[0].nbytes)))  # 64 MiB at a time
+    # Through one host buffer, pinned for CUDA (a faster copy): the cache's map is read-only,
+    # and torch.from_numpy warns about a read-only array (a slice of it); mapping the file
+    # copy-on-write instead would count the whole file against the host's memory commit.
+    buffer = torch.empty((rows, *arr.shape[1:]), dtype=torch.uint8, pin_memory=device.type == "cuda")
+    staged = buffer.numpy()
     for start in range(0, len(arr), rows):
-        out[start : start + rows] = torch.from_numpy(np.ascontiguousarray(arr[start : start + rows])).to(device)
+        n = min(rows, len(arr) - start)
+        staged[:n] = arr[start : start + n]
+        out[start : start + n].copy_(buffer[:n])  # synchronous: the buffer is free again after it
     return out

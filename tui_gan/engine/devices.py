@@ -1,8 +1,10 @@
 """Choosing the training device (CUDA, then Apple's MPS, else the CPU) and its precision
-(bf16 where the device has bf16 units, else fp32)."""
+(bf16 where the device has bf16 units, else fp32: TF32 convolutions where PyTorch runs
+them so), and waiting for an asynchronous device."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,10 +36,31 @@ def resolve_device(spec: str) -> torch.device:
     if not torch.cuda.is_available():
         raise UserError(f"--device {spec}: CUDA is not available on this machine; use --device auto or cpu")
     count = torch.cuda.device_count()
-    index = torch.cuda.current_device() if index is None else index
+    current = torch.cuda.current_device()
+    index = current if index is None else index
     if index >= count:
         raise UserError(f"--device {spec}: this machine has {count} CUDA device(s) (0..{count - 1})")
+    if index != current:
+        # What uses "the current device" (a tensor made with device="cuda", cuDNN's and cuBLAS's
+        # handles, torch.cuda calls without a device) must mean this GPU, not GPU 0. Only when
+        # it differs: setting GPU 0 would give every process of a several-GPU run a context
+        # there before each takes the GPU of its local rank (world.py).
+        torch.cuda.set_device(index)
     return torch.device("cuda", index)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has run all the work queued on it (CUDA, MPS; the CPU runs it
+    at once). Where time is taken after it, the work queued before counts before it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def asynchronous(device: torch.device) -> bool:
+    """Whether work queued on ``device`` may still be running when the host goes on."""
+    return device.type in ("cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -47,10 +70,12 @@ class Precision:
 
     bf16: bool
     why: str
+    tf32: bool = False
+    """Not bf16, and the convolutions' products are TF32 (see tf32_convolutions)."""
 
     @property
     def name(self) -> str:
-        return "bf16" if self.bf16 else "fp32"
+        return "bf16" if self.bf16 else "tf32" if self.tf32 else "fp32"
 
 
 #: The CPU features (as torch.cpu.get_capabilities and /proc/cpuinfo name them) that run
@@ -102,14 +127,45 @@ def choose_precision(amp: bool | None, device: torch.device) -> Precision:
         check_amp(device)
         return Precision(True, "--amp")
     if amp is False:
-        return Precision(False, "--no-amp")
+        return _fp32("--no-amp", device)
     units = native_bf16(device)
     if units is None:
-        return Precision(False, f"auto: {_no_bf16_units(device)}")
+        return _fp32(f"auto: {_no_bf16_units(device)}", device)
     reason = _autocast_unavailable(device)
     if reason is not None:
-        return Precision(False, f"auto: {units}, but {reason}")
+        return _fp32(f"auto: {units}, but {reason}", device)
     return Precision(True, f"auto: {units}")
+
+
+def _fp32(why: str, device: torch.device) -> Precision:
+    if tf32_convolutions(device):
+        return Precision(False, f"{why}; TF32 convolutions, PyTorch's default on this GPU", tf32=True)
+    return Precision(False, why)
+
+
+def tf32_convolutions(device: torch.device, cuda_capability: tuple[int, int] | None = None) -> bool:
+    """Whether fp32 convolutions on ``device`` multiply in TF32 (10-bit mantissas, fp32
+    sums) rather than fp32: on CUDA from compute capability 8.0, where PyTorch allows it by
+    default (``torch.backends.cudnn.allow_tf32``), unless NVIDIA_TF32_OVERRIDE=0 forbids it
+    cuDNN-wide. The stand-in capability is for tests."""
+    if device.type != "cuda":
+        return False
+    if (cuda_capability or torch.cuda.get_device_capability(device))[0] < 8:
+        return False  # no TF32 units before Ampere
+    if os.environ.get("NVIDIA_TF32_OVERRIDE") == "0":
+        return False
+    try:
+        return bool(torch.backends.cudnn.allow_tf32)
+    except RuntimeError:  # the flags were set through torch's per-operator API, which it refuses to mix
+        return torch.backends.cudnn.conv.fp32_precision == "tf32"
+
+
+def allow_tf32(allowed: bool) -> None:
+    """TF32 for this process's convolutions (PyTorch's default) or exact fp32 (convolutions
+    and matrix products, as StyleGAN2-ADA trains); bf16 autocast is not affected."""
+    torch.backends.cudnn.allow_tf32 = allowed
+    if not allowed:
+        torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def _no_bf16_units(device: torch.device) -> str:

@@ -4,6 +4,11 @@ the training clock, the metric history (and metrics.csv), and throughput.
 The one place the training loop reads the device: ``read`` copies the sums of the last
 progress interval (0.25 s by default) to the host, a few times a second instead of the
 tutorial's three ``.item()`` syncs per step.
+
+On an asynchronous device (CUDA, MPS) the host runs ahead of the steps it queues, so a clock
+read on the host is early: where a stretch ends the training (a read) or starts time off the
+clock (samples, measurements, checkpoints), the device is waited for first, so that the steps
+still queued count as training. Never per step: once per read or stretch off the clock.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from ..core import events as ev
 from ..core.config import TrainConfig
 from ..core.history import HistoryRow
 from ..core.outage import WriteWatch
+from .devices import asynchronous, synchronize
 from .metrics import MetricsCsv, RowAggregator, Throughput
 from .position import Position
 
@@ -45,6 +51,8 @@ class Meter:
         """``csv_path`` None: no metrics.csv (a rank other than 0); ``writes``: the run's
         WriteWatch, which the file's writes go through."""
         self.config = config
+        self.device = device
+        """Where the steps run: on an asynchronous one the clock waits for them (module docstring)."""
         self.history = history
         self.csv = MetricsCsv(csv_path, history, writes)
         self._acc = torch.zeros(STAT_COUNT, device=device)
@@ -90,9 +98,16 @@ class Meter:
         self._last_progress = now
         self._last_samples = now
 
+    def start_off_the_clock(self) -> float:
+        """The start of a stretch off the clock (for ``off_the_clock``), taken once the
+        device has run the training steps queued on it: the stretch's first read of the
+        device would wait for them, and that wait is training."""
+        synchronize(self.device)
+        return time.perf_counter()
+
     def off_the_clock(self, started: float) -> float:
-        """Keep the seconds since ``started`` out of img/s: drawing samples, measuring and
-        rendering walks are not training. Returns them."""
+        """Keep the seconds since ``started`` (from ``start_off_the_clock``) out of img/s:
+        drawing samples, measuring and rendering walks are not training. Returns them."""
         seconds = time.perf_counter() - started
         self._last_progress += seconds
         return seconds
@@ -117,9 +132,10 @@ class Meter:
 
     def read(self, now: float, step: int, epoch: int, lrs: tuple[float, float], force_row: bool = False) -> Reading:
         """Read the device accumulators (the one sync) and average them; close a history
-        row when one is due (or pending, with ``force_row``)."""
-        dt = now - self._last_progress
-        self._last_progress = now
+        row when one is due (or pending, with ``force_row``). ``now``: the time the caller
+        took before; on an asynchronous device the interval ends when its steps are done
+        instead (the read waits for them), so that time off the clock after it (an epoch's
+        end, a pause) leaves out none of them."""
         steps = self._acc_steps
         self.last_means = None
         if steps:
@@ -127,9 +143,14 @@ class Meter:
             self._acc.zero_()
             self._acc_steps = 0
             self.last_means = means
+            if asynchronous(self.device):
+                synchronize(self.device)  # the copy above waited already: this only makes it explicit
+                now = time.perf_counter()
         else:
             losses = [row for row in self.history if row.is_training]
             means = list(losses[-1][2:7]) if losses else [math.nan] * STAT_COUNT
+        dt = now - self._last_progress
+        self._last_progress = now
         images = steps * self.config.batch_size
         self.train_time += dt
         self._session_time += dt

@@ -61,7 +61,7 @@ class RunOutputs:
 
     def draw(self) -> torch.Tensor:
         """Fresh samples of the shown generator (and the live one's), kept out of img/s."""
-        start = time.perf_counter()
+        start = self.meter.start_off_the_clock()
         gan = self.gan
         self.last_samples = gan.samples()
         self.live_samples = self.last_samples if gan.shown == "live" else gan.samples(gan.netG)
@@ -143,7 +143,7 @@ class RunOutputs:
 
     def interpolate(self) -> ev.Interpolation:
         """Latent walks of the shown generator, the same walks at every step (interpolation.py)."""
-        started = time.perf_counter()
+        started = self.meter.start_off_the_clock()
         walk = latent_walk(self.config.nz, self.config.seed + 2)
         frames = render_walk(self.gan.shown_generator, walk, self.device)
         self.meter.off_the_clock(started)
@@ -158,14 +158,14 @@ class RunOutputs:
         if not n:
             return
         gan, meter, at = self.gan, self.meter, self.at
-        started = time.perf_counter()
+        started = meter.start_off_the_clock()
         q = self.quality.measure(gan.measured_generator, self.data, self.device)
         seconds = meter.off_the_clock(started)
         best_swd, best_diversity = meter.best_swd(), meter.best_diversity()
         meter.append(HistoryRow.quality(at.step, at.epoch, gan.lr_g, gan.lr_d, meter.train_time, q.swd, q.diversity))
         best, on_disk = None, best_swd if self.best_on_disk is None else self.best_on_disk
         if q.swd < on_disk:
-            started = time.perf_counter()
+            started = meter.start_off_the_clock()
             saved = self.save(self.paths.best)
             meter.off_the_clock(started)
             best, self.best_on_disk = (str(saved), None) if saved is not None else (None, on_disk)
@@ -197,7 +197,7 @@ class RunOutputs:
         checkpoint writer's thread (CheckpointWriter.save_in_background); the copy is kept
         out of img/s. False when the previous one is still being written: the loop tries
         again at its next step."""
-        started = time.perf_counter()
+        started = self.meter.start_off_the_clock()
         taken = self.checkpoints.save_in_background(self.paths.last, self._savable_state)
         self.meter.off_the_clock(started)
         if taken:
