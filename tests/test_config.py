@@ -105,3 +105,27 @@ def test_parse_device():
     for bad in ("gpu", "cuda:x", "cpu:0", ""):
         with pytest.raises(UserError):
             parse_device(bad)
+
+
+def test_a_conditional_runs_class_names_survive_its_config_toml_in_order(tmp_path):
+    """Class names are folder names: quotes, backslashes, newlines and "10" before "2" must
+    come back exactly as they were, in their order (label i is class_names[i])."""
+    names = ["10", "2", 'say "cheese"', "back\\slash", "two\nlines", "café"]
+    config = TrainConfig(conditional=True, class_names=names, data='C:\\data "x"')
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    back = TrainConfig.from_dict(TrainConfig.read_toml(path))
+    assert back.class_names == names and back.conditional and back.data == config.data
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"class_names": ["a", "b"]}, "class_names belong to a conditional run"),
+    ({"conditional": True, "class_names": ["a"]}, "two or more distinct names"),
+    ({"conditional": True, "class_names": ["a", "a"]}, "two or more distinct names"),
+    ({"conditional": True, "class_names": ["a", ""]}, "two or more distinct names"),
+    ({"conditional": True, "class_names": "ab"}, "two or more distinct names"),
+    ({"conditional": "yes"}, "conditional must be true or false"),
+])
+def test_bad_conditional_settings_are_one_line_errors(settings, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig.from_dict(settings)

@@ -134,6 +134,9 @@ def train_parser(epilog: str | None = None) -> ArgumentParser:
                    help="DiffAugment (colour, translation, cutout) on what the discriminator sees: for small datasets")
     p.add_argument("--ema-decay", type=_number(float, lambda v: 0 < v < 1, "a number between 0 and 1"),
                    metavar="F", help="decay of that average per step (default 0.999)")
+    p.add_argument("--conditional", action=argparse.BooleanOptionalAction,
+                   help="train on the data's classes (class subfolders, a torchvision dataset's targets, the "
+                        "built-in digits) and show one row of samples per class (default off)")
     p.add_argument("--sync-bn", action=argparse.BooleanOptionalAction,
                    help="--nproc on CUDA GPUs: BatchNorm over the whole batch across the processes "
                         "(SyncBatchNorm; a sync per layer), or not (default: each process normalises its share)")

@@ -6,6 +6,7 @@ first frame before torch is loaded.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -153,6 +154,16 @@ class TrainConfig:
     normalises its own share, as the tutorial's DataParallel and DistributedDataParallel do.
     One process normalises the whole batch either way."""
 
+    conditional: bool = False
+    """Train a conditional GAN on the data's classes (class subfolders, a torchvision
+    dataset's targets, the built-in set's digits): the generator is asked for a class and
+    the samples show one row per class. Off by default (the tutorial's GAN)."""
+
+    class_names: list[str] | None = None
+    """A conditional run's classes, in order: label i is ``class_names[i]``. Found in the
+    data when the run starts and kept in its config and every checkpoint, so that a label's
+    meaning never changes (on resume the data must have the same classes)."""
+
     quality_images: int = 512
     """Generated and real images compared by the quality metric (SWD, diversity) at every
     epoch's end; 0 turns it off."""
@@ -222,6 +233,10 @@ class TrainConfig:
         for name in ("amp", "channels_last"):  # not set: chosen by the device
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise UserError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.conditional, bool):
+            raise UserError(f"{source}: conditional must be true or false, got {self.conditional!r}")
+        if self.class_names is not None:
+            check_class_names(self.class_names, self.conditional, source)
         if isinstance(self.quality_images, bool) or not isinstance(self.quality_images, int) or self.quality_images < 0:
             raise UserError(f"{source}: quality_images must be 0 (off) or a positive integer, got {self.quality_images!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
@@ -281,13 +296,24 @@ class TrainConfig:
         return data
 
 
+def check_class_names(names: Any, conditional: bool, source: str = "config") -> None:
+    """Raise UserError unless ``names`` can be a conditional run's classes: two or more
+    distinct, non-empty strings."""
+    if not conditional:
+        raise UserError(f"{source}: class_names belong to a conditional run (conditional = true)")
+    if (not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names)):
+        raise UserError(f"{source}: class_names must be a list of two or more distinct names, got {names!r}")
+
+
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return json.dumps(str(value), ensure_ascii=False)  # JSON's escapes are TOML's basic string's
 
 
 def _check_positive_int(value: Any, name: str, source: str) -> None:
