@@ -19,6 +19,12 @@ def sample_parser() -> ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="noise seed (default 0)")
     p.add_argument("--device", default="cpu", metavar="DEV", help="cpu (default), cuda, cuda:N, mps or auto")
     p.add_argument("--live", action="store_true", help="a run trained with --ema: the live generator, not its average")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--class", dest="class_name", metavar="NAME",
+                       help="a conditional run: N images of this class (as its data named it)")
+    which.add_argument("--per-class", type=positive_int, metavar="N",
+                       help="a conditional run: N images of every class, a row each (default with neither: "
+                            "--n split over the classes)")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", metavar="GRID.png", help="write one grid PNG")
     out.add_argument("--out-dir", metavar="DIR", help="write N single PNGs at the model's resolution")
@@ -29,7 +35,8 @@ def run_sample(argv: Sequence[str]) -> int:
     args = sample_parser().parse_args(argv)
     from ..engine.sampling import sample_command
 
-    return sample_command(args.checkpoint, args.n, args.seed, args.device, args.out, args.out_dir, args.live)
+    return sample_command(args.checkpoint, args.n, args.seed, args.device, args.out, args.out_dir, args.live,
+                          args.class_name, args.per_class)
 
 
 def gif_parser() -> ArgumentParser:

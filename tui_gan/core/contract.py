@@ -112,6 +112,12 @@ def _flag(value: object) -> bool:
     return value
 
 
+def _class_index(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RequestError(f"a class is a number from 0, got {value!r}")
+    return value
+
+
 def _reason(value: object) -> str:
     if not isinstance(value, str) or not value or not value.isprintable():
         raise RequestError("a reason must be a line of text")
@@ -149,6 +155,8 @@ class Requests:
     interpolate: bool = False
     show_average: bool | None = None
     """--ema: samples from the generator's average (True) or the live generator (False)."""
+    show_classes: int | None = None
+    """--conditional: the class whose row the samples start with (the rest follow it)."""
     lr: LrChange | None = None
     reset_lr: bool | None = None
     """Back to the learning rates the run was started (or resumed) with: now (True) or at the
@@ -264,6 +272,8 @@ REQUESTS: dict[str, RequestSpec] = {spec.op: spec for spec in (
                 "render latent walks with the current generator"),
     RequestSpec("show_average", "show_average", _takes("on", make=lambda on: _flag(on)), "once",
                 "--ema: show the samples of G's moving average (or of the live G)"),
+    RequestSpec("show_classes", "show_classes", _takes("first", make=lambda first: _class_index(first)), "once",
+                "--conditional: show the samples' rows from this class on"),
     RequestSpec("set_lr", "lr", _takes("lr_g", "lr_d", "now", make=_lr_change), "once",
                 "new learning rates, at the next epoch's end or now", travels=_LR),
     RequestSpec("reset_lr", "reset_lr", _takes("now", make=lambda now=False: _flag(now)), "once",
@@ -322,6 +332,7 @@ class RunControl(Protocol):
     def measure(self) -> None: ...
     def interpolate(self) -> None: ...
     def show_average(self, on: bool) -> None: ...
+    def show_classes(self, first: int) -> None: ...
     def set_pause_at_epoch_end(self, on: bool) -> None: ...
     def set_lr(self, lr_g: float | None = None, lr_d: float | None = None, now: bool = False) -> None: ...
     def reset_lr(self, now: bool = False) -> None: ...
@@ -375,6 +386,9 @@ class RequestMethods:
 
     def show_average(self, on: bool) -> None:
         self.submit("show_average", on=bool(on))
+
+    def show_classes(self, first: int) -> None:
+        self.submit("show_classes", first=int(first))
 
     def set_pause_at_epoch_end(self, on: bool) -> None:
         self.submit("auto_pause", on=bool(on))

@@ -118,6 +118,8 @@ class Interpolation:
     step: int
     epoch: int
     frames: Any
+    classes: list[int] | None = None
+    """A conditional run's: the class of each walk; None for the tutorial's GAN."""
 
 
 @dataclass
@@ -129,6 +131,9 @@ class Samples:
     images: Any
     generator: str = "live"
     """Whose samples: 'live', or 'average' (the generator's moving average, --ema)."""
+    classes: list[int] | None = None
+    """A conditional run's rows: the class of each row of the samples (indices into the
+    config's class_names), each row the same number of samples; None for the tutorial's GAN."""
 
 
 @dataclass

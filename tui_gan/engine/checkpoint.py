@@ -22,7 +22,7 @@ from ..core.outage import CHECKPOINTS, WriteWatch
 from ..core.rundir import RunDir
 from .background import BackgroundWrite, host_copy
 from .gan import Gan
-from .models import Discriminator, Generator
+from .models import model_pair
 
 FORMAT = "tui-gan-checkpoint"
 VERSION = 1
@@ -193,9 +193,8 @@ def _shapes(config: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, tor
     without memory, so even absurd widths cost nothing."""
     try:
         with torch.device("meta"):
-            nc = config.channels or 3
-            return (Generator(config.nz, config.ngf, nc, config.image_size).state_dict(),
-                    Discriminator(config.ndf, nc, config.image_size).state_dict())
+            generator, discriminator = model_pair(config)
+            return generator.state_dict(), discriminator.state_dict()
     except Exception as exc:  # noqa: BLE001 - settings that pass validate() but build no model (16.0, say)
         raise InvalidCheckpoint(f"its settings build no model ({failure_reason(exc, 100)})") from None
 

@@ -26,6 +26,7 @@ from ..core.contract import EngineEvent
 from ..core.control import Control
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
+from ..data.labels import class_names_in_advance
 from ..data.loader import Dataset, StreamedDataset, channels_known_in_advance
 from .checkpoint import CheckpointWriter, restore_run
 from .devices import check_amp, describe_failure, resolve_device
@@ -82,7 +83,7 @@ class Engine:
         self.outputs: RunOutputs | None = None
         self.serving: Serving | None = None
         self.gpu: NoMonitor = NO_MONITOR  # the GPU at a glance, read on its own thread (gpu_monitor.py)
-        self._batches: Iterator[torch.Tensor] | None = None
+        self._batches: Iterator[Any] | None = None
 
     @property
     def step(self) -> int:
@@ -117,6 +118,13 @@ class Engine:
             self.meter.close()
             self.world.close(together=ended)
 
+    def _epoch_batches(self) -> Iterator[Any]:
+        """The batches of this epoch from the current one on (this process's rows of each):
+        images, or (images, classes) in a conditional run."""
+        cfg, at, rows = self.config, self.at, self.world.rows(self.config.batch_size)
+        batches = self.data.epoch_labelled_batches if cfg.conditional else self.data.epoch_batches
+        return batches(cfg.seed, at.epoch, at.batch_in_epoch, cfg.batch_size, rows)
+
     def _setup(self) -> Iterator[EngineEvent]:
         cfg = self.config
         yield ev.Loading("choosing a device")
@@ -130,6 +138,9 @@ class Engine:
             check_amp(self.device)
         if cfg.channels is None:
             cfg.channels = channels_known_in_advance(cfg.data)
+        if cfg.conditional and cfg.class_names is None:  # known before the images load: the nets need not wait
+            names = class_names_in_advance(cfg)
+            cfg.class_names = names if names and len(names) >= 2 else None  # else the data says what is wrong
         main = self.world.is_main  # only rank 0 writes the run directory
         if main:
             self.paths.create(cfg.to_toml())
@@ -186,12 +197,11 @@ class Engine:
                     break
                 # (3) One step of the tutorial's loop on the next batch (Gan.train_step)
                 if self._batches is None:
-                    self._batches = self.data.epoch_batches(cfg.seed, at.epoch, at.batch_in_epoch, cfg.batch_size,
-                                                            self.world.rows(cfg.batch_size))
+                    self._batches = self._epoch_batches()
                 real = next(self._batches)
                 if self.before_step is not None:
                     self.before_step(at.step)
-                meter.add(gan.train_step(real))
+                meter.add(gan.train_step(*real) if cfg.conditional else gan.train_step(real))
                 # (4) The epoch's end, after its last batch
                 if at.advance():
                     self._close_batches()

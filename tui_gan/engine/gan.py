@@ -10,6 +10,7 @@ gradients for D, which D's next ``zero_grad`` would throw away.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from ..core.config import TrainConfig, check_sync_bn
 from ..core.errors import UserError, first_line
 from ..data.pixels import to_uint8
 from .augment import diff_augment
+from .conditional import SAMPLE_COLUMNS, SHOWN_CLASSES, class_rows
 from .devices import choose_precision
 from .ema import GeneratorEma
 from .models import build_models, generate, synchronise_batchnorm
@@ -48,16 +50,23 @@ class Gan:
         self.precision = choose_precision(config.amp, device)
         self.bf16 = self.precision.bf16
         self.speed = speed.apply(self.netG, self.netD, config, device, bf16=self.bf16)
+        self.classes = len(config.class_names or ()) if config.conditional else 0
+        """The number of classes of a conditional run (conditional.py); 0 for the tutorial's GAN."""
+        self.first_class = 0
+        """The first of the classes whose rows the samples show (a conditional run's ``k``)."""
         # In bf16, D's last Sigmoid is left out of the forward pass and the loss is
         # BCEWithLogits: the same maths, but safe under bf16 autocast (BCELoss is not).
-        self._d_forward: nn.Module = self.netD.main[:-1] if self.bf16 else self.netD
-        self._g_forward: nn.Module = self.netG
+        d_forward: Any = self.netD if not self.bf16 or self.classes else self.netD.main[:-1]
+        g_forward: Any = self.netG
         self.criterion = nn.BCEWithLogitsLoss() if self.bf16 else nn.BCELoss()
         if config.compile:  # the originals keep their state_dict keys for checkpoints
             try:
-                self._g_forward, self._d_forward = torch.compile(self._g_forward), torch.compile(self._d_forward)
+                g_forward, d_forward = torch.compile(g_forward), torch.compile(d_forward)
             except RuntimeError as exc:  # e.g. torch before 2.4 on Python 3.12
                 raise UserError(f"--compile: {first_line(exc)}; run without --compile") from None
+        if self.classes and self.bf16:  # the conditional D gives its logit when asked
+            d_forward = functools.partial(d_forward, logits=True)
+        self._g_forward, self._d_forward = g_forward, d_forward
         self.optG, self.optD = self._optimizers()
         self._g_params = list(self.netG.parameters())
         self.ema = GeneratorEma(self.netG, config.ema_decay) if config.ema else None
@@ -120,10 +129,12 @@ class Gan:
 
     # ================================================================== the step
 
-    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+    def train_step(self, real: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
         """One step of the tutorial's loop; returns [loss_D, loss_G, D(x), D(G(z1)), D(G(z2))]
-        as a tensor on the device (no sync)."""
+        as a tensor on the device (no sync). A conditional run passes the real images'
+        ``classes``; G is asked for the same classes, so its class mix is the data's."""
         b = real.size(0)
+        D, G = self._verdict(classes), self._generator(classes)
         if b not in self._labels:
             self._labels[b] = (
                 torch.full((b,), REAL_LABEL, device=self.device),
@@ -136,15 +147,15 @@ class Gan:
         # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
         self.netD.zero_grad(set_to_none=True)
         with self.autocast():
-            output = self._d_forward(self._seen(real)).view(-1)
+            output = D(self._seen(real)).view(-1)
             err_d_real = self.criterion(output, real_label)
         self._weighted(err_d_real).backward()
         d_x = self._probability(output).mean()
 
         noise = self._noise(b)
         with self.autocast():
-            fake = self._g_forward(noise)
-            output = self._d_forward(self._seen(fake.detach())).view(-1)
+            fake = G(noise)
+            output = D(self._seen(fake.detach())).view(-1)
             err_d_fake = self.criterion(output, fake_label)
         self._weighted(err_d_fake).backward()
         d_g_z1 = self._probability(output).mean()
@@ -162,7 +173,7 @@ class Gan:
             self.netD.requires_grad_(False)
         try:
             with self.autocast():
-                output = self._d_forward(self._seen(fake)).view(-1)
+                output = D(self._seen(fake)).view(-1)
                 err_g = self.criterion(output, real_label)
             self._weighted(err_g).backward(inputs=self._g_params)
         finally:
@@ -176,6 +187,18 @@ class Gan:
         if self.ema is not None:
             self.ema.update()
         return stats
+
+    def _verdict(self, classes: torch.Tensor | None) -> Any:
+        """D's forward pass for this step: the tutorial's, or asked about ``classes``."""
+        if classes is None:
+            return self._d_forward
+        return lambda images: self._d_forward(images, classes)
+
+    def _generator(self, classes: torch.Tensor | None) -> Any:
+        """G's forward pass for this step: the tutorial's, or asked for ``classes``."""
+        if classes is None:
+            return self._g_forward
+        return lambda noise: self._g_forward(noise, classes)
 
     def _weighted(self, loss: torch.Tensor) -> torch.Tensor:
         """What backward() takes: with several processes, this rank's loss weighted by its
@@ -225,10 +248,30 @@ class Gan:
         with --ema."""
         return self.ema.model if self.ema is not None else self.netG
 
-    def samples(self, generator: nn.Module | None = None) -> torch.Tensor:
+    def samples(self, generator: nn.Module | None = None, first_class: int | None = None) -> torch.Tensor:
         """The fixed-noise batch of ``generator`` (default: the shown one) as uint8
-        (N, C, H, W) on the CPU."""
-        return to_uint8(generate(generator or self.shown_generator, self.fixed_noise)).cpu()
+        (N, C, H, W) on the CPU; of a conditional run, one row per class (row_classes from
+        ``first_class``, default the shown one), the same noise in each column."""
+        net = generator or self.shown_generator
+        if not self.classes:
+            return to_uint8(generate(net, self.fixed_noise)).cpu()
+        rows = self.row_classes(first_class)
+        noise = self.fixed_noise[:SAMPLE_COLUMNS].repeat(len(rows), 1, 1, 1)
+        classes = torch.tensor(rows).repeat_interleave(SAMPLE_COLUMNS).to(self.device)
+        return to_uint8(generate(net, noise, classes)).cpu()
+
+    def row_classes(self, first_class: int | None = None) -> list[int]:
+        """A conditional run's sample rows: up to SHOWN_CLASSES classes from ``first_class``
+        (default: the shown one) on, wrapping; empty for the tutorial's GAN."""
+        first = self.first_class if first_class is None else first_class
+        return class_rows(self.classes, first, SHOWN_CLASSES) if self.classes else []
+
+    def show_classes(self, first: int) -> str | None:
+        """Show the rows from class ``first`` on (wrapping); a warning where there are no classes."""
+        if not self.classes:
+            return "this run has no classes (k): start one with --conditional on labelled data"
+        self.first_class = first % self.classes
+        return None
 
     def show_average(self, on: bool) -> str | None:
         """Show the average's samples (or the live generator's); a warning where there is none."""

@@ -41,8 +41,11 @@ def latent_walk(nz: int, seed: int, walks: int = WALKS, stops: int = STOPS,
 
 
 @torch.no_grad()
-def render_walk(netG: torch.nn.Module, walk: torch.Tensor, device: torch.device) -> torch.Tensor:
+def render_walk(netG: torch.nn.Module, walk: torch.Tensor, device: torch.device,
+                classes: torch.Tensor | None = None) -> torch.Tensor:
     """The walk's frames as uint8 (frames, walks, C, H, W) on the CPU; a frame's walks are
-    drawn as one batch, like the fixed-noise samples."""
-    frames = [to_uint8(generate(netG, z.to(device))).cpu() for z in walk]
+    drawn as one batch, like the fixed-noise samples. ``classes``: a conditional
+    generator's class for each walk (walks,)."""
+    classes = None if classes is None else classes.to(device)
+    frames = [to_uint8(generate(netG, z.to(device), classes)).cpu() for z in walk]
     return torch.stack(frames)

@@ -21,7 +21,7 @@ def _num_blocks(image_size: int) -> int:
     return image_size.bit_length() - 1 - 3
 
 
-def _multipliers(image_size: int) -> list[int]:
+def width_multipliers(image_size: int) -> list[int]:
     """Width multipliers from the 4x4 core outwards, e.g. 64 -> [8, 4, 2, 1]."""
     n = _num_blocks(image_size)
     return [min(2**i, MAX_WIDTH_MULTIPLIER) for i in range(n, -1, -1)]
@@ -31,7 +31,7 @@ class Generator(nn.Module):
     def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3, image_size: int = 64):
         super().__init__()
         self.nz, self.image_size, self.nc = nz, image_size, nc
-        mults = _multipliers(image_size)
+        mults = width_multipliers(image_size)
         layers: list[nn.Module] = [
             # input is Z, going into a convolution: (nz) x 1 x 1 -> (ngf*m0) x 4 x 4
             nn.ConvTranspose2d(nz, ngf * mults[0], 4, 1, 0, bias=False),
@@ -57,7 +57,7 @@ class Discriminator(nn.Module):
     def __init__(self, ndf: int = 64, nc: int = 3, image_size: int = 64):
         super().__init__()
         self.image_size, self.nc = image_size, nc
-        mults = _multipliers(image_size)[::-1]  # 64 -> [1, 2, 4, 8]
+        mults = width_multipliers(image_size)[::-1]  # 64 -> [1, 2, 4, 8]
         layers: list[nn.Module] = [
             # input is (nc) x size x size -> (ndf) x size/2 x size/2; no BatchNorm here
             nn.Conv2d(nc, ndf * mults[0], 4, 2, 1, bias=False),
@@ -88,12 +88,32 @@ def weights_init(m: nn.Module) -> None:
         nn.init.constant_(m.bias.data, 0)
 
 
-def build_models(config) -> tuple[Generator, Discriminator]:
-    """Both networks for a TrainConfig, initialised with weights_init (uses torch's RNG)."""
-    g = Generator(config.nz, config.ngf, config.channels, config.image_size)
-    d = Discriminator(config.ndf, config.channels, config.image_size)
-    g.apply(weights_init)
-    d.apply(weights_init)
+def model_pair(config) -> tuple[nn.Module, nn.Module]:
+    """The generator and discriminator a TrainConfig names, not initialised: the tutorial's,
+    or with ``config.conditional`` the conditional pair (conditional.py)."""
+    nc = config.channels or 3
+    if config.conditional:
+        from .conditional import ConditionalDiscriminator, ConditionalGenerator
+
+        if not config.class_names:
+            raise ValueError("a conditional model needs the run's class names")
+        classes = len(config.class_names)
+        return (ConditionalGenerator(classes, config.nz, config.ngf, nc, config.image_size),
+                ConditionalDiscriminator(classes, config.ndf, nc, config.image_size))
+    return Generator(config.nz, config.ngf, nc, config.image_size), Discriminator(config.ndf, nc, config.image_size)
+
+
+def build_models(config) -> tuple[nn.Module, nn.Module]:
+    """Both networks for a TrainConfig, initialised as the tutorial does (uses torch's RNG)."""
+    g, d = model_pair(config)
+    if config.conditional:
+        from .conditional import init_conditional
+
+        init_conditional(g)
+        init_conditional(d)
+    else:
+        g.apply(weights_init)
+        d.apply(weights_init)
     return g, d
 
 
@@ -122,10 +142,11 @@ def synchronise_batchnorm(net: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def generate(generator: Generator, z: torch.Tensor) -> torch.Tensor:
-    """Images for ``z`` as the tutorial draws them (batch statistics, train mode), without
-    touching the BatchNorm running statistics: showing samples never changes the model.
-    Synchronised BatchNorm normalises within this process here (one process draws)."""
+def generate(generator: nn.Module, z: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+    """Images for ``z`` (of ``classes``, for a conditional generator) as the tutorial draws
+    them (batch statistics, train mode), without touching the BatchNorm running statistics:
+    showing samples never changes the model. Synchronised BatchNorm normalises within this
+    process here (one process draws)."""
     buffers = {name: b.clone() for name, b in generator.named_buffers()}
     was_training = generator.training
     synced = [m for m in generator.modules() if isinstance(m, SampleableSyncBatchNorm)]
@@ -133,7 +154,8 @@ def generate(generator: Generator, z: torch.Tensor) -> torch.Tensor:
     for m in synced:
         m.alone = True
     try:
-        return generator(z).contiguous()  # the usual layout, also from a channels-last model
+        images = generator(z) if classes is None else generator(z, classes.to(z.device))
+        return images.contiguous()  # the usual layout, also from a channels-last model
     finally:
         for m in synced:
             m.alone = False

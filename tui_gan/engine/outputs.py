@@ -24,8 +24,9 @@ from ..core.history import HistoryRow
 from ..core.outage import GRIDS
 from ..core.rundir import RunDir
 from ..data.loader import Dataset, StreamedDataset
-from ..pictures.grids import save_grid
+from ..pictures.grids import save_class_grid, save_grid
 from .checkpoint import CheckpointWriter, run_state
+from .conditional import SAMPLE_COLUMNS
 from .gan import Gan
 from .guard import Guard
 from .interpolation import latent_walk, render_walk
@@ -71,14 +72,17 @@ class RunOutputs:
 
     def saved_samples(self) -> torch.Tensor:
         """For the saved grids, after draw(): the measured generator's (see Gan), so that a
-        run's grids are one generator's whatever a viewer shows."""
+        run's grids are one generator's whatever a viewer shows; a conditional run's, the
+        rows from its first class on, whichever classes a viewer shows."""
         gan = self.gan
-        return self.last_samples if gan.measured_generator is gan.shown_generator else gan.samples(gan.measured_generator)
+        if gan.measured_generator is gan.shown_generator and gan.first_class == 0:
+            return self.last_samples
+        return gan.samples(gan.measured_generator, first_class=0)
 
     def samples_event(self, samples: torch.Tensor | None = None) -> ev.Samples:
         """``samples`` (default: fresh ones) as the event that says whose they are."""
         samples = self.draw() if samples is None else samples
-        return ev.Samples(self.at.step, self.at.epoch, samples, self.gan.shown)
+        return ev.Samples(self.at.step, self.at.epoch, samples, self.gan.shown, self.gan.row_classes() or None)
 
     def progress(self, now: float, force_row: bool = False) -> ev.Progress:
         """Read the device accumulators (the one sync) and report their averages."""
@@ -89,7 +93,7 @@ class RunOutputs:
     def epoch_end(self) -> Iterator[EngineEvent]:
         """The epoch's grid, fresh samples and last.pt."""
         shown, saved = self.draw(), self.saved_samples()
-        grid = self.grid(saved, self.paths.epoch_grid(self.at.epoch))
+        grid = self.grid(saved, self.paths.epoch_grid(self.at.epoch), first_class=0)
         yield self.samples_event(shown)
         checkpoint = self.save(self.paths.last)
         yield ev.EpochEnd(self.at.epoch, self.at.step, _written(grid), _written(checkpoint), saved)
@@ -100,7 +104,7 @@ class RunOutputs:
         complete checkpoint instead, and why, when last.pt could not be written)."""
         yield self.progress(time.perf_counter(), force_row=True)
         shown = self.draw()
-        grid = self.grid(self.saved_samples(), self.paths.final_grid(self.at.step))
+        grid = self.grid(self.saved_samples(), self.paths.final_grid(self.at.step), first_class=0)
         yield self.samples_event(shown)
         checkpoint = self.save(self.paths.last)
         yield from self.news()
@@ -120,7 +124,7 @@ class RunOutputs:
         """A checkpoint and a grid of this step, beside the run's last.pt."""
         outage = self.writes.failing
         shown = self.draw()
-        grid = self.grid(self.saved_samples(), self.paths.snapshot_grid(self.at.step))
+        grid = self.grid(self.saved_samples(), self.paths.snapshot_grid(self.at.step), first_class=0)
         path = self.save(self.paths.snapshot(self.at.step))
         yield self.samples_event(shown)
         if path is not None:
@@ -145,9 +149,11 @@ class RunOutputs:
         """Latent walks of the shown generator, the same walks at every step (interpolation.py)."""
         started = self.meter.start_off_the_clock()
         walk = latent_walk(self.config.nz, self.config.seed + 2)
-        frames = render_walk(self.gan.shown_generator, walk, self.device)
+        rows = self.gan.row_classes()  # a conditional run walks in the classes shown, in turn
+        classes = torch.tensor([rows[i % len(rows)] for i in range(walk.shape[1])]) if rows else None
+        frames = render_walk(self.gan.shown_generator, walk, self.device, classes)
         self.meter.off_the_clock(started)
-        return ev.Interpolation(self.at.step, self.at.epoch, frames)
+        return ev.Interpolation(self.at.step, self.at.epoch, frames, None if classes is None else classes.tolist())
 
     def measure(self) -> Iterator[EngineEvent]:
         """Measure the generator (its average with --ema) now (quality.py): a history row of
@@ -210,9 +216,17 @@ class RunOutputs:
 
     # ================================================================== when the disk takes no writes
 
-    def grid(self, images: torch.Tensor, path: Path) -> Path | None:
-        """Save a sample grid; None when it could not be written (``news`` says why)."""
-        failure = self.writes.try_write(GRIDS, path, lambda: save_grid(images, path), f"{path.parent.name}/{path.name}")
+    def grid(self, images: torch.Tensor, path: Path, first_class: int | None = None) -> Path | None:
+        """Save a sample grid; None when it could not be written (``news`` says why). A
+        conditional run's has a row per class from ``first_class`` (default: the shown one)
+        on, named at its left."""
+        names = self.config.class_names or []
+        rows = [names[c] for c in self.gan.row_classes(first_class)]
+
+        def write() -> Path:
+            return save_class_grid(images, path, rows, SAMPLE_COLUMNS) if rows else save_grid(images, path)
+
+        failure = self.writes.try_write(GRIDS, path, write, f"{path.parent.name}/{path.name}")
         return path if failure is None else None
 
     def news(self) -> Iterator[EngineEvent]:

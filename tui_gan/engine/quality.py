@@ -171,6 +171,7 @@ class QualityProbe:
         self.config = config
         self._reference: RealReference | None = None
         self._noise: torch.Tensor | None = None
+        self._classes: torch.Tensor | None = None
         self._collapse_warned = False
 
     def images(self, dataset_size: int) -> int:
@@ -187,7 +188,14 @@ class QualityProbe:
             self._reference = RealReference(data.subset(n, cfg.seed), seed=cfg.seed)
             noise = torch.randn(n, cfg.nz, 1, 1, generator=torch.Generator().manual_seed(cfg.seed + 1))
             self._noise = noise.to(device)
-        fake = torch.cat([generate(netG, z) for z in self._noise.split(cfg.batch_size)])
+            # a conditional run's generator is asked for the real subset's classes, so the
+            # two sides hold the same mix of classes
+            self._classes = data.subset_labels(n, cfg.seed).to(device) if cfg.conditional else None
+        batches = self._noise.split(cfg.batch_size)
+        if self._classes is None:
+            fake = torch.cat([generate(netG, z) for z in batches])
+        else:
+            fake = torch.cat([generate(netG, z, y) for z, y in zip(batches, self._classes.split(cfg.batch_size))])
         return self._reference.compare(fake)
 
     def collapse_warning(self, diversity: float, best_before: float) -> str | None:

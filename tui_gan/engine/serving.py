@@ -165,6 +165,9 @@ class Serving:
         if requests.show_average is not None:
             warning = self.gan.show_average(requests.show_average)
             yield ev.EngineWarning(warning) if warning else self.outputs.samples_event()
+        if requests.show_classes is not None:
+            warning = self.gan.show_classes(requests.show_classes)
+            yield ev.EngineWarning(warning) if warning else self.outputs.samples_event()
 
 
 def _rates_after(lrs: tuple[float, float], initial: tuple[float, float], requests: Requests) -> tuple[float, float]:

@@ -22,6 +22,7 @@ from ..core.config import TrainConfig
 from ..core.history import HistoryRow
 from ..data.loader import Dataset, StreamedDataset, load_dataset
 from ..pictures.progression import epoch_samples
+from .conditional import SAMPLE_COLUMNS
 from .devices import describe_device
 from .gan import Gan
 from .position import Position
@@ -53,7 +54,7 @@ def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Calla
                       config_toml: Path | None, world: World) -> Generator[ev.Loading, None, Loaded]:
     """Yield Loading events; return the data, the GAN and warnings for the user. When the
     images decide the channels, ``cfg`` gets them and ``config_toml`` is written again
-    (unless None: not rank 0).
+    (unless None: not rank 0); so do a conditional run's classes.
     Raises StoppedDuringSetup as soon as ``stop_reason()`` gives one."""
     label = "generating the built-in dataset" if cfg.data == "builtin" else f"reading {cfg.data}"
     updates: queue.Queue[tuple[int, int]] = queue.Queue()
@@ -69,7 +70,7 @@ def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Calla
     with ThreadPoolExecutor(1, thread_name_prefix="tui-gan-data") as pool:
         future = pool.submit(load_dataset, cfg, device, report, notes)
         yield ev.Loading(label)
-        if cfg.channels is not None:
+        if cfg.channels is not None and (not cfg.conditional or cfg.class_names is not None):
             gan = Gan(cfg, device, world)
         while not (future.done() and updates.empty()):
             try:
@@ -78,8 +79,10 @@ def load_data_and_gan(cfg: TrainConfig, device: torch.device, stop_reason: Calla
                 continue
             yield ev.Loading(label, done, total)
         data = future.result()
-    if gan is None:
+    if gan is None:  # the images decided the channels, or the classes
         cfg.channels = data.channels
+        if cfg.conditional:
+            cfg.class_names = list(data.class_names)
         if config_toml is not None:
             atomic_write_text(config_toml, cfg.to_toml())
         gan = Gan(cfg, device, world)
@@ -108,8 +111,16 @@ def started_event(engine: SetUp) -> ev.Started:
         lr_g=gan.lr_g,
         lr_d=gan.lr_d,
         skipped=list(data.skipped),
-        progression=(epoch_samples(engine.run_dir, len(gan.fixed_noise), cfg.image_size, cfg.channels)
-                     if engine.resume_state else []),
+        progression=(_progression(engine) if engine.resume_state else []),
         precision=gan.precision.name,
         precision_why=gan.precision.why,
     )
+
+
+def _progression(engine: SetUp) -> list:
+    """A resumed run's epoch grids, split back into their samples (the app's history)."""
+    cfg, gan = engine.config, engine.gan
+    if gan.classes:  # one row per class from the first (outputs.py), SAMPLE_COLUMNS each
+        rows = len(gan.row_classes(0))
+        return epoch_samples(engine.run_dir, rows * SAMPLE_COLUMNS, cfg.image_size, cfg.channels, SAMPLE_COLUMNS)
+    return epoch_samples(engine.run_dir, len(gan.fixed_noise), cfg.image_size, cfg.channels)

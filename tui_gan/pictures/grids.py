@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, PngImagePlugin
 
 from ..core.atomic import atomic_write
 
@@ -64,3 +64,28 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
 def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None) -> Path:
     """Save uint8 (N, C, H, W) images as one PNG grid."""
     return save_png(to_pil(grid(images, nrow)), path)
+
+
+#: The PNG text chunk that names a class grid's rows, one class name per line.
+ROWS_CHUNK = "tui-gan:rows"
+
+
+def save_class_grid(images: np.ndarray, path: str | Path, row_names: list[str], columns: int) -> Path:
+    """Save a conditional run's samples, one row of ``columns`` per class, as a PNG grid
+    with each row's class name in a margin at its left (and in the PNG's ``ROWS_CHUNK``
+    text). The tiles sit at the right, laid out as ``grid`` lays them, so a reader that
+    knows the tile size finds them (progression.epoch_samples)."""
+    tiles = to_pil(grid(images, columns)).convert("RGB")
+    size, grey = images.shape[-1], images.shape[1] == 1
+    margin = 8 + max(int(ImageDraw.Draw(tiles).textlength(name)) for name in row_names)
+    out = Image.new("RGB", (margin + tiles.width, tiles.height), (0, 0, 0))
+    out.paste(tiles, (margin, 0))
+    draw = ImageDraw.Draw(out)
+    for row, name in enumerate(row_names):
+        y = 2 + row * (size + 2) + size // 2
+        draw.text((margin - 4, y), name, fill=(230, 230, 230), anchor="rm")
+    if grey:
+        out = out.convert("L")
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(ROWS_CHUNK, "\n".join(row_names))
+    return atomic_write(path, lambda f: out.save(f, format="PNG", pnginfo=info))

@@ -19,9 +19,10 @@ from ..core.errors import UserError
 from ..core.rundir import RunDir
 
 
-def split_grid(image: np.ndarray, n: int, size: int, padding: int = 2) -> np.ndarray:
-    """The inverse of images.grid: (H', W', C) mosaic of ``n`` tiles -> uint8 (n, C, size, size)."""
-    nrow = max(1, math.ceil(math.sqrt(n)))
+def split_grid(image: np.ndarray, n: int, size: int, padding: int = 2, nrow: int | None = None) -> np.ndarray:
+    """The inverse of images.grid: (H', W', C) mosaic of ``n`` tiles, ``nrow`` to a row
+    (default near-square) -> uint8 (n, C, size, size)."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
     tiles = []
     for i in range(n):
         r, col = divmod(i, nrow)
@@ -30,10 +31,13 @@ def split_grid(image: np.ndarray, n: int, size: int, padding: int = 2) -> np.nda
     return np.stack(tiles)
 
 
-def epoch_samples(run_dir: str | Path, n: int, size: int, channels: int) -> list[tuple[int, np.ndarray]]:
+def epoch_samples(run_dir: str | Path, n: int, size: int, channels: int,
+                  columns: int | None = None) -> list[tuple[int, np.ndarray]]:
     """The run's epoch-end grids split back into their ``n`` samples (for a resumed app's
-    history); grids that do not match (another size, unreadable) are left out."""
-    nrow = max(1, math.ceil(math.sqrt(n)))
+    history); grids that do not match (another size, unreadable) are left out. ``columns``:
+    a conditional run's grids, a row of that many per class, their names in a margin at the
+    left (grids.save_class_grid), which is cut off."""
+    nrow = columns or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / nrow)
     expected = (2 + rows * (size + 2), 2 + nrow * (size + 2))
     out = []
@@ -45,8 +49,10 @@ def epoch_samples(run_dir: str | Path, n: int, size: int, channels: int) -> list
             continue
         if arr.ndim == 2:
             arr = arr[:, :, None]
+        if columns is not None and arr.shape[0] == expected[0] and arr.shape[1] > expected[1]:
+            arr = arr[:, arr.shape[1] - expected[1]:]  # the names' margin
         if arr.shape[:2] == expected:
-            out.append((epoch, split_grid(arr, n, size)))
+            out.append((epoch, split_grid(arr, n, size, nrow=nrow)))
     return out
 
 
