@@ -301,9 +301,12 @@ def test_max_images_below_the_classes_is_refused(tmp_path):
 
 
 def test_celeba_has_attributes_not_classes(tmp_path):
-    message = one_line_error(tiny_config(data="celeba", data_root=str(tmp_path), conditional=True),
-                             "40 yes/no attributes")
+    config = tiny_config(data="celeba", data_root=str(tmp_path), conditional=True)
+    message = one_line_error(config, "40 yes/no attributes")
     assert "put each class's images in a subfolder (FOLDER/CLASS/image.jpg) and pass --data FOLDER" in message
+    # the check that a command line can make at once says so too, even before a download
+    with pytest.raises(UserError, match="40 yes/no attributes"):
+        named.check_available("celeba", str(tmp_path), True, conditional=True)
 
 
 def test_a_named_dataset_without_targets_is_refused(tmp_path, monkeypatch):

@@ -71,8 +71,15 @@ def is_dataset_name(spec: str) -> bool:
 
 def check_available(name: str, root: str | None, download: bool, conditional: bool = False) -> None:
     """Raise UserError, with the exact command to run, if ``name`` (the split a run with
-    ``conditional`` reads) is not under ``root``."""
+    ``conditional`` reads) is not under ``root``; with ``conditional``, first if it has no
+    classes (before a download that could not help)."""
     spec = DATASETS[name.lower()]
+    if conditional and spec.no_classes:
+        raise UserError(
+            f"--data {name}: --conditional needs one class per image, and {spec.no_classes}; "
+            f"to train on classes of its images, put each class's images in a subfolder (FOLDER/CLASS/image.jpg) "
+            f"and pass --data FOLDER"
+        )
     base = dataset_root(root)
     if download or all((base / p).exists() for p in spec.split(conditional)[1]):
         return
@@ -117,14 +124,8 @@ def load_torchvision_labelled(
 ) -> tuple[tuple[np.ndarray, list[str], int], ClassLabels]:
     """As load_torchvision, with each image's class (for --conditional). ``limit`` keeps
     images of every class (labels.stratified), not the first ones. UserError for a dataset
-    without classes."""
+    without classes (check_available)."""
     spec = DATASETS[name.lower()]
-    if spec.no_classes:
-        raise UserError(
-            f"--data {name}: --conditional needs one class per image, and {spec.no_classes}; "
-            f"to train on classes of its images, put each class's images in a subfolder (FOLDER/CLASS/image.jpg) "
-            f"and pass --data FOLDER"
-        )
     dataset = _open(name, root, download, conditional=True)
     targets, names = getattr(dataset, spec.targets, None), getattr(dataset, "classes", None)
     if targets is None or names is None:
