@@ -127,8 +127,10 @@ def test_the_quality_metric_asks_for_the_real_subsets_classes(tmp_path, monkeypa
     engine = Engine(conditional(max_images=64, epochs=1, quality_images=32), tmp_path / "run", explicit=EXPLICIT)
     list(engine.run())
     assert asked and all(c is not None for c in asked)
-    want = engine.data.subset_labels(32, engine.config.seed)
-    assert torch.equal(torch.cat(asked).cpu(), want.cpu())
+    want = engine.data.subset_labels(32, engine.config.seed).cpu()
+    per_measurement = 32 // engine.config.batch_size  # in batches; measured at the start and the epoch's end
+    measurements = [torch.cat(asked[i:i + per_measurement]).cpu() for i in range(0, len(asked), per_measurement)]
+    assert len(measurements) >= 2 and all(torch.equal(m, want) for m in measurements)
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +240,18 @@ def test_nproc_2_conditional_ranks_agree_and_resume_exactly(tmp_path):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net] if "running" not in k)
     one = tui_gan("--headless", "--resume", str(split), "--max-steps", "8")
     assert one.returncode == 0 and checkpoint(split / "checkpoints" / "last.pt")["step"] == 8, one.stderr[-2000:]
+
+
+def test_conditional_data_without_classes_is_refused_before_anything_starts(tmp_path, capsys):
+    flat, single = tmp_path / "flat", tmp_path / "single" / "only"
+    flat.mkdir()
+    single.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(flat / f"{i}.png")
+        Image.new("RGB", (8, 8), (0, 40 * i, 0)).save(single / f"{i}.png")
+    for data, message in ((flat, "put each class's images in a subfolder"), (single.parent, "two or more classes"),
+                          ("celeba", "40 yes/no attributes")):
+        assert main(["--headless", "--conditional", "--data", str(data), "--run-dir", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+        assert not (tmp_path / "r").exists()
