@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..core.arguments import learning_rate
 from ..core.config import SUPPORTED_SIZES, TrainConfig
-from ..core.contract import learning_rate
 from ..core.errors import ArgumentParser, UserError
 from ..core.rundir import RunDir, describe_dataset_root, new_run_dir
 from ..tui.terminal_graphics import add_graphics_flag

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, get_args
 
 from . import arguments
-from .arguments import MAX_REASON, RequestError, learning_rate  # noqa: F401 - the contract's words, also for its importers
+from .arguments import RequestError
 from .events import (
     Attached,
     AutoPauseSet,
