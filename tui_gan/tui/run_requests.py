@@ -52,6 +52,9 @@ class RunRequests:
         self.screen = screen
         self.control: RunControl | None = None
         """The run's control, once the app has connected to the run (``attach``)."""
+        self._asked: tuple[object, int] | None = None
+        """(the samples shown then, the first class) of the last show_classes: a second key
+        pressed before the answer came pages on from the page asked for, not the one shown."""
 
     def attach(self, control: RunControl) -> None:
         self.control = control
@@ -114,7 +117,10 @@ class RunRequests:
         elif count <= on_screen:
             self.screen.notify(f"all {count} classes are shown")
         else:
-            control.show_classes(page_start(samples.classes[0], on_screen or len(samples.classes), count, direction))
+            first = self._asked[1] if self._asked is not None and self._asked[0] is samples else samples.classes[0]
+            first = page_start(first, on_screen or len(samples.classes), count, direction)
+            self._asked = (samples, first)
+            control.show_classes(first)
 
     def toggle_auto_pause(self) -> None:
         """The run answers with AutoPauseSet, which every viewer shows."""

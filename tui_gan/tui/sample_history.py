@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from rich.cells import cell_len
+
 from ..core import events as ev
 from .widgets.class_grid import ClassRows
 
@@ -56,7 +58,8 @@ class SampleHistory:
             return None
         names = started.config.get("class_names") or []
         columns = len(live.images) // len(live.classes)  # the live samples' rows are as long as the epochs'
-        return ClassRows(tuple(classes), tuple(names[c] if c < len(names) else str(c) for c in classes), columns)
+        return ClassRows(tuple(classes), tuple(names[c] if c < len(names) else str(c) for c in classes), columns,
+                         max(map(cell_len, names), default=0))
 
     def _epoch_rows(self, images: Any) -> ClassRows | None:
         """An epoch's samples have rows from the first class on (whichever a viewer shows)."""

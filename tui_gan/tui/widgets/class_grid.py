@@ -41,6 +41,9 @@ class ClassRows:
     classes: tuple[int, ...]
     names: tuple[str, ...]
     columns: int
+    longest: int = 0
+    """The cells of the run's longest class name, shown or not: the names' column keeps
+    its width from page to page, and so the rows the panel shows (``k`` steps by them)."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,10 @@ def cut(name: str, width: int) -> str:
     return name.rstrip() + ELLIPSIS if width > 0 else ""
 
 
-def label_width(names: tuple[str, ...], width: int) -> int:
+def label_width(rows: ClassRows, width: int) -> int:
     """The names' column in a panel ``width`` cells wide, the space after them included: as
-    wide as the longest name, at most a quarter of the panel (and MAX_LABEL)."""
-    longest = max((cell_len(name) for name in names), default=0)
+    wide as the run's longest name, at most a quarter of the panel (and MAX_LABEL)."""
+    longest = max([rows.longest, *(cell_len(name) for name in rows.names)])
     return min(longest, MAX_LABEL, max(3, width // 4)) + 1
 
 
@@ -109,7 +112,7 @@ def class_layout(rows: ClassRows, native: int, width: int, height: int, cell: tu
                  gap: int = 1, scale: bool = False) -> ClassLayout:
     """The layout of ``rows`` in a panel of ``width`` x ``height`` cells of ``cell`` pixels."""
     cell_w, cell_h = cell
-    names = label_width(rows.names, width)
+    names = label_width(rows, width)
     px_w, px_h = max(0, width - names) * cell_w, height * cell_h
     grid = fit_class_grid(len(rows.names), rows.columns, native, px_w, px_h, gap, scale, pitch=cell_h)
     cols, shown, tile = grid
