@@ -262,3 +262,23 @@ def test_conditional_screen(snap_compare, attached_app, size):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+async def test_a_window_attached_later_shows_the_classes_another_asked_for(serve):
+    """``tui-gan attach``: a window that comes after another paged on shows the same classes,
+    labelled, from the run's snapshot."""
+    from tui_gan.tui.app import TuiGanApp
+
+    served = serve(conditional_engine(), for_app=True)
+    first = TuiGanApp(served.viewer, run_name="run")
+    async with first.run_test(size=(120, 40)) as pilot:
+        step = len((await samples_ready(pilot, first)).classes_shown)
+        await pilot.press("k")
+        await samples_ready(pilot, first, step)
+        await pilot.press("d")  # detach: the run goes on
+        await wait_until(pilot, lambda: first.engine_done.is_set(), what="detached")
+    later = TuiGanApp(served.viewer, run_name="run")
+    async with later.run_test(size=(120, 40)) as pilot:
+        view = await samples_ready(pilot, later, step)
+        assert_rows_labelled(view, list(range(step, 2 * step)))
+        await quit_app(pilot, later)

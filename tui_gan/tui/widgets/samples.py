@@ -153,6 +153,7 @@ class SamplesView(Widget):
         self._rows: ClassRows | None = None  # a conditional run's: the class of each row
         self._drawn_layout: ClassLayout | None = None  # the class layout of the lines drawn last
         self._drawn_classes: tuple[int, ...] = ()  # and the classes it showed
+        self._layout: tuple[Any, ClassLayout | None] = (None, None)  # the half blocks' (made for, layout)
         self._key: Hashable = 0  # names the images for the pictures in pixels
         self._sequence: list[tuple[Hashable, np.ndarray]] | None = None  # every frame to come (latent walks)
         self._strips: list[Strip] = []
@@ -216,8 +217,14 @@ class SamplesView(Widget):
         return self._drawn_layout
 
     def _half_block_layout(self, width: int, height: int) -> ClassLayout:
+        """Kept for the size and rows it was made for: each line drawn asks for it."""
         assert self._rows is not None and self._images is not None
-        return class_layout(self._rows, self._images.shape[-1], width, height, HALF_BLOCK_CELL)
+        made_for = (width, height, self._rows, self._images.shape[-1])
+        layout = self._layout[1]
+        if layout is None or self._layout[0] != made_for:
+            layout = class_layout(self._rows, self._images.shape[-1], width, height, HALF_BLOCK_CELL)
+            self._layout = (made_for, layout)
+        return layout
 
     def _background(self) -> tuple[int, int, int]:
         return self.styles.background.rgb if self.styles.background.a else (0, 0, 0)
