@@ -185,6 +185,35 @@ async def test_k_on_the_tutorials_gan_says_the_run_has_no_classes(attached_app):
         await quit_app(pilot, app)
 
 
+async def test_the_palette_finds_a_class_by_name_and_k_pages_on_from_it(attached_app):
+    engine = conditional_engine()
+    app = attached_app(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        step = len((await samples_ready(pilot, app)).classes_shown)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert [t for t in commands if t.startswith("Samples: from class")] == [f"Samples: from class {n}"
+                                                                              for n in NAMES]
+        commands["Samples: from class ship"].callback()
+        view = await samples_ready(pilot, app, 8)
+        assert engine.classes_asked[-1] == 8
+        assert_rows_labelled(view, [8 + i for i in range(step)])
+        commands["Samples: from class cat"].callback()
+        app.training_screen.action_show_classes(1)  # before the answer: on from cat (3), not ship
+        after = page_start(3, step, len(NAMES), 1)
+        assert after not in (0, 8)
+        await samples_ready(pilot, app, after)
+        assert engine.classes_asked[-1] == after
+        await quit_app(pilot, app)
+
+
+async def test_the_tutorials_gan_has_no_class_commands(attached_app):
+    app = attached_app(ScriptedEngine(samples=class_samples(8)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.state is RunState.TRAINING, what="training")
+        assert not [c for c in app.get_system_commands(app.screen) if "from class" in c.title]
+        await quit_app(pilot, app)
+
+
 async def test_epoch_ends_are_labelled_from_the_first_class(attached_app):
     app = attached_app(conditional_engine())
     async with app.run_test(size=(120, 40)) as pilot:

@@ -9,9 +9,11 @@ for and the run has not yet confirmed (pausing…) is the screen's state (state.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
 from typing import Any, Protocol
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.notifications import SeverityLevel
 
 from ..core.contract import RunControl
@@ -121,6 +123,21 @@ class RunRequests:
             first = page_start(first, on_screen or len(samples.classes), count, direction)
             self._asked = (samples, first)
             control.show_classes(first)
+
+    def show_class(self, first: int) -> None:
+        """The samples' rows from class ``first`` on (the command palette's class commands)."""
+        if control := self._live_control("show other classes"):
+            self._asked = (self.view.samples, first)  # k pages on from it, even before the answer
+            control.show_classes(first)
+
+    def class_commands(self) -> Iterator[SystemCommand]:
+        """A conditional run's classes as commands of the palette, where typing part of a
+        name finds it: a class many pages away is a few keys off, not many presses of k."""
+        started = self.view.started
+        names = (started.config.get("class_names") or []) if started and started.config.get("conditional") else []
+        for i, name in enumerate(names):
+            yield SystemCommand(f"Samples: from class {name}", f"its row first (class {i + 1} of {len(names)})",
+                                partial(self.show_class, i))
 
     def toggle_auto_pause(self) -> None:
         """The run answers with AutoPauseSet, which every viewer shows."""

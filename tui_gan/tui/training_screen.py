@@ -16,12 +16,12 @@ changing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, RichLog
@@ -294,6 +294,10 @@ class TrainingScreen(Screen[None]):
 
     def action_show_classes(self, direction: int) -> None:
         self.requests.show_classes(direction, len(self.panels.samples_view.classes_shown))
+
+    def class_commands(self) -> Iterator[SystemCommand]:
+        """A conditional run's classes, for the command palette (the app lists them)."""
+        return self.requests.class_commands()
 
     def action_interpolate(self) -> None:
         self.requests.interpolate()
