@@ -31,9 +31,12 @@ from tui_gan.tui.widgets.tiles import MIN_TILE
 #: apt packages that give the tests their terminals: the X server, xterm and its default
 #: bitmap font (without xfonts-base its braille is missing), ImageMagick for the screenshot.
 APT = "xvfb xterm xfonts-base imagemagick kitty"
-#: The terminals, each started as it starts by default. xterm's size is its only option,
-#: so that the panel is where the test expects it at a known size; kitty opens at its own.
-COMMANDS = {"xterm": ["xterm", "-geometry", "100x34", "-e"], "kitty": ["kitty", "--config", "NONE"]}
+#: The terminals, each started as it starts by default but for its size in cells, so that
+#: the panel is where the test expects it at a known size: kitty's own (640x400 pixels) is
+#: 71x22 cells with the font some machines have and fits two tiles, too few to compare.
+COMMANDS = {"xterm": ["xterm", "-geometry", "100x34", "-e"],
+            "kitty": ["kitty", "--config", "NONE", "-o", "remember_window_size=no",
+                      "-o", "initial_window_width=100c", "-o", "initial_window_height=34c"]}
 #: What the app inherits from the test's environment that a terminal would not set: each
 #: terminal announces its own colours (xterm sets no COLORTERM, kitty sets truecolor).
 UNSET = ("COLORTERM", "NO_COLOR", "FORCE_COLOR", "TEXTUAL_COLOR_SYSTEM", "TMUX", "TMUX_PANE", "STY",

@@ -9,9 +9,10 @@ import math
 
 import pytest
 
-from tui_gan.core import contract
+from tui_gan.core import arguments, contract
 from tui_gan.core import events as ev
-from tui_gan.core.contract import REQUESTS, LrChange, RequestError, Requests, RunControl
+from tui_gan.core.arguments import RequestError
+from tui_gan.core.contract import REQUESTS, LrChange, Requests, RunControl
 from tui_gan.core.control import Control
 from tui_gan.core.runview import RunView
 from tui_gan.service.client import RemoteControl
@@ -54,7 +55,7 @@ BAD_RATES = [0, -1e-4, -math.inf, math.nan, math.inf, True, "2e-4", None]
 def test_one_rule_for_a_learning_rate_wherever_it_comes_from(value):
     """The in-process control, the remote control and the service refuse the same values."""
     with pytest.raises(RequestError):
-        contract.learning_rate(value)
+        arguments.learning_rate(value)
     with pytest.raises(RequestError):
         Control().set_lr(lr_g=value)
     wire = Wire()

@@ -77,6 +77,9 @@ def test_the_report_writes_each_event_once_for_every_viewer():
     assert "· bf16 (auto: AMX) · with --ema --augment · ngf=32" in Report().lines(started)[0].full()
     started.config.update(sync_bn=True)  # SyncBatchNorm over several GPUs: a cost the log should name
     assert "· with --ema --augment --sync-bn · ngf=32" in Report().lines(started)[0].full()
+    started.config.update(conditional=True, class_names=[str(d) for d in range(10)])
+    assert "· with --ema --augment --sync-bn · conditional on 10 classes (0, 1, 2, 3, 4, …) · ngf=32" in (
+        Report().lines(started)[0].full())
     (progress,) = report.lines(_progress())
     assert progress.tone is Tone.STATUS and "epoch 1/5 step 20/1560" in progress.text and "ETA 1m35s" in progress.text
     (epoch,) = report.lines(ev.EpochEnd(1, 156, "runs/x/samples/epoch-0001.png", "last.pt"))

@@ -332,7 +332,8 @@ def test_synchronised_batchnorm_draws_samples_within_one_process(monkeypatch):
     from torch import nn
 
     from tui_gan.core.config import TrainConfig
-    from tui_gan.engine.models import SampleableSyncBatchNorm, build_models, generate, synchronise_batchnorm
+    from tui_gan.engine.models import SampleableSyncBatchNorm, generate, synchronise_batchnorm
+    from tui_gan.engine.nets import build_models
 
     config = TrainConfig(image_size=16, ngf=8, ndf=8, nz=16, channels=3)
     torch.manual_seed(0)

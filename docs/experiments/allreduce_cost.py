@@ -25,7 +25,7 @@ def measure(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
     from tui_gan.core.config import TrainConfig
-    from tui_gan.engine.models import build_models
+    from tui_gan.engine.nets import build_models
 
     dist.init_process_group("gloo")
     config = TrainConfig(image_size=args.image_size, ngf=args.ngf, ndf=args.ndf, channels=3)

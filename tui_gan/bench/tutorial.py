@@ -16,7 +16,8 @@ from torch import nn, optim
 from ..core.config import TrainConfig
 from ..data.pixels import from_uint8
 from ..engine.devices import synchronize
-from ..engine.models import build_models, weights_init
+from ..engine.models import weights_init
+from ..engine.nets import build_models
 
 
 class TutorialGenerator(nn.Module):

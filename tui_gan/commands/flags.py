@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..core.arguments import learning_rate
 from ..core.config import SUPPORTED_SIZES, TrainConfig
-from ..core.contract import learning_rate
 from ..core.errors import ArgumentParser, UserError
 from ..core.rundir import RunDir, describe_dataset_root, new_run_dir
 from ..tui.terminal_graphics import add_graphics_flag
@@ -180,7 +180,7 @@ def build_config(args: dict[str, Any]) -> tuple[TrainConfig, set[str]]:
     explicit = set(values)
     config = TrainConfig.from_dict(values, source="--config" if "config" in args else "arguments")
     if "data" in flag_values or "data" in values:
-        config.data = normalise_data(config.data, config.data_root, config.download)
+        config.data = normalise_data(config.data, config.data_root, config.download, config.conditional)
     return config, explicit
 
 
@@ -193,15 +193,16 @@ def flag_settings(args: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def normalise_data(spec: str, root: str | None = None, download: bool = False) -> str:
-    """'builtin', a dataset name (checked for a local copy) or a folder's absolute path."""
+def normalise_data(spec: str, root: str | None = None, download: bool = False, conditional: bool = False) -> str:
+    """'builtin', a dataset name (checked for a local copy: of its labelled split, and that
+    it has classes, for a ``conditional`` run) or a folder's absolute path."""
     from ..data.imagefiles import scan_folder  # no torch: cheap, and catches bad paths early
     from ..data.named import check_available, describe, is_dataset_name
 
     if spec == "builtin":
         return spec
     if is_dataset_name(spec):
-        check_available(spec, root, download)
+        check_available(spec, root, download, conditional)
         return spec.lower()
     if not Path(spec).expanduser().exists() and os.sep not in spec and "." not in spec:
         raise UserError(
@@ -209,6 +210,10 @@ def normalise_data(spec: str, root: str | None = None, download: bool = False) -
             f"or one of {describe()}"
         )
     scan_folder(spec)
+    if conditional:  # a folder without class subfolders says so before any service starts
+        from ..data.labels import folder_class_names
+
+        folder_class_names(spec)
     return str(Path(spec).expanduser().resolve())
 
 
@@ -256,7 +261,7 @@ def prepare_training(args: dict[str, Any], run_dir: Path, control: Control | Non
         saved.update(flag_values)
         config = TrainConfig.from_dict(saved, source=f"checkpoint {state['path']}")
         if {"data", "data_root", "download"} & set(flag_values):
-            config.data = normalise_data(config.data, config.data_root, config.download)
+            config.data = normalise_data(config.data, config.data_root, config.download, config.conditional)
         return Engine(config, run_dir, explicit=set(flag_values), resume=state, control=control)
 
     config, explicit = build_config(args)

@@ -86,6 +86,9 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list
              f"SWD {swd:6.2f}" if swd is not None else " " * 10,
              f"best {best:6.2f}" if best is not None else " " * 11,
              f"{format_duration(time.time() - started):>6} ago"]
+    classes = classes_text(run)
+    if classes:
+        parts.append(classes)
     lost_and_saved = state == "lost" and run.checkpoint_in() is not None
     resume = f"  (resume: tui-gan --resume {shown})" if lost_and_saved else ""
     return f"{shown}  " + "  ".join(parts) + resume + note
@@ -98,6 +101,21 @@ def saved_note(record: ServiceRecord) -> str:
     if record.checkpoint is None:
         return f"  (no checkpoint: final save failed, {record.save_failed})"
     return f"  ({Path(record.checkpoint).name} from step {record.checkpoint_step}: final save failed)"
+
+
+def classes_text(run: RunDir) -> str:
+    """A conditional run's column: 'conditional, 10 classes'; '' for the tutorial's GAN (or
+    a config.toml that cannot be read)."""
+    from ..core.config import TrainConfig
+
+    try:
+        settings = TrainConfig.read_toml(run.config)
+    except Exception:  # noqa: BLE001 - an unreadable config.toml: no column
+        return ""
+    names = settings.get("class_names")
+    if not settings.get("conditional"):
+        return ""
+    return f"conditional, {len(names)} classes" if isinstance(names, list) else "conditional"
 
 
 def epoch_text(run: RunDir, state: str, epoch: int | None) -> str:

@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from .contract import RequestError, learning_rate
+from .arguments import RequestError, learning_rate
 from .errors import UserError
 
 #: Image sizes the models support: one up/down-sampling block per factor of two.
@@ -202,7 +202,7 @@ class TrainConfig:
                 _check_positive_int(getattr(self, name), name, source)
         for name in ("lr_g", "lr_d"):
             try:
-                learning_rate(getattr(self, name), name)  # the one rule, as for requests (contract.py)
+                learning_rate(getattr(self, name), name)  # the one rule, as for requests (arguments.py)
             except RequestError as exc:
                 raise UserError(f"{source}: {exc}") from None
         for name in ("progress_interval", "log_interval", "sample_interval"):

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, get_args
 
+from . import arguments
+from .arguments import RequestError
 from .events import (
     Attached,
     AutoPauseSet,
@@ -80,49 +82,6 @@ def latest_value_key(event: Event) -> str | None:
     if isinstance(event, (Samples, Loading)):
         return type(event).__name__
     return None
-
-# ----------------------------------------------------------------------------- checks
-
-
-class RequestError(ValueError):
-    """A request's argument is not one the run can take (the message says why, in one line)."""
-
-
-MAX_REASON = 80
-
-
-def learning_rate(value: object, name: str = "a learning rate") -> float:
-    """The one rule for a learning rate, wherever it comes from (a flag, the config, a key,
-    the dialog, a socket): a positive finite number. Rates of 1 and more are allowed on
-    purpose: they are how a student provokes the failure modes (docs/runs.md)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RequestError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise RequestError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _optional_rate(value: object, name: str) -> float | None:
-    return None if value is None else learning_rate(value, name)
-
-
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise RequestError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _class_index(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RequestError(f"a class is a number from 0, got {value!r}")
-    return value
-
-
-def _reason(value: object) -> str:
-    if not isinstance(value, str) or not value or not value.isprintable():
-        raise RequestError("a reason must be a line of text")
-    return value[:MAX_REASON]
-
 
 # ----------------------------------------------------------------------------- requests
 
@@ -247,20 +206,20 @@ def _takes(*names: str, make: Callable[..., object]) -> Callable[[Mapping[str, o
 
 
 def _lr_change(lr_g: object = None, lr_d: object = None, now: object = False) -> LrChange:
-    change = LrChange(_optional_rate(lr_g, "lr_g"), _optional_rate(lr_d, "lr_d"), _flag(now))
+    change = LrChange(arguments.optional_rate(lr_g, "lr_g"), arguments.optional_rate(lr_d, "lr_d"), arguments.flag(now))
     if change.lr_g is None and change.lr_d is None:
         raise RequestError("set_lr needs lr_g, lr_d or both")
     return change
 
 
 REQUESTS: dict[str, RequestSpec] = {spec.op: spec for spec in (
-    RequestSpec("pause", "pause", _takes("reason", make=lambda reason="requested": _reason(reason)), "state",
+    RequestSpec("pause", "pause", _takes("reason", make=lambda reason="requested": arguments.reason(reason)), "state",
                 "pause the training at the next step", travels=_present("requested")),
     RequestSpec("resume", "pause", _takes(make=lambda: None), "state",
                 "go on training", travels=_present("requested")),
-    RequestSpec("stop", "stop", _takes("reason", make=lambda reason="stopped": _reason(reason)), "state",
+    RequestSpec("stop", "stop", _takes("reason", make=lambda reason="stopped": arguments.reason(reason)), "state",
                 "save last.pt and finish the run", travels=_present("stopped by rank 0"), keep_first=True),
-    RequestSpec("auto_pause", "auto_pause", _takes("on", make=lambda on: _flag(on)), "state",
+    RequestSpec("auto_pause", "auto_pause", _takes("on", make=lambda on: arguments.flag(on)), "state",
                 "pause at every epoch's end (or no longer)"),
     RequestSpec("snapshot", "snapshot", _takes(make=lambda: True), "once",
                 "save a checkpoint and a sample grid of this step"),
@@ -270,13 +229,13 @@ REQUESTS: dict[str, RequestSpec] = {spec.op: spec for spec in (
                 "measure the sample quality (SWD, diversity) now"),
     RequestSpec("interpolate", "interpolate", _takes(make=lambda: True), "once",
                 "render latent walks with the current generator"),
-    RequestSpec("show_average", "show_average", _takes("on", make=lambda on: _flag(on)), "once",
+    RequestSpec("show_average", "show_average", _takes("on", make=lambda on: arguments.flag(on)), "once",
                 "--ema: show the samples of G's moving average (or of the live G)"),
-    RequestSpec("show_classes", "show_classes", _takes("first", make=lambda first: _class_index(first)), "once",
+    RequestSpec("show_classes", "show_classes", _takes("first", make=lambda first: arguments.class_index(first)), "once",
                 "--conditional: show the samples' rows from this class on"),
     RequestSpec("set_lr", "lr", _takes("lr_g", "lr_d", "now", make=_lr_change), "once",
                 "new learning rates, at the next epoch's end or now", travels=_LR),
-    RequestSpec("reset_lr", "reset_lr", _takes("now", make=lambda now=False: _flag(now)), "once",
+    RequestSpec("reset_lr", "reset_lr", _takes("now", make=lambda now=False: arguments.flag(now)), "once",
                 "back to the learning rates the run started with, at the epoch's end or now",
                 travels=_FLAG_OR_NONE),
 )}

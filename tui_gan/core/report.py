@@ -153,7 +153,10 @@ class Report:
         size = cfg["image_size"]
         resumed = f", resumed from step {e.step}" if e.resumed_from else ""
         options = [f"--{name.replace('_', '-')}" for name in ("ema", "augment", "sync_bn") if cfg.get(name)]
-        detail = (f"{e.precision} ({e.precision_why}) · " + (f"with {' '.join(options)} · " if options else "")
+        names = cfg.get("class_names") or []
+        classes = (f"conditional on {len(names)} classes ({', '.join(names[:5])}{', …' if len(names) > 5 else ''}) · "
+                   if cfg.get("conditional") else "")
+        detail = (f"{e.precision} ({e.precision_why}) · " + (f"with {' '.join(options)} · " if options else "") + classes
                   + f"ngf={cfg['ngf']}, ndf={cfg['ndf']} · "
                   f"{e.steps_per_epoch} steps/epoch · run {e.run_dir}"
                   + (f" · checkpoint {e.resumed_from}" if e.resumed_from else ""))

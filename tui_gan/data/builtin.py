@@ -52,6 +52,8 @@ class GlyphStyle:
 
 
 BUILTIN_STYLE = GlyphStyle()
+BUILTIN_CLASSES = list(BUILTIN_STYLE.glyphs)
+"""The built-in set's classes for --conditional: its digits, "0" to "9", label i the digit i."""
 
 
 def builtin_count(image_size: int, channels: int) -> int:
@@ -63,11 +65,21 @@ def make_builtin(
     n: int, size: int, seed: int, channels: int = 3, progress: ProgressFn | None = None
 ) -> np.ndarray:
     """``n`` images of coloured digits (BUILTIN_STYLE), uint8 (n, channels, size, size)."""
-    images, _ = make_glyphs(n, size, seed, BUILTIN_STYLE, progress)
+    return make_builtin_labelled(n, size, seed, channels, progress)[0]
+
+
+def make_builtin_labelled(
+    n: int, size: int, seed: int, channels: int = 3, progress: ProgressFn | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """As make_builtin, with each image's class: int64 indices into BUILTIN_CLASSES."""
+    images, glyphs = make_glyphs(n, size, seed, BUILTIN_STYLE, progress)
+    to_class = np.full(len(GLYPHS), -1, dtype=np.int64)  # glyphs are indices into GLYPHS
+    to_class[[GLYPHS.index(g) for g in BUILTIN_CLASSES]] = np.arange(len(BUILTIN_CLASSES))
+    labels = to_class[glyphs]
     if channels == 1:
         gray = (images[:, 0] * 0.299 + images[:, 1] * 0.587 + images[:, 2] * 0.114).round().astype(np.uint8)
-        return gray[:, None]
-    return images
+        return gray[:, None], labels
+    return images, labels
 
 
 def make_glyphs(n: int, size: int, seed: int, style: GlyphStyle = BUILTIN_STYLE,

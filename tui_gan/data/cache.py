@@ -4,7 +4,9 @@ An entry is a folder named by a hash of everything that shapes it (for an image 
 every image file's relative path, size and modification time, plus the image size, the
 channels asked for and the image limit) holding ``images.npy`` (uint8 N, C, H, W) and
 ``meta.json`` (the skipped files, the channels). Changing, adding or removing a file gives
-a new key, so a stale entry is never used.
+a new key, so a stale entry is never used. An entry made for --conditional also holds
+``labels.npy`` (int64 N: each image's class) and the class names in ``meta.json``; its key
+has ``labelled=True`` among its parts, which no other key has, so every other key is as before.
 
 Builders write straight into memory-mapped files of the entry (see ``Scratch``), so a
 dataset larger than memory can be decoded, and an entry is read back memory-mapped: the
@@ -20,6 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,23 @@ from ..core.rundir import decode_cache_dir
 CACHE_VERSION = 2
 
 Decoded = tuple[np.ndarray, list[str], int]
+
+
+@dataclass(frozen=True)
+class ClassLabels:
+    """Each image's class, int64 (N,) aligned with the images' rows, and the classes' names:
+    label i is ``names[i]``."""
+
+    labels: np.ndarray
+    names: list[str]
+
+    def check(self, rows: int) -> None:
+        """ValueError unless these are ``rows`` class indices into ``names``."""
+        labels = self.labels
+        if labels.dtype != np.int64 or labels.shape != (rows,):
+            raise ValueError(f"labels {labels.dtype} {labels.shape}, expected int64 ({rows},)")
+        if rows and (labels.min() < 0 or labels.max() >= len(self.names)):
+            raise ValueError(f"labels outside 0..{len(self.names) - 1}")
 
 
 def folder_fingerprint(root: str | Path, files: list[Path]) -> str:
@@ -64,23 +84,44 @@ class Scratch:
         return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
 
 
-def _load(entry: Path) -> Decoded:
+def _load(entry: Path, labelled: bool) -> tuple[Decoded, ClassLabels | None]:
     meta = json.loads((entry / "meta.json").read_text())
     images = np.load(entry / "images.npy", mmap_mode="r", allow_pickle=False)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != meta["channels"]:
         raise ValueError(f"{entry}: not a decoded dataset")
-    return images, [str(s) for s in meta["skipped"]], int(meta["channels"])
+    decoded = images, [str(s) for s in meta["skipped"]], int(meta["channels"])
+    if not labelled:
+        return decoded, None
+    # memory-mapped like the images: streaming workers map the file rather than receive a copy
+    classes = ClassLabels(np.load(entry / "labels.npy", mmap_mode="r", allow_pickle=False),
+                          [str(n) for n in meta["class_names"]])
+    classes.check(len(images))
+    return decoded, classes
 
 
 def cached(key: str, build: Callable[[Scratch], Decoded], enabled: bool = True) -> Decoded:
     """The entry for ``key``, or ``build(scratch)`` stored under it. Images come back
     memory-mapped from the entry, or in memory when the cache is off or cannot be written."""
+    return _cached(key, lambda scratch: (build(scratch), None), enabled, labelled=False)[0]
+
+
+def cached_labelled(key: str, build: Callable[[Scratch], tuple[Decoded, ClassLabels]],
+                    enabled: bool = True) -> tuple[Decoded, ClassLabels]:
+    """As ``cached``, for images with their classes: an entry without labels is rebuilt."""
+    decoded, classes = _cached(key, build, enabled, labelled=True)
+    assert classes is not None  # _load checked that the entry has them; build returns them
+    classes.check(len(decoded[0]))  # also where nothing was stored: one label per decoded row
+    return decoded, classes
+
+
+def _cached(key: str, build: Callable[[Scratch], tuple[Decoded, ClassLabels | None]], enabled: bool,
+            labelled: bool) -> tuple[Decoded, ClassLabels | None]:
     if not enabled:
         return build(Scratch())
     entry = decode_cache_dir() / key
     if (entry / "meta.json").exists():
         try:
-            return _load(entry)
+            return _load(entry, labelled)
         except (OSError, ValueError, KeyError, TypeError):
             shutil.rmtree(entry, ignore_errors=True)  # torn or foreign: build it again
     try:
@@ -89,14 +130,18 @@ def cached(key: str, build: Callable[[Scratch], Decoded], enabled: bool = True) 
     except OSError:
         return build(Scratch())  # a read-only disk: training goes on, decoding next time again
     try:
-        images, skipped, channels = build(Scratch(tmp))
+        (images, skipped, channels), classes = build(Scratch(tmp))
         target = tmp / "images.npy"
         if isinstance(images, np.memmap) and images.filename and Path(images.filename).parent == tmp:
             images.flush()
             os.replace(images.filename, target)
         else:
             np.save(target, np.ascontiguousarray(images))
-        (tmp / "meta.json").write_text(json.dumps({"skipped": skipped, "channels": channels}))
+        meta: dict[str, Any] = {"skipped": skipped, "channels": channels}
+        if classes is not None:
+            np.save(tmp / "labels.npy", np.ascontiguousarray(classes.labels, dtype=np.int64))
+            meta["class_names"] = classes.names
+        (tmp / "meta.json").write_text(json.dumps(meta))
         for part in tmp.glob("part-*.npy"):
             part.unlink()
         try:
@@ -104,7 +149,7 @@ def cached(key: str, build: Callable[[Scratch], Decoded], enabled: bool = True) 
         except OSError:
             if not (entry / "meta.json").exists():  # not a concurrent run that finished first
                 raise
-        return _load(entry)
+        return _load(entry, labelled)
     except OSError:
         # the disk filled up or went read-only while building: build into memory instead
         return build(Scratch())

@@ -6,7 +6,7 @@ numpy and Pillow only (no torch), so the CLI can check a --data folder instantly
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -28,24 +28,33 @@ def scan_folder(folder: str | os.PathLike) -> list[Path]:
     Raises UserError for a missing path or a folder without image files. Cheap (no
     decoding, no torch), so the CLI can call it before anything heavy starts.
     """
-    root = Path(folder).expanduser()
-    if not root.exists():
-        raise UserError(f"--data {folder}: no such file or folder; pass 'builtin' or a folder of images")
-    if not root.is_dir():
-        raise UserError(f"--data {folder}: not a folder; pass a folder that contains images")
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for fn in filenames:
-            if not fn.startswith(".") and os.path.splitext(fn)[1].lower() in IMAGE_EXTENSIONS:
-                files.append(Path(dirpath) / fn)
+    files = sorted(walk_images(image_folder(folder)))
     if not files:
         raise UserError(
             f"--data {folder}: no image files found (looked for "
             f"{', '.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} at any depth)"
         )
-    files.sort()
     return files
+
+
+def image_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` as a path (``~`` expanded); UserError unless it is an existing folder."""
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise UserError(f"--data {folder}: no such file or folder; pass 'builtin' or a folder of images")
+    if not root.is_dir():
+        raise UserError(f"--data {folder}: not a folder; pass a folder that contains images")
+    return root
+
+
+def walk_images(root: Path) -> Iterator[Path]:
+    """The image files under ``root`` at any depth (hidden files and folders left out), lazily:
+    a caller that needs only the first stops the walk there."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fn in filenames:
+            if not fn.startswith(".") and os.path.splitext(fn)[1].lower() in IMAGE_EXTENSIONS:
+                yield Path(dirpath) / fn
 
 
 GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})

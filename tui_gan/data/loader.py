@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,17 +27,21 @@ from ..core.errors import UserError
 from .builtin import BUILTIN_VERSION, builtin_count, make_builtin
 from .cache import cache_key, cached, folder_fingerprint
 from .imagefiles import ProgressFn, decode_files, scan_folder
+from .labelled import load_labelled
 from .named import DATASETS, dataset_fingerprint, is_dataset_name, load_torchvision
 from .pixels import from_uint8
 
 
 @dataclass
 class Dataset:
-    """Images as uint8 (N, C, H, W) on the training device."""
+    """Images as uint8 (N, C, H, W) on the training device; with --conditional, each
+    image's class (int64 (N,), on the same device) and the classes' names."""
 
     images: torch.Tensor
     name: str
     skipped: list[str]
+    labels: torch.Tensor | None = None
+    class_names: list[str] | None = None
 
     @property
     def channels(self) -> int:
@@ -55,44 +60,88 @@ class Dataset:
         """``n`` images (uint8, on the device) chosen by ``seed``: the quality metric's real set."""
         return self.images.index_select(0, _subset_indices(len(self), n, seed).to(self.images.device))
 
+    def subset_labels(self, n: int, seed: int) -> torch.Tensor:
+        """The classes of the images ``subset(n, seed)`` returns, in the same order."""
+        return _needs(self.labels).index_select(0, _subset_indices(len(self), n, seed).to(self.images.device))
+
     def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int,
                       rows: slice | None = None) -> Iterator[torch.Tensor]:
         """The batches of ``epoch`` from batch number ``start`` on (``rows``: only those rows
         of each, where several processes share the batches)."""
-        perm = epoch_permutation(seed, epoch, len(self), self.images.device)
-        for b in range(start, len(self) // batch_size):
-            yield self.batch(perm[b * batch_size : (b + 1) * batch_size][rows or slice(None)])
+        for indices in _batch_indices(epoch_permutation(seed, epoch, len(self), self.images.device),
+                                      start, batch_size, rows):
+            yield self.batch(indices)
+
+    def epoch_labelled_batches(self, seed: int, epoch: int, start: int, batch_size: int,
+                               rows: slice | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``epoch_batches``'s batches, each with its images' classes (int64)."""
+        labels = _needs(self.labels)
+        for indices in _batch_indices(epoch_permutation(seed, epoch, len(self), self.images.device),
+                                      start, batch_size, rows):
+            yield self.batch(indices), labels.index_select(0, indices)
+
+
+def _batch_indices(perm: torch.Tensor, start: int, batch_size: int, rows: slice | None) -> Iterator[torch.Tensor]:
+    """The rows of each batch of an epoch in order ``perm``, from batch number ``start`` on:
+    one rule for images and labels, in memory or streamed."""
+    for b in range(start, len(perm) // batch_size):
+        yield perm[b * batch_size : (b + 1) * batch_size][rows or slice(None)]
+
+
+def _needs(labels: torch.Tensor | np.ndarray | None) -> Any:
+    if labels is None:
+        raise ValueError("this dataset has no labels: it was loaded without --conditional")
+    return labels
 
 
 class _Rows(torch.utils.data.Dataset):
-    """What a DataLoader worker reads: one whole batch of uint8 rows per item.
+    """What a DataLoader worker reads: one whole batch of uint8 rows per item (and, with
+    labels, the batch's labels beside it).
 
-    It holds the cache entry's path, not the mapping, so it pickles cheaply where workers
-    are spawned (macOS) rather than forked; each worker maps the file once."""
+    It holds the cache entry's paths, not the mappings, so it pickles cheaply where workers
+    are spawned (macOS) rather than forked; each worker maps the files once."""
 
-    def __init__(self, images: np.ndarray) -> None:
-        path = getattr(images, "filename", None)
-        self.path = str(path) if path else None
-        self.images = None if self.path else images  # in memory (the cache is off)
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
+        self.images = _Mapped(images)
+        self.labels = None if labels is None else _Mapped(labels)
 
     def __len__(self) -> int:
         return 0  # unused: items are the batch sampler's index lists
 
-    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor:
-        if self.images is None:
-            self.images = np.load(self.path, mmap_mode="r")
-        return torch.from_numpy(self.images[indices.numpy()])  # fancy indexing copies
+    def __getitem__(self, indices: torch.Tensor) -> Any:
+        rows = indices.numpy()
+        if self.labels is None:
+            return self.images.rows(rows)
+        return self.images.rows(rows), self.labels.rows(rows)
+
+
+class _Mapped:
+    """An array a worker reads rows of: by the path of its memory-mapped file, mapped on
+    first use, or (in memory, the cache off) the array itself."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        path = getattr(array, "filename", None)
+        self.path = str(path) if path else None
+        self.array = None if self.path else array
+
+    def rows(self, rows: np.ndarray) -> torch.Tensor:
+        if self.array is None:
+            self.array = np.load(self.path, mmap_mode="r")
+        return torch.from_numpy(self.array[rows])  # fancy indexing copies
 
 
 @dataclass
 class StreamedDataset:
-    """Images as uint8 (N, C, H, W) on disk (memory-mapped), streamed batch by batch."""
+    """Images as uint8 (N, C, H, W) on disk (memory-mapped), streamed batch by batch; with
+    --conditional, each image's class (int64 (N,), memory-mapped or in memory)."""
 
     array: np.ndarray
     name: str
     skipped: list[str]
     device: torch.device
     workers: int = field(default_factory=lambda: stream_workers())
+    labels: np.ndarray | None = None
+    class_names: list[str] | None = None
 
     streamed = True
 
@@ -108,22 +157,39 @@ class StreamedDataset:
         indices = _subset_indices(len(self), n, seed)
         return torch.from_numpy(np.asarray(self.array[np.sort(indices.numpy())])).to(self.device)
 
+    def subset_labels(self, n: int, seed: int) -> torch.Tensor:
+        """As Dataset.subset_labels: the classes of ``subset(n, seed)``'s images, on the device."""
+        indices = _subset_indices(len(self), n, seed).numpy()  # sorted, as subset reads them
+        return torch.from_numpy(np.array(_needs(self.labels)[indices])).to(self.device)
+
     def epoch_batches(self, seed: int, epoch: int, start: int, batch_size: int,
                       rows: slice | None = None) -> Iterator[torch.Tensor]:
         """The batches of ``epoch`` from batch number ``start`` on: the same as in memory.
 
         Workers gather the rows of the coming batches while the device trains; batches
         are copied from pinned memory without blocking (CUDA). Closing the generator stops them."""
-        perm = epoch_permutation(seed, epoch, len(self), torch.device("cpu"))
-        order = [perm[b * batch_size : (b + 1) * batch_size][rows or slice(None)]
-                 for b in range(start, len(self) // batch_size)]
-        pinned = self.device.type == "cuda"  # pinned for CUDA: non-blocking copies are safe only from it
-        loader = torch.utils.data.DataLoader(
-            _Rows(self.array), batch_size=None, sampler=order, num_workers=self.workers,
-            pin_memory=pinned, prefetch_factor=4 if self.workers else None,
-        )
-        for batch in loader:
+        pinned = self.device.type == "cuda"
+        for batch in self._stream(_Rows(self.array), seed, epoch, start, batch_size, rows):
             yield from_uint8(batch.to(self.device, non_blocking=pinned))
+
+    def epoch_labelled_batches(self, seed: int, epoch: int, start: int, batch_size: int,
+                               rows: slice | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``epoch_batches``'s batches, each with its images' classes, read by the same worker
+        and copied to the device the same way."""
+        pinned = self.device.type == "cuda"
+        source = _Rows(self.array, _needs(self.labels))
+        for batch, labels in self._stream(source, seed, epoch, start, batch_size, rows):
+            yield (from_uint8(batch.to(self.device, non_blocking=pinned)),
+                   labels.to(self.device, non_blocking=pinned))
+
+    def _stream(self, source: _Rows, seed: int, epoch: int, start: int, batch_size: int,
+                rows: slice | None) -> torch.utils.data.DataLoader:
+        perm = epoch_permutation(seed, epoch, len(self), torch.device("cpu"))
+        pinned = self.device.type == "cuda"  # pinned for CUDA: non-blocking copies are safe only from it
+        return torch.utils.data.DataLoader(
+            source, batch_size=None, sampler=list(_batch_indices(perm, start, batch_size, rows)),
+            num_workers=self.workers, pin_memory=pinned, prefetch_factor=4 if self.workers else None,
+        )
 
 
 def _subset_indices(size: int, n: int, seed: int) -> torch.Tensor:
@@ -192,9 +258,15 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
 
     Decoded images come from the decode cache when an entry matches (see cache.py). The
     dataset streams from disk with ``config.stream`` or when it does not fit (see
-    fits_in_memory); in the latter case a note for the user is appended to ``notes``."""
+    fits_in_memory); in the latter case a note for the user is appended to ``notes``.
+
+    With ``config.conditional`` it has each image's class (labelled.py, which says when it
+    refuses the data); ``config.class_names``, when set, must be the data's classes."""
     size, channels, use_cache = config.image_size, config.channels, config.cache
-    if config.data == "builtin":
+    classes = None
+    if config.conditional:
+        arr, skipped, name, classes = load_labelled(config, progress, notes)
+    elif config.data == "builtin":
         channels = channels or channels_known_in_advance("builtin")
         n = config.max_images or builtin_count(size, channels)
         key = cache_key(kind="builtin", n=n, size=size, seed=config.seed, channels=channels, code=__version__,
@@ -230,7 +302,7 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
             f"--batch-size {config.batch_size} is larger than the dataset ({len(arr)} images); "
             f"use --batch-size {len(arr)} or less"
         )
-    fits, limit = fits_in_memory(arr.nbytes, device)
+    fits, limit = fits_in_memory(arr.nbytes + (classes.labels.nbytes if classes else 0), device)
     if config.stream or not fits:
         source = "the decode cache" if isinstance(arr, np.memmap) else "memory (--no-cache)"
         workers = stream_workers()
@@ -238,8 +310,12 @@ def load_dataset(config, device: torch.device, progress: ProgressFn | None = Non
         if not fits and not config.stream and notes is not None:
             notes.append(f"the dataset's {arr.nbytes / 2**30:.1f} GiB exceed {limit}: streaming it from {source}, "
                          "which is slower; a smaller --image-size or --max-images N keeps it in memory")
-        return StreamedDataset(arr, name, skipped, device, workers)
-    return Dataset(images=_to_device(arr, device), name=name, skipped=skipped)
+        return StreamedDataset(arr, name, skipped, device, workers, labels=classes and classes.labels,
+                               class_names=classes and classes.names)
+    # the labels copied: torch warns about a tensor on the cache's read-only map
+    labels = torch.from_numpy(np.array(classes.labels)).to(device) if classes else None
+    return Dataset(images=_to_device(arr, device), name=name, skipped=skipped, labels=labels,
+                   class_names=classes and classes.names)
 
 
 def _to_device(arr: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ..core.outage import CHECKPOINTS, WriteWatch
 from ..core.rundir import RunDir
 from .background import BackgroundWrite, host_copy
 from .gan import Gan
-from .models import model_pair
+from .nets import model_pair
 
 FORMAT = "tui-gan-checkpoint"
 VERSION = 1

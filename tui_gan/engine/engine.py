@@ -26,7 +26,7 @@ from ..core.contract import EngineEvent
 from ..core.control import Control
 from ..core.history import HistoryRow
 from ..core.rundir import RunDir
-from ..data.labels import class_names_in_advance
+from ..data.labelled import class_names_in_advance
 from ..data.loader import Dataset, StreamedDataset, channels_known_in_advance
 from .checkpoint import CheckpointWriter, restore_run
 from .devices import check_amp, describe_failure, resolve_device

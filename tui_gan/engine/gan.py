@@ -25,7 +25,8 @@ from .augment import diff_augment
 from .conditional import SAMPLE_COLUMNS, SHOWN_CLASSES, class_rows
 from .devices import choose_precision
 from .ema import GeneratorEma
-from .models import build_models, generate, synchronise_batchnorm
+from .models import generate, synchronise_batchnorm
+from .nets import build_models
 from .randomness import restore_rng, rng_state
 from .world import World
 

@@ -88,35 +88,6 @@ def weights_init(m: nn.Module) -> None:
         nn.init.constant_(m.bias.data, 0)
 
 
-def model_pair(config) -> tuple[nn.Module, nn.Module]:
-    """The generator and discriminator a TrainConfig names, not initialised: the tutorial's,
-    or with ``config.conditional`` the conditional pair (conditional.py)."""
-    nc = config.channels or 3
-    if config.conditional:
-        from .conditional import ConditionalDiscriminator, ConditionalGenerator
-
-        if not config.class_names:
-            raise ValueError("a conditional model needs the run's class names")
-        classes = len(config.class_names)
-        return (ConditionalGenerator(classes, config.nz, config.ngf, nc, config.image_size),
-                ConditionalDiscriminator(classes, config.ndf, nc, config.image_size))
-    return Generator(config.nz, config.ngf, nc, config.image_size), Discriminator(config.ndf, nc, config.image_size)
-
-
-def build_models(config) -> tuple[nn.Module, nn.Module]:
-    """Both networks for a TrainConfig, initialised as the tutorial does (uses torch's RNG)."""
-    g, d = model_pair(config)
-    if config.conditional:
-        from .conditional import init_conditional
-
-        init_conditional(g)
-        init_conditional(d)
-    else:
-        g.apply(weights_init)
-        d.apply(weights_init)
-    return g, d
-
-
 class SampleableSyncBatchNorm(nn.SyncBatchNorm):
     """SyncBatchNorm (--sync-bn, several CUDA processes: statistics over the whole batch)
     that can also normalise within this process: rank 0 draws samples alone, and a

@@ -13,7 +13,8 @@ from ..data.pixels import to_uint8
 from ..pictures.grids import save_class_grid, save_grid, save_png, to_pil
 from .checkpoint import failure_reason, load_checkpoint
 from .devices import resolve_device
-from .models import generate, model_pair
+from .models import generate
+from .nets import model_pair
 
 #: Samples are drawn with batch statistics (as during training) in batches of this size.
 SAMPLE_BATCH = 64

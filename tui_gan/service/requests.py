@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.contract import RequestError, checked
+from ..core.arguments import RequestError
+from ..core.contract import checked
 from ..core.control import Control
 from ..core.runview import RunView
 from .protocol import ProtocolError

@@ -12,7 +12,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
-from ...core.contract import RequestError, learning_rate
+from ...core.arguments import RequestError, learning_rate
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class LearningRates:
 
 
 def parse_lr(text: str) -> tuple[float | None, str]:
-    """(value, '') for a valid learning rate (core/contract.learning_rate's rule), else (None,
+    """(value, '') for a valid learning rate (core/arguments.learning_rate's rule), else (None,
     a message saying what is wrong)."""
     text = text.strip()
     if not text:
