@@ -85,19 +85,20 @@ def wrap_words(text: Text, width: int) -> list[Text]:
 
 
 def class_ranges(classes: Sequence[int]) -> str:
-    """Classes (0-based) as 1-based runs, as a reader counts them: [3, 4, 5, 9, 0] -> '4–6, 10, 1'."""
+    """Classes as runs of their labels, as the data numbers them (label i is the config's
+    class_names[i]; the digits' names are their labels): [3, 4, 5, 9, 0] -> '3–5, 9, 0'."""
     runs: list[list[int]] = []
     for c in classes:
         if runs and c == runs[-1][-1] + 1:
             runs[-1].append(c)
         else:
             runs.append([c])
-    return ", ".join(f"{run[0] + 1}–{run[-1] + 1}" if len(run) > 1 else f"{run[0] + 1}" for run in runs)
+    return ", ".join(f"{run[0]}–{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs)
 
 
 def classes_text(count: int, shown: Sequence[int]) -> str:
-    """'4–6 of 10 shown' (the classes on screen, of how many), 'all 10 shown'; '10 classes'
-    before any are shown."""
+    """'3–5 of 10 shown' (the labels of the classes on screen, of how many classes), 'all 10
+    shown'; '10 classes' before any are shown."""
     if not shown:
         return f"{count} classes"
     return f"all {count} shown" if len(set(shown)) >= count else f"{class_ranges(shown)} of {count} shown"
