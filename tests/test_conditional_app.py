@@ -231,19 +231,32 @@ async def test_epoch_ends_are_labelled_from_the_first_class(attached_app):
 
 
 async def test_latent_walks_name_their_classes(attached_app):
+    walks = [(3 * i) % len(NAMES) for i in range(16)]  # as the engine's: 16 walks in the classes shown
+    frames = np.stack([class_samples(2)[:16] for _ in range(3)])
+
+    async def open_walks(pilot, app, classes):
+        app.training_screen.show_event(ev.Interpolation(1200, 7, frames, classes))
+        await wait_until(pilot, lambda: isinstance(app.screen, InterpolationScreen) and app.screen.is_mounted
+                         and app.screen.query_one(SamplesView).shown > 0, what="the walks")
+        return app.screen.query_one(SamplesView).shown
+
+    def caption(app) -> str:
+        return str(app.screen.query_one("#walk-classes").render())
+
     app = attached_app(conditional_engine())
     async with app.run_test(size=(120, 40)) as pilot:
         await samples_ready(pilot, app)
-        frames = np.stack([class_samples(1)[:4] for _ in range(3)])
-        app.training_screen.show_event(ev.Interpolation(1200, 7, frames, [3, 0, 11, 3]))
-        await wait_until(pilot, lambda: isinstance(app.screen, InterpolationScreen) and app.screen.is_mounted,
-                         what="the walks")
-        caption = str(app.screen.query_one("#walk-classes").render())
-        assert "cat · airplane · zebra · cat" in caption
+        shown = await open_walks(pilot, app, walks)
+        named = " · ".join(NAMES[c] for c in walks[:shown])
+        await wait_until(pilot, lambda: caption(app).endswith(f"down: {named}"), what="the walks shown named")
         await pilot.press("escape")
-        app.training_screen.show_event(ev.Interpolation(1200, 7, frames))  # the tutorial's: no caption
-        await wait_until(pilot, lambda: isinstance(app.screen, InterpolationScreen) and app.screen.is_mounted,
-                         what="the walks")
+        await pilot.resize_terminal(50, 20)  # room for fewer walks: the caption names those shown
+        fewer = await open_walks(pilot, app, walks)
+        assert 0 < fewer < shown
+        named = " · ".join(NAMES[c] for c in walks[:fewer])
+        await wait_until(pilot, lambda: caption(app).endswith(f"down: {named}"), what="fewer named")
+        await pilot.press("escape")
+        await open_walks(pilot, app, None)  # the tutorial's: no caption
         assert not app.screen.query("#walk-classes")
         await pilot.press("escape")
         await quit_app(pilot, app)

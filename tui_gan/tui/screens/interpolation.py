@@ -3,8 +3,8 @@ real pixels where the app draws them (every frame is made once, then the view sh
 turn; it plays in half blocks until they are all made).
 
 Each frame is one point on every walk; the view loops through the frames. A conditional
-run's walks are each in a class: a caption under the title names them, in the order the
-tiles are read (left to right, then down). ``g`` writes
+run's walks are each in a class: a caption under the title names those shown, in the order
+the tiles are read (left to right, then down). ``g`` writes
 them as a GIF next to the run's samples. Frames are drawn at FPS while the view is open;
 each costs one samples redraw, which the training thread feels on a small CPU.
 """
@@ -51,6 +51,7 @@ class InterpolationScreen(ModalScreen[None]):
         self.run_dir = run_dir
         self.log_line = log_line
         self.walk_classes = classes  # not ``classes``: a widget's CSS classes
+        self._caption = walk_caption(classes) if classes else ""
         self.frame = 0
         self.playing = True
 
@@ -58,7 +59,7 @@ class InterpolationScreen(ModalScreen[None]):
         with Vertical(id="walk-dialog"):
             yield Label(self._title(), id="walk-title")
             if self.walk_classes:
-                yield Label(walk_caption(self.walk_classes), id="walk-classes")
+                yield Label(self._caption, id="walk-classes")
             yield SamplesView(id="walk-view")
             yield Label("space: play/pause · g: save as GIF · escape: close", id="walk-help")
 
@@ -73,8 +74,14 @@ class InterpolationScreen(ModalScreen[None]):
         self.set_interval(1 / FPS, self._advance)
 
     def _show(self) -> None:
-        self.query_one(SamplesView).set_images(self.frames[self.frame], key=self.frame)
+        view = self.query_one(SamplesView)
+        view.set_images(self.frames[self.frame], key=self.frame)
         self.query_one("#walk-title", Label).update(self._title())
+        if self.walk_classes and view.shown:  # the walks the view has room for, not the rest
+            caption = walk_caption(self.walk_classes[:view.shown])
+            if caption != self._caption:
+                self._caption = caption
+                self.query_one("#walk-classes", Label).update(caption)
 
     def _advance(self) -> None:
         if self.playing:
