@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from tui_gan.core import events as ev
 from tui_gan.core.control import Control
 from tui_gan.core.errors import UserError
@@ -31,15 +33,46 @@ def synthetic_history(n: int = 120) -> list[HistoryRow]:
 
 
 class ScriptedEngine:
-    """Yields a fixed state, then serves control requests like the real engine, until stopped."""
+    """Yields a fixed state, then serves control requests like the real engine, until stopped.
 
-    def __init__(self, run_dir: str = "runs/demo", samples=None, history=None):
+    ``class_names``: a conditional run's classes; ``samples`` is then every class's row of
+    ``SAMPLE_COLUMNS``, and each Samples event carries up to ``SHOWN_CLASSES`` of those rows
+    from the class asked for (show_classes), as the engine's do."""
+
+    SAMPLE_COLUMNS = 8  # the engine's (engine/conditional.py), rows of a conditional run's samples
+    SHOWN_CLASSES = 10
+
+    def __init__(self, run_dir: str = "runs/demo", samples=None, history=None, class_names=None):
         self.control = Control()
         self.run_dir = run_dir
-        self.samples = samples
+        self.all_samples = samples
+        self.class_names = class_names
+        self.first_class = 0
+        self.classes_asked: list[int] = []
+        """Every show_classes request's first class, in order."""
         self.history = synthetic_history() if history is None else history
         self.step = self.history[-1].step if self.history else 0
         self.auto_pause_shown = False
+
+    @property
+    def row_classes(self):
+        """The classes of the samples' rows (None: the tutorial's GAN), as the engine's class_rows."""
+        if not self.class_names:
+            return None
+        count = len(self.class_names)
+        return [(self.first_class + i) % count for i in range(min(self.SHOWN_CLASSES, count))]
+
+    @property
+    def samples(self):
+        """The samples shown: of a conditional run, the rows of ``row_classes``."""
+        classes = self.row_classes
+        if classes is None or self.all_samples is None:
+            return self.all_samples
+        per = self.SAMPLE_COLUMNS
+        return np.concatenate([self.all_samples[c * per:(c + 1) * per] for c in classes])
+
+    def samples_event(self, generator: str = "live"):
+        return ev.Samples(self.step, self.step // 156, self.samples, generator, self.row_classes)
 
     def _serve_requests(self):
         requests = self.control.take_requests()
@@ -52,7 +85,14 @@ class ScriptedEngine:
             self.auto_pause_shown = requests.auto_pause
             yield ev.AutoPauseSet(requests.auto_pause)
         if requests.show_average is not None:
-            yield ev.Samples(self.step, self.step // 156, self.samples, "average" if requests.show_average else "live")
+            yield self.samples_event("average" if requests.show_average else "live")
+        if requests.show_classes is not None:
+            self.classes_asked.append(requests.show_classes)
+            if self.class_names:
+                self.first_class = requests.show_classes % len(self.class_names)
+                yield self.samples_event()
+            else:
+                yield ev.EngineWarning("this run has no classes (k): start one with --conditional on labelled data")
         if requests.lr is not None:
             lr = requests.lr
             yield (ev.LrApplied if lr.now else ev.LrPending)(lr.lr_g, lr.lr_d)
@@ -63,14 +103,15 @@ class ScriptedEngine:
         yield ev.Loading("generating the built-in dataset", 10000, 10000)
         yield ev.Started(
             device="cpu", preset="cpu",
-            config={"epochs": 10, "image_size": 32, "batch_size": 64, "ngf": 32, "ndf": 32, "lr_g": 2e-4, "lr_d": 2e-4},
+            config={"epochs": 10, "image_size": 32, "batch_size": 64, "ngf": 32, "ndf": 32, "lr_g": 2e-4, "lr_d": 2e-4,
+                    **({"conditional": True, "class_names": list(self.class_names)} if self.class_names else {})},
             dataset="builtin (10000 glyph images)", dataset_size=10000, steps_per_epoch=156,
             total_steps=1560, run_dir=self.run_dir, step=self.step, epoch=self.step // 156,
             resumed_from=None, history=self.history,
             lr_g=2e-4, lr_d=2e-4,
         )
         if self.samples is not None:
-            yield ev.Samples(self.step, self.step // 156, self.samples)
+            yield self.samples_event()
         yield ev.Progress(
             step=self.step, epoch=self.step // 156, epoch_step=self.step % 156, steps_per_epoch=156,
             total_steps=1560, loss_d=0.512, loss_g=2.345, d_x=0.734, d_g_z1=0.281, d_g_z2=0.192,

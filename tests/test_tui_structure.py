@@ -63,10 +63,10 @@ def test_both_binding_lists_are_the_key_table():
     assert all(k.scope is Scope.APP for k in KEYS if k.action == "quit_safely")
 
 
-def test_the_help_screen_lists_the_nineteen_keys_in_table_order():
+def test_the_help_screen_lists_the_twenty_keys_in_table_order():
     rows = help_rows()
-    assert [key for key, _ in rows] == ["space", "s", "e", "l", "a", "y", "c", "o", "x", "[", "]", "v", "g", "i", "m",
-                                        "t", "?", "d", "q"]
+    assert [key for key, _ in rows] == ["space", "s", "e", "l", "a", "y", "c", "o", "x", "[", "]", "v", "k", "g", "i",
+                                        "m", "t", "?", "d", "q"]
     assert rows[0] == ("space", "Pause / resume") and rows[-1] == ("q", "Stop the training (saving last.pt) and quit")
     assert rows == [(k.shown, k.description) for k in KEYS if k.in_help]
 

@@ -249,9 +249,11 @@ class TuiGanApp(App[int]):
     # ----------------------------------------------------------------- command palette
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Textual's commands, then one per key of keys.KEYS. The training screen's actions
-        run on the training screen whichever screen the palette was opened over."""
+        """Textual's commands, then one per key of keys.KEYS, then a conditional run's classes.
+        The training screen's actions run on the training screen whichever screen the
+        palette was opened over."""
         yield from super().get_system_commands(screen)
         for key in palette_keys():
             target = self if key.scope is Scope.APP else self.training_screen
             yield SystemCommand(key.description, f"key: {key.shown}", partial(self.run_action, key.action, target))
+        yield from self.training_screen.class_commands()

@@ -69,6 +69,10 @@ KEYS: tuple[Key, ...] = (
     Key("[", "left_square_bracket", "browse(-1)", "Samples: the previous epoch's end", "Earlier"),
     Key("]", "right_square_bracket", "browse(1)", "Samples: the next epoch's end, then live", "Later"),
     Key("v", "v", "toggle_average", "Samples: the generator's moving average (--ema) / the live one", "EMA"),
+    Key("k", "k", "show_classes(1)", "Samples: the next classes' rows (--conditional); K: back", "Classes"),
+    # one help row for both, as the help shows every key at once at 80x24
+    Key("K", "K", "show_classes(-1)", "Samples: the previous classes' rows (--conditional)", "Classes back",
+        in_help=False),
     Key("g", "g", "gif", "Write the progression GIF of the epoch-end samples", "GIF"),
     Key("i", "i", "interpolate", "Latent walks: interpolation between fixed latent vectors", "Walks"),
     Key("m", "m", "measure", "Measure the quality now (it is measured at every epoch end)", "Measure"),

@@ -99,7 +99,7 @@ class RunPanels:
 
     def show(self, shown: Shown | None) -> None:
         if shown is not None:
-            self.samples_view.set_images(shown.images)
+            self.samples_view.set_images(shown.images, rows=shown.rows)
             self.samples_view.border_subtitle = shown.subtitle
 
     # ----------------------------------------------------------------- keys

@@ -1,5 +1,6 @@
 """The training screen's keys that ask something of the run: pause, snapshot, export, the
-learning rates, auto-pause, the latent walks, a quality measurement, whose samples to show.
+learning rates, auto-pause, the latent walks, a quality measurement, whose samples to show
+and which classes (a conditional run's).
 
 Requests go to the run's control (core/contract.RunControl); what they change comes back as
 events, which the screen folds into the run's view and draws. What this window has asked
@@ -8,15 +9,30 @@ for and the run has not yet confirmed (pausing…) is the screen's state (state.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
 from typing import Any, Protocol
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.notifications import SeverityLevel
 
 from ..core.contract import RunControl
 from ..core.runview import RunView
 from .screens.learning_rate import LearningRateDialog, LearningRates
 from .state import RunState
+
+NO_CLASSES = "this run has no classes: start one with --conditional on labelled data"
+
+
+def page_start(first: int, step: int, count: int, direction: int) -> int:
+    """The first class of the next (``direction`` 1) or previous (-1) page of ``step`` rows
+    of ``count`` classes, from ``first``. Pages start at 0 and step on; the last one ends
+    at the last class (it starts at count - step, so every row it shows is a new class);
+    past it, back to 0, and from 0 back to the last."""
+    last = max(0, count - step)
+    if direction > 0:
+        return 0 if first >= last else min(first + step, last)
+    return last if first == 0 else max(0, first - step)
 
 
 class Viewer(Protocol):
@@ -38,6 +54,9 @@ class RunRequests:
         self.screen = screen
         self.control: RunControl | None = None
         """The run's control, once the app has connected to the run (``attach``)."""
+        self._asked: tuple[object, int] | None = None
+        """(the samples shown then, the first class) of the last show_classes: a second key
+        pressed before the answer came pages on from the page asked for, not the one shown."""
 
     def attach(self, control: RunControl) -> None:
         self.control = control
@@ -83,6 +102,42 @@ class RunRequests:
                                severity="warning")
         elif control is not None:
             control.show_average(samples is None or samples.generator != "average")
+
+    def show_classes(self, direction: int, on_screen: int) -> None:
+        """``k`` (``direction`` 1) and ``K`` (-1): the samples' rows from the next (previous)
+        ``on_screen`` classes on, as many as the panel shows; the run answers with samples,
+        which every viewer shows."""
+        control = self._live_control("show other classes")
+        started, samples = self.view.started, self.view.samples
+        if control is None or started is None:
+            return
+        count = len(started.config.get("class_names") or ())
+        if not started.config.get("conditional") or not count:
+            self.screen.notify(NO_CLASSES, severity="warning")
+        elif samples is None or not samples.classes:
+            self.screen.notify("no samples yet: the rows of classes come with them", severity="warning")
+        elif count <= on_screen:
+            self.screen.notify(f"all {count} classes are shown")
+        else:
+            first = self._asked[1] if self._asked is not None and self._asked[0] is samples else samples.classes[0]
+            first = page_start(first, on_screen or len(samples.classes), count, direction)
+            self._asked = (samples, first)
+            control.show_classes(first)
+
+    def show_class(self, first: int) -> None:
+        """The samples' rows from class ``first`` on (the command palette's class commands)."""
+        if control := self._live_control("show other classes"):
+            self._asked = (self.view.samples, first)  # k pages on from it, even before the answer
+            control.show_classes(first)
+
+    def class_commands(self) -> Iterator[SystemCommand]:
+        """A conditional run's classes as commands of the palette, where typing part of a
+        name finds it: a class many pages away is a few keys off, not many presses of k."""
+        started = self.view.started
+        names = (started.config.get("class_names") or []) if started and started.config.get("conditional") else []
+        for i, name in enumerate(names):
+            yield SystemCommand(f"Samples: from class {name}", f"its row first (class {i + 1} of {len(names)})",
+                                partial(self.show_class, i))
 
     def toggle_auto_pause(self) -> None:
         """The run answers with AutoPauseSet, which every viewer shows."""

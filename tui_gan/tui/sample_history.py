@@ -1,4 +1,5 @@
-"""Which samples the samples panel shows: the live ones, or one epoch's end (``[`` and ``]``).
+"""Which samples the samples panel shows: the live ones, or one epoch's end (``[`` and ``]``),
+and of a conditional run, the class of each of their rows.
 
 Plain logic, no widget: the samples and the epoch-end samples are the run's view's
 (core/runview.py); what is browsed is this window's own. The training screen draws what
@@ -10,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from rich.cells import cell_len
+
 from ..core import events as ev
+from .widgets.class_grid import ClassRows
 
 
 @dataclass(frozen=True)
@@ -19,11 +23,15 @@ class Shown:
 
     images: Any
     subtitle: str
+    rows: ClassRows | None = None
+    """A conditional run's: the class of each row of the images."""
 
 
 class Samples(Protocol):
     """What of the run's view (RunView) the browser reads."""
 
+    @property
+    def started(self) -> ev.Started | None: ...
     @property
     def samples(self) -> ev.Samples | None: ...
     @property
@@ -41,7 +49,26 @@ class SampleHistory:
 
     def shown_live(self) -> Shown | None:
         live = self.view.samples
-        return None if live is None else Shown(live.images, f"step {live.step}")
+        return None if live is None else Shown(live.images, f"step {live.step}", self._rows(live.classes))
+
+    def _rows(self, classes: list[int] | None) -> ClassRows | None:
+        """The names of the rows of ``classes`` (a conditional run's samples; else None)."""
+        live = self.view.samples
+        if not classes or live is None or not live.classes or (started := self.view.started) is None:
+            return None
+        names = started.config.get("class_names") or []
+        columns = len(live.images) // len(live.classes)  # the live samples' rows are as long as the epochs'
+        return ClassRows(tuple(classes), tuple(names[c] if c < len(names) else str(c) for c in classes), columns,
+                         max(map(cell_len, names), default=0))
+
+    def _epoch_rows(self, images: Any) -> ClassRows | None:
+        """An epoch's samples have rows from the first class on (whichever a viewer shows)."""
+        live = self.view.samples
+        if live is None or not live.classes or (started := self.view.started) is None:
+            return None
+        count = len(started.config.get("class_names") or ()) or max(live.classes) + 1
+        rows = len(images) // (len(live.images) // len(live.classes))
+        return self._rows([i % count for i in range(rows)])
 
     def browse(self, delta: int) -> Shown | None:
         """``[`` (delta -1) and ``]`` (+1): step through the epoch-end samples; past the
@@ -60,4 +87,4 @@ class SampleHistory:
             return self.shown_live()
         self.browsing = max(0, index)
         epoch, images = epochs[self.browsing]
-        return Shown(images, f"epoch {epoch} · {self.browsing + 1}/{len(epochs)} · ] live")
+        return Shown(images, f"epoch {epoch} · {self.browsing + 1}/{len(epochs)} · ] live", self._epoch_rows(images))

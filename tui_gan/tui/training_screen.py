@@ -16,12 +16,12 @@ changing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, RichLog
@@ -40,6 +40,7 @@ from .run_requests import RunRequests
 from .screens.help import HelpScreen
 from .screens.interpolation import InterpolationScreen
 from .state import RunState
+from .widgets.samples import SamplesView
 
 #: The event log's style for each tone of a report line. STATUS lines (progress, loading)
 #: never reach the log: the status panel shows that state, and the log would scroll with it.
@@ -96,6 +97,11 @@ class TrainingScreen(Screen[None]):
             self.log_line(f"images: {graphics.reason}", "dim")
         self.log_line("loading torch and the data…", "dim")
         self.comparison.start()
+
+    def on_samples_view_rows_shown(self, _: SamplesView.RowsShown) -> None:
+        """A conditional run's classes on screen changed: the status panel names them."""
+        self.panels.status.classes_shown = self.panels.samples_view.classes_shown
+        self.panels.status.redraw()
 
     def on_screen_suspend(self) -> None:
         self.panels.samples_view.refresh()  # pixels only on the screen on top: half blocks under a dialog
@@ -176,7 +182,10 @@ class TrainingScreen(Screen[None]):
     def _show_interpolation(self, e: ev.Interpolation) -> None:
         if isinstance(self.app.screen, InterpolationScreen):
             self.app.screen.dismiss(None)
-        self.app.push_screen(InterpolationScreen(e.frames, e.step, self.run_dir, self.log_line))
+        started = self.view.started
+        names = (started.config.get("class_names") or []) if started is not None else []
+        classes = [names[c] if c < len(names) else str(c) for c in e.classes] if e.classes else None
+        self.app.push_screen(InterpolationScreen(e.frames, e.step, self.run_dir, self.log_line, classes))
 
     def _show_snapshot_saved(self, e: ev.SnapshotSaved) -> None:
         self.notify(e.checkpoint_path, title="Snapshot saved")
@@ -282,6 +291,13 @@ class TrainingScreen(Screen[None]):
 
     def action_toggle_average(self) -> None:
         self.requests.toggle_average()
+
+    def action_show_classes(self, direction: int) -> None:
+        self.requests.show_classes(direction, len(self.panels.samples_view.classes_shown))
+
+    def class_commands(self) -> Iterator[SystemCommand]:
+        """A conditional run's classes, for the command palette (the app lists them)."""
+        return self.requests.class_commands()
 
     def action_interpolate(self) -> None:
         self.requests.interpolate()

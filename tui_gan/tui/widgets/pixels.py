@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 PIXEL_GAP = 2  # pixels between tiles
 _NO_MOVE = ((ControlType.CURSOR_FORWARD, 0),)  # marks raw escape sequences: zero cells wide
+#: Lays a picture's tiles out: (images, width, height, background) -> an RGB canvas, or None.
+Compose = Callable[[Any, int, int, tuple[int, int, int]], Any]
 
 
 def fit_pixel_grid(n: int, native: int, width: int, height: int, gap: int = PIXEL_GAP) -> tuple[int, int, int]:
@@ -158,7 +160,7 @@ class PixelPictures:
         self.graphics, self.keep = graphics, keep
         self._start_worker, self._call_back = start_worker, call_back
         self.ready: OrderedDict[Hashable, Picture | None] = OrderedDict()
-        self._wanted: OrderedDict[Hashable, tuple[Any, tuple[int, int, int], Strip]] = OrderedDict()
+        self._wanted: OrderedDict[Hashable, tuple[Any, tuple[int, int, int], Strip, Compose]] = OrderedDict()
         self._lock = threading.Lock()
         self._working = False
         self._making: Hashable | None = None  # the picture the worker is making now
@@ -170,15 +172,17 @@ class PixelPictures:
     def get(self, key: Hashable) -> Picture | None:
         return self.ready.get(key)
 
-    def want(self, key: Hashable, images: Any, background: tuple[int, int, int], blank: Strip) -> None:
+    def want(self, key: Hashable, images: Any, background: tuple[int, int, int], blank: Strip,
+             compose: Compose | None = None) -> None:
         """Make the picture for ``key`` = (anything, columns, rows, ...) of ``images``, unless
-        it is made or on its way."""
+        it is made or on its way; ``compose(images, width, height, background)`` lays the
+        tiles out in pixels (default: compose_pixels, as many as fit)."""
         if self.failed or key in self.ready:
             return
         with self._lock:
             if key == self._making:
                 return
-            self._wanted[key] = (images, background, blank)
+            self._wanted[key] = (images, background, blank, compose or compose_pixels)
             while len(self._wanted) > self.keep:
                 self._wanted.popitem(last=False)  # stale: newer pictures were asked for since
             if self._working:
@@ -192,12 +196,12 @@ class PixelPictures:
                 if not self._wanted:
                     self._working = False
                     return
-                key, (images, background, blank) = self._wanted.popitem(last=False)
+                key, (images, background, blank, compose) = self._wanted.popitem(last=False)
                 self._making = key
             cols, rows = key[1], key[2]
             width, height = self.graphics.cell
             try:
-                canvas = compose_pixels(images, cols * width, rows * height, background)
+                canvas = compose(images, cols * width, rows * height, background)
                 picture = None if canvas is None else make_picture(canvas, self.graphics.mode, cols, rows, blank,
                                                                      self.graphics.registers)
             except Exception as exc:  # noqa: BLE001 - whatever textual-image raises: the panel keeps half blocks

@@ -16,19 +16,31 @@ from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.filter import ANSIToTruecolor
-from textual.geometry import Size
+from textual.geometry import Region, Size
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .class_grid import (
+    HALF_BLOCK_CELL,
+    ClassLayout,
+    ClassRows,
+    class_layout,
+    compose_class_canvas,
+    join_line,
+    label_strips,
+)
 from .palette import palette_numbers, terminal_palette
 from .tiles import MIN_TILE, largest_showing
 
 if TYPE_CHECKING:  # numpy and Pillow load with the first samples, not before the first frame
     import numpy as np
 
-    from .pixels import Picture, PixelPictures
+    from .pixels import Compose, Picture, PixelPictures
 
 UPPER_HALF = "▀"
+#: The picture in pixels shown, with a conditional run's layout and its names' lines.
+Chosen = tuple["Picture", ClassLayout | None, list[Strip]]
 
 
 def fit_grid(n: int, native: int, width: int, height: int, gap: int = 1) -> tuple[int, int, int]:
@@ -125,18 +137,30 @@ def render_halfblock(
 
 class SamplesView(Widget):
     """The fixed-noise samples, as many as fit the panel: in half blocks, or in real pixels
-    where the app draws them (``App.graphics``, see terminal_graphics.py and pixels.py)."""
+    where the app draws them (``App.graphics``, see terminal_graphics.py and pixels.py). A
+    conditional run's come as a row per class, each named at its left (class_grid.py)."""
+
+    class RowsShown(Message):
+        """The classes on screen changed (a conditional run's rows, ``classes_shown``)."""
+
+        def __init__(self, view: SamplesView) -> None:
+            super().__init__()
+            self.view = view
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._images: np.ndarray | None = None
+        self._rows: ClassRows | None = None  # a conditional run's: the class of each row
+        self._drawn_layout: ClassLayout | None = None  # the class layout of the lines drawn last
+        self._drawn_classes: tuple[int, ...] = ()  # and the classes it showed
+        self._layout: tuple[Any, ClassLayout | None] = (None, None)  # the half blocks' (made for, layout)
         self._key: Hashable = 0  # names the images for the pictures in pixels
         self._sequence: list[tuple[Hashable, np.ndarray]] | None = None  # every frame to come (latent walks)
         self._strips: list[Strip] = []
         self._rendered_for: tuple[int, int, tuple[int, int, int], str | None] | None = None
         self._pixels: PixelPictures | None = None
         self._last_picture: Hashable | None = None  # shown while the next one is made
-        self._chosen: tuple[Any, Picture | None] = (None, None)  # (what it was chosen for, the picture)
+        self._chosen: tuple[Any, Chosen | None] = (None, None)  # (what it was chosen for, the picture)
         self._told_failure = False
 
     def on_mount(self) -> None:
@@ -151,9 +175,11 @@ class SamplesView(Widget):
         if self._pixels is not None:
             self._pixels.forget()
 
-    def set_images(self, images: np.ndarray, key: Hashable | None = None) -> None:
-        """New samples: uint8 (N, C, H, W); ``key`` names them (one of set_sequence's keys)."""
+    def set_images(self, images: np.ndarray, key: Hashable | None = None, rows: ClassRows | None = None) -> None:
+        """New samples: uint8 (N, C, H, W); ``key`` names them (one of set_sequence's keys);
+        ``rows``: a conditional run's, the class of each row."""
         self._images = images
+        self._rows = rows
         self._key = key if key is not None else (self._key + 1 if isinstance(self._key, int) else 0)
         self._rendered_for = None
         self.refresh()
@@ -170,8 +196,35 @@ class SamplesView(Widget):
         """How many samples fit at the current size."""
         if self._images is None:
             return 0
+        if self._rows is not None:
+            cols, rows, _ = self._half_block_layout(self.size.width, self.size.height).grid
+            return cols * rows
         cols, rows, _ = fit_grid(len(self._images), self._images.shape[-1], self.size.width, self.size.height)
         return min(len(self._images), cols * rows)
+
+    @property
+    def classes_shown(self) -> list[int]:
+        """A conditional run's: the classes of the rows on screen, top to bottom ([] for the
+        tutorial's GAN): the layout drawn last (half blocks or pixels), else the half blocks'."""
+        if self._rows is None or self._images is None:
+            return []
+        layout = self._drawn_layout or self._half_block_layout(self.size.width, self.size.height)
+        return list(self._rows.classes[: layout.rows])
+
+    @property
+    def drawn_layout(self) -> ClassLayout | None:
+        """A conditional run's: the layout of the rows drawn last (None before any)."""
+        return self._drawn_layout
+
+    def _half_block_layout(self, width: int, height: int) -> ClassLayout:
+        """Kept for the size and rows it was made for: each line drawn asks for it."""
+        assert self._rows is not None and self._images is not None
+        made_for = (width, height, self._rows, self._images.shape[-1])
+        layout = self._layout[1]
+        if layout is None or self._layout[0] != made_for:
+            layout = class_layout(self._rows, self._images.shape[-1], width, height, HALF_BLOCK_CELL)
+            self._layout = (made_for, layout)
+        return layout
 
     def _background(self) -> tuple[int, int, int]:
         return self.styles.background.rgb if self.styles.background.a else (0, 0, 0)
@@ -190,32 +243,92 @@ class SamplesView(Widget):
         # kitty's placeholders lose their colours (which name the image) to the dialog's tint
         if self._pixels is not None and self.screen.is_active:  # chosen once per frame, not per line
             chosen_for = (self._key, width, height, self._background(), self._pixels.generation,
-                          len(self._sequence or ()))
+                          len(self._sequence or ()), self._rows)
             if self._chosen[0] != chosen_for:
-                self._chosen = (chosen_for, self._picture(width, height))
+                self._chosen = (chosen_for, self._choose_picture(width, height))
             picture = self._chosen[1]
         if picture is not None:
-            return picture.line(y, self.content_region)
+            return self._picture_line(picture, y, width)
         # headless (tests, SVG screenshots) nothing is written to a terminal: keep truecolor
         colours = None if self.app.is_headless else self.app.console.color_system
         key = (width, height, self._background(), colours)
         if self._rendered_for != key:
             shown = getattr(getattr(self.app, "graphics", None), "palette", None)
-            self._strips = render_halfblock(self._images, width, height, key[2], key[3], shown)
+            if self._rows is None:
+                self._strips = render_halfblock(self._images, width, height, key[2], key[3], shown)
+            else:
+                self._strips = self._class_strips(width, height, key[2], key[3], shown)
             self._rendered_for = key
+        if self._rows is not None:
+            self._note_layout(self._half_block_layout(width, height))
         return self._strips[y] if y < len(self._strips) else Strip.blank(width, self.rich_style)
 
-    def _picture(self, width: int, height: int) -> Picture | None:
-        """The picture in pixels to show, asking for the missing ones; None: half blocks."""
+    def _class_strips(self, width: int, height: int, background: tuple[int, int, int], colours: str | None,
+                      shown: tuple[tuple[int, int, int], ...] | None) -> list[Strip]:
+        """A conditional run's lines in half blocks: each row's name, then its tiles."""
+        assert self._rows is not None and self._images is not None
+        layout = self._half_block_layout(width, height)
+        if layout.rows == 0:
+            return []
+        canvas = compose_class_canvas(self._images, self._rows, layout, layout.area, height * 2, background)
+        tiles = canvas_to_strips(canvas, colours, background, shown)
+        labels = label_strips(self._rows, layout, height, self.rich_style)
+        return [join_line(layout, label, line, width, self.rich_style) for label, line in zip(labels, tiles)]
+
+    def _choose_picture(self, width: int, height: int) -> Chosen | None:
+        """The picture in pixels to show now (with a conditional run's layout and names'
+        lines); None: half blocks."""
+        if self._rows is None:
+            plain = self._picture(width, height)
+            return None if plain is None else (plain, None, [])
+        from .pixels import PIXEL_GAP  # loaded already: the panel draws pixels
+
+        assert self._pixels is not None and self._images is not None
+        rows, (cell_w, cell_h) = self._rows, self._pixels.graphics.cell
+        layout = class_layout(rows, self._images.shape[-1], width, height, (cell_w, cell_h), PIXEL_GAP, scale=True)
+        if layout.rows == 0:
+            return None
+
+        def compose(images: np.ndarray, _w: int, _h: int, background: tuple[int, int, int]) -> np.ndarray:
+            return compose_class_canvas(images, rows, layout, layout.area * cell_w, height * cell_h, background)
+
+        picture = self._picture(layout.area, height, compose, rows.names)
+        return None if picture is None else (picture, layout, label_strips(rows, layout, height, self.rich_style))
+
+    def _picture_line(self, chosen: Chosen, y: int, width: int) -> Strip:
+        picture, layout, labels = chosen
+        if layout is None:
+            return picture.line(y, self.content_region)
+        self._note_layout(layout)
+        region = self.content_region
+        # the picture covers the tiles only: Sixel is written where they start
+        tiles = Region(region.x + layout.left + layout.label_width, region.y, layout.area, region.height)
+        return join_line(layout, labels[y], picture.line(y, tiles), width, self.rich_style)
+
+    def _note_layout(self, layout: ClassLayout) -> None:
+        """Tell the screen when the classes on screen change (the status panel names them)."""
+        assert self._rows is not None
+        shown = self._rows.classes[: layout.rows]
+        if (self._drawn_layout, self._drawn_classes) != (layout, shown):
+            self._drawn_layout, self._drawn_classes = layout, shown
+            self.post_message(self.RowsShown(self))
+
+    def _picture(self, width: int, height: int, compose: Compose | None = None,
+                 names: tuple[str, ...] = ()) -> Picture | None:
+        """The picture in pixels, ``width`` x ``height`` cells, to show, asking for the
+        missing ones; None: half blocks. ``compose`` lays a conditional run's tiles out
+        (class_grid.py), ``names`` are its rows': a picture of other rows is not shown
+        under these names while this one is made."""
         pixels, background = self._pixels, self._background()  # the theme's background is in the picture
         frames = self._sequence if self._sequence is not None else [(self._key, self._images)]
-        missing = [(key, images) for key, images in frames if (key, width, height, background) not in pixels.ready]
+        missing = [(key, images) for key, images in frames
+                   if (key, width, height, background, names) not in pixels.ready]
         if missing and not pixels.failed:
             blank = Strip.blank(width, self.rich_style)
             start = next((i for i, (key, _) in enumerate(missing) if key == self._key), 0)
             for key, images in missing[start:] + missing[:start]:  # the one on screen first
-                pixels.want((key, width, height, background), images, background, blank)
-        shown = (self._key, width, height, background)
+                pixels.want((key, width, height, background, names), images, background, blank, compose)
+        shown = (self._key, width, height, background, names)
         if self._sequence is not None:
             return None if missing else pixels.get(shown)
         if pixels.get(shown) is not None:

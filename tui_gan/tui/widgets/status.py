@@ -1,6 +1,6 @@
 """The status panel: state, epoch progress, step, throughput, ETA, the last checkpoint (and
-writes that fail: a full disk), device, learning rates, as the run's view (core/runview.py)
-has them.
+writes that fail: a full disk), device, learning rates, a conditional run's classes, as the
+run's view (core/runview.py) has them.
 
 A line too long for the panel (a CUDA device's name, 'cpu × 2 processes (gloo)', a pending
 learning rate) goes on at the next line, broken between its parts (' · '), or between words
@@ -84,6 +84,26 @@ def wrap_words(text: Text, width: int) -> list[Text]:
     return lines
 
 
+def class_ranges(classes: Sequence[int]) -> str:
+    """Classes as runs of their labels, as the data numbers them (label i is the config's
+    class_names[i]; the digits' names are their labels): [3, 4, 5, 9, 0] -> '3–5, 9, 0'."""
+    runs: list[list[int]] = []
+    for c in classes:
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return ", ".join(f"{run[0]}–{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs)
+
+
+def classes_text(count: int, shown: Sequence[int]) -> str:
+    """'3–5 of 10 shown' (the labels of the classes on screen, of how many classes), 'all 10
+    shown'; '10 classes' before any are shown."""
+    if not shown:
+        return f"{count} classes"
+    return f"all {count} shown" if len(set(shown)) >= count else f"{class_ranges(shown)} of {count} shown"
+
+
 def path_tail(path: str, width: int) -> str:
     """``path`` in ``width`` cells: whole, or its end from a '/' on ('…/runs/2024-05-01_12-00-00'),
     since the end is what names the run."""
@@ -123,6 +143,8 @@ class StatusPanel(TextLines):
         measurement in its interval)."""
         self.measured_compact: bool | None = None
         """The layout the panel's height was last measured for (None: not measured yet)."""
+        self.classes_shown: list[int] = []
+        """A conditional run's: the classes of the samples panel's rows on screen."""
 
     def on_mount(self) -> None:
         self.set_interval(AGE_REDRAW_S, self.redraw)
@@ -206,6 +228,8 @@ class StatusPanel(TextLines):
         pause = "at every epoch end" if view.auto_pause else "off"
         device = [started.device, started.precision] if started else ["…"]
         run_dir, gpu_status = (started.run_dir if started else "") or "–", view.device_status
+        count = len(started.config.get("class_names") or ()) if started and started.config.get("conditional") else 0
+        classes = classes_text(count, self.classes_shown) if count else ""
 
         saved = self.saved()
         if self.compact:
@@ -213,13 +237,16 @@ class StatusPanel(TextLines):
             return [state, bar, *wrap_parts([step, speed, f"ETA {eta}"], width),
                     *wrap_parts([Text("saved ").append_text(saved[0]), *saved[1:]], width),
                     *wrap_parts([f"lr {lr[0]}", *lr[1:]], width, joiner=LR_JOINER), *gpu,
+                    *(wrap_words(Text(classes if not self.classes_shown else f"classes {classes}"), width)
+                      if classes else []),
                     *wrap_parts([Text(part, style="dim") for part in [*device, f"auto-pause {pause}"]], width),
                     Text(path_tail(run_dir, width), style="dim")]
 
         rows, value_width = [state, bar], width - LABEL_WIDTH
         gpu = [("gpu", [gpu_text(gpu_status, value_width)])] if gpu_status else []
+        shown = [("class", [classes])] if classes else []
         for label, parts in (("step", [step]), ("speed", [speed]), ("ETA", [eta]), ("saved", saved), ("device", device),
-                             *gpu, ("lr", lr), ("pause", [pause]), ("run", [path_tail(run_dir, value_width)])):
+                             *gpu, ("lr", lr), ("pause", [pause]), *shown, ("run", [path_tail(run_dir, value_width)])):
             wrapped = wrap_parts(parts, value_width, joiner=LR_JOINER if label == "lr" else " · ")
             for i, line in enumerate(wrapped):
                 rows.append(Text().append(f"{label if i == 0 else '':<{LABEL_WIDTH}}", style="dim").append_text(line))
