@@ -18,7 +18,10 @@ mix the classes, as in training, because G's BatchNorm uses batch statistics), a
 * per-class SWD (tui_gan.engine.quality, x1000) of each class's samples against 100 real images
   of that class; the floor is the same for 100 other real images of the class;
 * diversity: each class's mean pairwise distance (quality.mean_pairwise_distance) over the real
-  class's, 1 for samples as varied as the data, towards 0 as G collapses within the class.
+  class's, 1 for samples as varied as the data, towards 0 as G collapses within the class;
+* the accuracy and SWD again for samples drawn in batches of one class each (PER_CLASS 7s at
+  once, as an app asked for a 7 would draw them): the batch statistics then differ from
+  training's, and this says how much each model minds.
 
 The results table and how it was run replace the part of --out between the RESULTS markers;
 the rest of that file is prose and is left alone. Sample grids (one row per class) go to
@@ -264,12 +267,15 @@ def train(kind: str, classes: int, images: torch.Tensor, labels: torch.Tensor, s
     return gan
 
 
-def samples(gan: ConditionalGan, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """PER_CLASS uint8 samples of every class, drawn in batches of 250 that mix the classes."""
+def samples(gan: ConditionalGan, classes: int, seed: int, mixed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """PER_CLASS uint8 samples of every class, drawn in batches of 250 (G uses batch statistics,
+    as the tutorial draws) that mix the classes as in training, or (mixed=False) in batches of
+    PER_CLASS of one class each, as "generate a 7" would naturally draw them."""
     gen = torch.Generator().manual_seed(10_000 + seed)
-    y = torch.arange(classes).repeat(PER_CLASS)
+    y = torch.arange(classes).repeat(PER_CLASS) if mixed else torch.arange(classes).repeat_interleave(PER_CLASS)
     z = torch.randn(len(y), NZ, 1, 1, generator=gen)
-    fake = torch.cat([generate(gan.netG, zc, yc) for zc, yc in zip(z.split(250), y.split(250))])
+    size = 250 if mixed else PER_CLASS
+    fake = torch.cat([generate(gan.netG, zc, yc) for zc, yc in zip(z.split(size), y.split(size))])
     return to_uint8(fake), y
 
 
@@ -327,16 +333,18 @@ def report(results: dict, args: argparse.Namespace, elapsed: float) -> str:
             f"{res['floor_mean']:.1f} mean, {res['floor_max']:.1f} worst class.",
             "",
             "| model | s/step | x uncond. | steps | class acc. mean | worst class | SWD mean | SWD worst "
-            "| diversity mean | lowest class |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| diversity mean | lowest class | one-class batches: acc. | SWD |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
             f"| unconditional DCGAN (timing only) | {t['unconditional']:.4f} | 1.00 | {res['steps']['unconditional']} "
-            "| | | | | | |",
+            "| | | | | | | | |",
         ]
         for kind in KINDS:
             runs = res["runs"][kind]
             acc = [_stats(r["accuracy"]) for r in runs]
             swd = [_stats(r["swd"]) for r in runs]
             div = [_stats(r["diversity"]) for r in runs]
+            alone_acc = [100 * float(np.mean(r["alone"]["accuracy"])) for r in runs]
+            alone_swd = [float(np.mean(r["alone"]["swd"])) for r in runs]
 
             def cell(per_seed: list[float], fmt: str) -> str:
                 text = fmt.format(np.mean(per_seed))
@@ -348,16 +356,18 @@ def report(results: dict, args: argparse.Namespace, elapsed: float) -> str:
                 f"| {kind} | {t[kind]:.4f} | {t[kind] / t['unconditional']:.2f} | {res['steps'][kind]} "
                 f"| {cell([100 * a[0] for a in acc], '{:.1f}%')} | {cell([100 * a[1] for a in acc], '{:.0f}%')} "
                 f"| {cell([s[0] for s in swd], '{:.1f}')} | {cell([s[2] for s in swd], '{:.1f}')} "
-                f"| {cell([d[0] for d in div], '{:.2f}')} | {cell([d[1] for d in div], '{:.2f}')} |"
+                f"| {cell([d[0] for d in div], '{:.2f}')} | {cell([d[1] for d in div], '{:.2f}')} "
+                f"| {cell(alone_acc, '{:.1f}%')} | {cell(alone_swd, '{:.1f}')} |"
             )
         lines.append("")
-    seeds = ", ".join(str(s) for s in args.seeds)
+    seeds = " ".join(str(s) for s in results["seeds"])
     lines += [
         "How it was run:",
         "",
         "```",
         f"nice -n 10 python docs/experiments/conditional.py --budget-steps {args.budget_steps} "
-        f"--seeds {' '.join(str(s) for s in args.seeds)} --images {args.images} --timing-rounds {args.timing_rounds}",
+        f"--seeds {seeds} --images {args.images} --classifier-epochs {args.classifier_epochs} "
+        f"--timing-rounds {args.timing_rounds} --timing-steps {args.timing_steps}",
         "```",
         "",
         f"Machine: {results['machine']}; {results['threads']} torch threads, torch {torch.__version__}, "
@@ -404,7 +414,8 @@ def main() -> None:
     torch.set_num_threads(2)
     args.scratch.mkdir(parents=True, exist_ok=True)
     began = time.time()
-    results: dict = {"machine": machine(), "threads": torch.get_num_threads(), "datasets": {}}
+    results: dict = {"machine": machine(), "threads": torch.get_num_threads(), "seeds": [], "datasets": {}}
+    prepared = {}
     for ds in args.datasets:
         make, names = DATASETS[ds]
         classes = len(names)
@@ -420,8 +431,8 @@ def main() -> None:
         held_out = float((predict(judge, test_x) == test_y).float().mean())
         print(f"[{ds}] classifier held-out accuracy {100 * held_out:.2f}% ({time.time() - began:.0f} s)", flush=True)
 
-        refs_x, others_x = class_sets(ref_x, ref_y, classes, PER_CLASS), class_sets(ref_x, ref_y, classes, PER_CLASS,
-                                                                                  PER_CLASS)
+        refs_x = class_sets(ref_x, ref_y, classes, PER_CLASS)
+        others_x = class_sets(ref_x, ref_y, classes, PER_CLASS, skip=PER_CLASS)
         refs = [RealReference(x, seed=0) for x in refs_x]
         real_spread = [mean_pairwise_distance(x) for x in refs_x]
         floor = [refs[c].compare(others_x[c]).swd for c in range(classes)]
@@ -430,29 +441,35 @@ def main() -> None:
         budget = args.budget_steps * timing["unconditional"]
         steps = {k: max(1, round(budget / t)) for k, t in timing.items()}
         print(f"[{ds}] s/step {json.dumps({k: round(v, 4) for k, v in timing.items()})} -> steps {steps}", flush=True)
+        prepared[ds] = (classes, images, labels, judge, refs, real_spread)
+        results["datasets"][ds] = {
+            "images": args.images, "held_out": len(test_x), "classifier_accuracy": held_out,
+            "floor_mean": float(np.mean(floor)), "floor_max": float(np.max(floor)),
+            "timing": timing, "steps": steps, "runs": {k: [] for k in KINDS},
+        }
 
-        runs: dict[str, list] = {k: [] for k in KINDS}
-        for seed in args.seeds:
+    # seed by seed, so that the report is written (and usable) after each complete seed
+    for seed in args.seeds:
+        for ds, (classes, images, labels, judge, refs, real_spread) in prepared.items():
+            res = results["datasets"][ds]
             for kind in KINDS:
                 start = time.time()
-                gan = train(kind, classes, images, labels, steps[kind], seed)
+                gan = train(kind, classes, images, labels, res["steps"][kind], seed)
                 fake, fake_y = samples(gan, classes, seed)
                 result = measure(fake, fake_y, judge, refs, real_spread)
-                runs[kind].append(result)
+                alone, alone_y = samples(gan, classes, seed, mixed=False)
+                result["alone"] = measure(alone, alone_y, judge, refs, real_spread)
+                res["runs"][kind].append(result)
                 grid(fake, fake_y, classes, args.scratch / f"{ds}-{kind}-s{seed}.png")
                 print(f"[{ds}] {kind} seed {seed}: acc {100 * np.mean(result['accuracy']):.1f}% "
                       f"swd {np.mean(result['swd']):.1f} div {np.mean(result['diversity']):.2f} "
                       f"({time.time() - start:.0f} s)", flush=True)
-        results["datasets"][ds] = {
-            "images": args.images, "held_out": len(test_x), "classifier_accuracy": held_out,
-            "floor_mean": float(np.mean(floor)), "floor_max": float(np.max(floor)),
-            "timing": timing, "steps": steps, "runs": runs,
-        }
-    (args.scratch / "results.json").write_text(json.dumps(results, indent=1))
-    table = report(results, args, time.time() - began)
-    print(table)
-    if not args.no_write:
-        write(args.out, table)
+        results["seeds"].append(seed)
+        (args.scratch / "results.json").write_text(json.dumps(results, indent=1))
+        table = report(results, args, time.time() - began)
+        print(table, flush=True)
+        if not args.no_write:
+            write(args.out, table)
 
 
 if __name__ == "__main__":
