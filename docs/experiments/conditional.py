@@ -302,15 +302,20 @@ def measure(fake: torch.Tensor, fake_y: torch.Tensor, judge: Classifier, refs: l
     return {"accuracy": accuracy, "swd": swd, "diversity": diversity}
 
 
-def grid(images: torch.Tensor, labels: torch.Tensor, classes: int, path: Path, columns: int = 10) -> None:
-    """One row per class, ``columns`` images each, 2x nearest-neighbour, 2 px gaps."""
-    cell = SIZE * 2 + 2
+def grid(images: torch.Tensor, labels: torch.Tensor, classes: int, path: Path | None, columns: int = 10,
+         scale: int = 2) -> np.ndarray:
+    """One row per class, ``columns`` images each, enlarged ``scale`` times (nearest), 2 px
+    gaps; saved to ``path`` (if given) and returned."""
+    side = SIZE * scale
+    cell = side + 2
     canvas = np.full((classes * cell + 2, columns * cell + 2, 3), 32, np.uint8)
     for c in range(classes):
         for j, img in enumerate(images[labels == c][:columns]):
-            pic = img.permute(1, 2, 0).numpy().repeat(2, 0).repeat(2, 1)
-            canvas[2 + c * cell:2 + c * cell + 2 * SIZE, 2 + j * cell:2 + j * cell + 2 * SIZE] = pic
-    Image.fromarray(canvas).save(path, optimize=True)
+            pic = img.permute(1, 2, 0).numpy().repeat(scale, 0).repeat(scale, 1)
+            canvas[2 + c * cell:2 + c * cell + side, 2 + j * cell:2 + j * cell + side] = pic
+    if path is not None:
+        Image.fromarray(canvas).save(path, optimize=True)
+    return canvas
 
 
 # ====================================================================== report
@@ -450,6 +455,7 @@ def main() -> None:
         }
 
     # seed by seed, so that the report is written (and usable) after each complete seed
+    small: dict[tuple[str, int], list[np.ndarray]] = {}
     for seed in args.seeds:
         for ds, (classes, images, labels, judge, refs, real_spread) in prepared.items():
             res = results["datasets"][ds]
@@ -462,9 +468,13 @@ def main() -> None:
                 result["alone"] = measure(alone, alone_y, judge, refs, real_spread)
                 res["runs"][kind].append(result)
                 grid(fake, fake_y, classes, args.scratch / f"{ds}-{kind}-s{seed}.png")
+                small.setdefault((kind, seed), []).append(grid(fake, fake_y, classes, None, 8, 1))
                 print(f"[{ds}] {kind} seed {seed}: acc {100 * np.mean(result['accuracy']):.1f}% "
                       f"swd {np.mean(result['swd']):.1f} div {np.mean(result['diversity']):.2f} "
                       f"({time.time() - start:.0f} s)", flush=True)
+        for kind in KINDS:  # both data sets at their own size, one above the other: small enough for assets/
+            Image.fromarray(np.concatenate(small[kind, seed])).save(args.scratch / f"small-{kind}-s{seed}.png",
+                                                                    optimize=True)
         results["seeds"].append(seed)
         (args.scratch / "results.json").write_text(json.dumps(results, indent=1))
         table = report(results, args, time.time() - began)
