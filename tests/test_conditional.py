@@ -125,7 +125,18 @@ def test_the_quality_metric_asks_for_the_real_subsets_classes(tmp_path, monkeypa
 
     monkeypatch.setattr(quality, "generate", recording)
     engine = Engine(conditional(max_images=64, epochs=1, quality_images=32), tmp_path / "run", explicit=EXPLICIT)
-    list(engine.run())
+    events = list(engine.run())
+    # and each class is measured against its own real images: the mean and the worst in the log line
+    quality = [e for e in events if isinstance(e, ev.Quality)][-1]
+    labels = engine.data.subset_labels(32, engine.config.seed).tolist()
+    measured = [c for c in range(10) if labels.count(c) >= 2]
+    assert len(quality.class_swd) == 10 and measured
+    assert all((swd == swd) == (c in measured) for c, swd in enumerate(quality.class_swd))  # NaN: too few images
+    from tui_gan.core.report import Report
+
+    report = Report()
+    report.observe([e for e in events if isinstance(e, ev.Started)][0])
+    assert "per class SWD" in report.lines(quality)[0].text and "worst (" in report.lines(quality)[0].text
     assert asked and all(c is not None for c in asked)
     want = engine.data.subset_labels(32, engine.config.seed).cpu()
     per_measurement = 32 // engine.config.batch_size  # in batches; measured at the start and the epoch's end
@@ -255,3 +266,25 @@ def test_conditional_data_without_classes_is_refused_before_anything_starts(tmp_
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
         assert not (tmp_path / "r").exists()
+
+
+def test_ema_and_augment_train_a_conditional_run_and_resume_exactly(tmp_path):
+    """--ema averages the conditional generator (its class embeddings too) and shows it;
+    --augment transforms what D sees and leaves the classes as they are."""
+    options = dict(ema=True, augment=True)
+    whole = Engine(conditional(max_steps=4, **options), tmp_path / "whole", explicit=EXPLICIT)
+    events = list(whole.run())
+    assert not [e for e in events if isinstance(e, ev.Error)]
+    average = whole.gan.ema.model
+    assert type(average).__name__ == "ConditionalGenerator"
+    assert not torch.equal(average.norms[0].gain.weight, whole.gan.netG.norms[0].gain.weight)
+    assert [e.generator for e in events if isinstance(e, ev.Samples)][-1] == "average"
+    half = Engine(conditional(max_steps=2, **options), tmp_path / "half", explicit=EXPLICIT)
+    list(half.run())
+    resumed = Engine(conditional(max_steps=4, **options), tmp_path / "half", explicit=EXPLICIT,
+                     resume=load_checkpoint(tmp_path / "half"))
+    list(resumed.run())
+    for a, b in zip(whole.gan.netG.state_dict().values(), resumed.gan.netG.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(average.state_dict().values(), resumed.gan.ema.model.state_dict().values()):
+        assert torch.equal(a, b)

@@ -69,6 +69,10 @@ EVENTS = [
     ev.Quality(16, 1, 12.5, 0.9, [1.0, 2.0, 3.0], 512, 0.7),
     ev.Interpolation(16, 1, np.zeros((6, 2, 3, 8, 8), np.uint8)),
     ev.Samples(16, 1, images()),
+    # a conditional run's: the rows' classes, the walks' classes, a class with too few images (NaN)
+    ev.Samples(16, 1, images(), "average", [3, 4]),
+    ev.Interpolation(16, 1, np.zeros((6, 2, 3, 8, 8), np.uint8), [0, 9]),
+    ev.Quality(16, 1, 12.5, 0.9, [1.0, 2.0, 3.0], 512, 0.7, None, [40.5, math.nan, 61.25]),
     ev.EpochEnd(1, 16, "/r/samples/epoch-0001.png", "/r/checkpoints/last.pt", images()),
     ev.SnapshotSaved(16, "/r/c.pt", "/r/s.png"),
     ev.Exported(16, "/r/e.png"),

@@ -86,6 +86,9 @@ class Quality:
     seconds: float
     best: str | None = None
     """checkpoints/best.pt's path when this measurement is the run's best so far (it was saved)."""
+    class_swd: list[float] | None = None
+    """A conditional run's: each class's SWD against its own real images, by class index
+    (NaN: too few of its images in the real subset)."""
 
     def history_row(self) -> HistoryRow:
         """The measurement as a row of the metric history, as viewers draw it (the engine's

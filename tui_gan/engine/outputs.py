@@ -175,7 +175,7 @@ class RunOutputs:
             saved = self.save(self.paths.best)
             meter.off_the_clock(started)
             best, self.best_on_disk = (str(saved), None) if saved is not None else (None, on_disk)
-        yield ev.Quality(at.step, at.epoch, q.swd, q.diversity, q.swd_levels, n, seconds, best)
+        yield ev.Quality(at.step, at.epoch, q.swd, q.diversity, q.swd_levels, n, seconds, best, q.class_swd)
         yield from self.news()
         warning = self.quality.collapse_warning(q.diversity, best_diversity)
         if warning:

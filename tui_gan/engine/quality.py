@@ -16,6 +16,7 @@ it collapses onto a few outputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,9 @@ class Quality:
     """The same per level, finest (the image size) first."""
     diversity: float
     """Mean pairwise distance of generated images over that of real ones."""
+    class_swd: list[float] | None = None
+    """A conditional run's: each class's SWD (by class index), its generated images against
+    its real ones; NaN for a class with fewer than two images in the real subset."""
 
 
 def _binomial(channels: int, device: torch.device) -> torch.Tensor:
@@ -172,6 +176,7 @@ class QualityProbe:
         self._reference: RealReference | None = None
         self._noise: torch.Tensor | None = None
         self._classes: torch.Tensor | None = None
+        self._class_references: dict[int, RealReference] = {}
         self._collapse_warned = False
 
     def images(self, dataset_size: int) -> int:
@@ -191,12 +196,26 @@ class QualityProbe:
             # a conditional run's generator is asked for the real subset's classes, so the
             # two sides hold the same mix of classes
             self._classes = data.subset_labels(n, cfg.seed).to(device) if cfg.conditional else None
+            self._class_references = self._per_class(data.subset(n, cfg.seed)) if cfg.conditional else {}
         batches = self._noise.split(cfg.batch_size)
         if self._classes is None:
             fake = torch.cat([generate(netG, z) for z in batches])
         else:
             fake = torch.cat([generate(netG, z, y) for z, y in zip(batches, self._classes.split(cfg.batch_size))])
-        return self._reference.compare(fake)
+        quality = self._reference.compare(fake)
+        if self._class_references and self._classes is not None:
+            chosen = self._classes.to(fake.device)
+            measured = {c: ref.compare(fake[chosen == c]).swd for c, ref in self._class_references.items()}
+            quality.class_swd = [measured.get(c, math.nan) for c in range(len(self.config.class_names or ()))]
+        return quality
+
+    def _per_class(self, real: torch.Tensor) -> dict[int, RealReference]:
+        """A reference per class of the real subset (the same images, split by class), for
+        the classes with two or more of them."""
+        assert self._classes is not None
+        classes = self._classes.to(real.device)
+        return {int(c): RealReference(real[classes == c], seed=self.config.seed)
+                for c in classes.unique().tolist() if int((classes == c).sum()) >= 2}
 
     def collapse_warning(self, diversity: float, best_before: float) -> str | None:
         """A warning the first time the samples fall from variety (``best_before``) to

@@ -33,10 +33,12 @@ from ..core import events as ev
 from ..core.contract import EVENT_CLASSES, Event
 from ..core.history import COLUMNS, HistoryRow, rows_from_table
 
-VERSION = 3
+VERSION = 4
 """2: the DeviceStatus event, and Attached.device_status (a version-1 viewer would close at them).
 3: the events of failing writes (NewestCheckpoint, WritesFailing, WritesRecovered), Attached's
-last_checkpoint and writes_failing, Finished's save_failed and checkpoint_step."""
+last_checkpoint and writes_failing, Finished's save_failed and checkpoint_step.
+4: a conditional run's classes: Samples.classes, Interpolation.classes, Quality.class_swd, and
+the show_classes request."""
 PREFIX = struct.Struct(">II")
 MAX_HEADER = 8 << 20
 """A header holds at most a run's history (13 numbers a row): 8 MiB is ~60,000 rows."""
