@@ -288,3 +288,21 @@ def test_ema_and_augment_train_a_conditional_run_and_resume_exactly(tmp_path):
         assert torch.equal(a, b)
     for a, b in zip(average.state_dict().values(), resumed.gan.ema.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_class_is_drawn_in_batches_of_mixed_classes_as_training_draws(conditional_checkpoint, monkeypatch):
+    """With batch statistics, a batch of one class alone is normalised as no training batch
+    was: each batch holds a few images of the class asked for among every other class."""
+    from tui_gan.engine import sampling
+
+    state = load_checkpoint(conditional_checkpoint)
+    net = sampling.generator_from_checkpoint(state, torch.device("cpu"))
+    batches = []
+    real = sampling.generate
+    monkeypatch.setattr(sampling, "generate", lambda g, z, y=None: batches.append(y.clone()) or real(g, z, y))
+    sevens = sampling.sample_images(net, 20, 3, torch.device("cpu"), torch.full((20,), 7))
+    assert sevens.shape == (20, 3, 16, 16) and len(batches) == 4  # 6 asked a batch of 64 with 10 classes
+    assert all(len(b) == sampling.SAMPLE_BATCH and set(b.tolist()) == set(range(10)) for b in batches)
+    assert sum(int((b[:6] == 7).sum()) for b in batches) >= 20
+    monkeypatch.setattr(sampling, "generate", real)
+    assert torch.equal(sevens, sampling.sample_images(net, 20, 3, torch.device("cpu"), torch.full((20,), 7)))

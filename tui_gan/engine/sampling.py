@@ -38,20 +38,42 @@ def generator_from_checkpoint(state: dict, device: torch.device, live: bool = Fa
 def sample_images(netG: torch.nn.Module, n: int, seed: int, device: torch.device,
                   classes: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` uint8 images (n, C, H, W) on the CPU, deterministic by seed; of a conditional
-    generator, of ``classes`` (n,)."""
+    generator, of ``classes`` (n,): see class_images."""
     gen = torch.Generator().manual_seed(seed)
+    if classes is not None:
+        return class_images(netG, classes, gen, device)
     count = max(n, SAMPLE_BATCH)
     z = torch.randn(count, netG.nz, 1, 1, generator=gen)
-    # the classes padded as z is, so that every batch keeps SAMPLE_BATCH rows
-    y = None if classes is None else classes.repeat((count + n - 1) // n)[:count]
     out = []
     for start in range(0, count, SAMPLE_BATCH):
-        rows = slice(start, start + SAMPLE_BATCH)
-        if count - start < SAMPLE_BATCH:  # keep batch statistics meaningful for the last chunk
-            rows = slice(count - SAMPLE_BATCH, count)
-        images = to_uint8(generate(netG, z[rows].to(device), None if y is None else y[rows].to(device))).cpu()
-        out.append(images[SAMPLE_BATCH - (count - start):] if count - start < SAMPLE_BATCH else images)
+        chunk = z[start : start + SAMPLE_BATCH]
+        if len(chunk) < SAMPLE_BATCH:  # keep batch statistics meaningful for the last chunk
+            chunk = z[-SAMPLE_BATCH:]
+            out.append(to_uint8(generate(netG, chunk.to(device))).cpu()[SAMPLE_BATCH - (count - start) :])
+        else:
+            out.append(to_uint8(generate(netG, chunk.to(device))).cpu())
     return torch.cat(out)[:n]
+
+
+def class_images(netG: torch.nn.Module, classes: torch.Tensor, gen: torch.Generator,
+                 device: torch.device) -> torch.Tensor:
+    """Images of ``classes`` from a conditional generator, drawn as training draws them:
+    with batch statistics over batches whose classes are mixed as the data's are. A batch
+    of sevens alone would normalise its features by statistics no training batch had, so
+    each batch holds a few of the images asked for among companions of every class, which
+    are drawn and left out (SAMPLE_BATCH images a batch, at most one in num_classes asked)."""
+    num_classes = netG.num_classes
+    asked = max(1, SAMPLE_BATCH // num_classes)
+    z = torch.randn(len(classes), netG.nz, 1, 1, generator=gen)
+    companions = torch.arange(SAMPLE_BATCH) % num_classes  # every class, in turn
+    out = []
+    for start in range(0, len(classes), asked):
+        rows = slice(start, start + asked)
+        k = len(classes[rows])
+        batch_z = torch.cat([z[rows], torch.randn(SAMPLE_BATCH - k, netG.nz, 1, 1, generator=gen)])
+        batch_y = torch.cat([classes[rows], companions[: SAMPLE_BATCH - k]])
+        out.append(to_uint8(generate(netG, batch_z.to(device), batch_y.to(device))).cpu()[:k])
+    return torch.cat(out)
 
 
 def asked_classes(config: TrainConfig, path: str, class_name: str | None, per_class: int | None,
