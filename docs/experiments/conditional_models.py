@@ -2,7 +2,7 @@
 (issue 31), measured against each other by docs/experiments/conditional.py (docs/conditional.md).
 
 All three keep the tutorial's layer stacks as tui_gan/engine/models.py builds them for 16..256
-pixels (same widths from ``_multipliers``, same kernels, BatchNorm and activations, the
+pixels (same widths from ``width_multipliers``, same kernels, BatchNorm and activations, the
 tutorial's N(0, 0.02) initialisation and Adam 2e-4, beta1 0.5) and add only what the label
 needs:
 
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn, optim
 
-from tui_gan.engine.models import _multipliers
+from tui_gan.engine.models import width_multipliers
 
 KINDS = ("cdcgan", "cbn_pd", "acgan")
 #: Width of cdcgan's and acgan's label embedding in G, joined to z's nz channels. Its N(0, 1)
@@ -72,7 +72,7 @@ class ConditionalBatchNorm2d(nn.Module):
 
 def _generator_widths(ngf: int, image_size: int) -> list[int]:
     """G's feature widths from the 4x4 core outwards (64 px, ngf 64 -> 512, 256, 128, 64)."""
-    return [ngf * m for m in _multipliers(image_size)]
+    return [ngf * m for m in width_multipliers(image_size)]
 
 
 class EmbeddingGenerator(nn.Module):
@@ -128,7 +128,7 @@ class CBNGenerator(nn.Module):
 
 def _discriminator_trunk(in_channels: int, ndf: int, image_size: int) -> tuple[nn.Sequential, int]:
     """The tutorial's D up to its last 4x4 feature map, reading ``in_channels``; and that map's width."""
-    widths = [ndf * m for m in _multipliers(image_size)[::-1]]  # 64 px, ndf 64 -> 64, 128, 256, 512
+    widths = [ndf * m for m in width_multipliers(image_size)[::-1]]  # 64 px, ndf 64 -> 64, 128, 256, 512
     layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
     for w_in, w_out in zip(widths, widths[1:]):
         layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.LeakyReLU(0.2, inplace=True)]
