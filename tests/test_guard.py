@@ -20,8 +20,8 @@ def _blow_up_at(engine, monkeypatch, steps: set[int]):
     """From the given steps on (counted from 1), a step ruins the weights and its losses."""
     real_step = Gan.train_step
 
-    def step(gan, real):
-        out = real_step(gan, real)
+    def step(gan, real, classes=None):
+        out = real_step(gan, real, classes)
         if engine.step + 1 in steps:
             with torch.no_grad():
                 for p in engine.gan.netG.parameters():
@@ -112,6 +112,24 @@ def test_headless_stops_with_the_good_state_saved(make_engine, monkeypatch):
     assert "warning: training diverged before step 5" in text and "finished (diverged)" in text
     state = torch.load(engine.run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
+
+
+def test_a_conditional_run_rolls_back_its_class_embeddings_too(make_engine, monkeypatch):
+    """The guard keeps and restores every weight of the conditional nets (the per-class
+    norms and the projection): the saved state after a blow-up is finite throughout."""
+    from tui_gan.service.printer import Printer
+    from tui_gan.service.training import run_headless
+
+    engine = make_engine(epochs=50, conditional=True)
+    _blow_up_at(engine, monkeypatch, {5})
+    out = io.StringIO()
+    assert run_headless(engine, Printer([out], log_every=60)) == 1
+    assert "warning: training diverged before step 5" in out.getvalue()
+    assert type(engine.gan.netG).__name__ == "ConditionalGenerator" and _finite(engine.gan.netG)
+    state = torch.load(engine.run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert any("gain" in k for k in state["generator"]) and any("embed" in k for k in state["discriminator"])
+    for net in ("generator", "discriminator"):
+        assert all(torch.isfinite(v).all() for v in state[net].values() if v.is_floating_point())
 
 
 def test_a_non_finite_checkpoint_is_never_written(make_engine):
