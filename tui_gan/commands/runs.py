@@ -80,13 +80,14 @@ def ls_line(run: RunDir, state: str, record: ServiceRecord | None, history: list
     swd = latest_swd(history) if swd is None else swd
     best = best_swd(history)
     started = record.started if record else run.config.stat().st_mtime if run.config.exists() else time.time()
+    settings = run_settings(run)
     parts = [f"{state:<8}", f"step {step:>7}" if step is not None else "step       ?",
-             f"{epoch_text(run, state, epoch):<11}",
+             f"{epoch_text(settings, state, epoch):<11}",
              f"{speed:>6,.0f} img/s" if speed else " " * 12,
              f"SWD {swd:6.2f}" if swd is not None else " " * 10,
              f"best {best:6.2f}" if best is not None else " " * 11,
              f"{format_duration(time.time() - started):>6} ago"]
-    classes = classes_text(run)
+    classes = conditional_column(settings)
     if classes:
         parts.append(classes)
     lost_and_saved = state == "lost" and run.checkpoint_in() is not None
@@ -103,31 +104,34 @@ def saved_note(record: ServiceRecord) -> str:
     return f"  ({Path(record.checkpoint).name} from step {record.checkpoint_step}: final save failed)"
 
 
-def classes_text(run: RunDir) -> str:
-    """A conditional run's column: 'conditional, 10 classes'; '' for the tutorial's GAN (or
-    a config.toml that cannot be read)."""
+def run_settings(run: RunDir) -> dict:
+    """The run's config.toml as read; empty where it cannot be read (the columns that need
+    it then say less)."""
     from ..core.config import TrainConfig
 
     try:
-        settings = TrainConfig.read_toml(run.config)
-    except Exception:  # noqa: BLE001 - an unreadable config.toml: no column
-        return ""
+        return TrainConfig.read_toml(run.config)
+    except Exception:  # noqa: BLE001 - an unreadable config.toml, whatever the way
+        return {}
+
+
+def conditional_column(settings: dict) -> str:
+    """A conditional run's column: 'conditional, 10 classes'; '' for the tutorial's GAN (or
+    a config.toml that cannot be read)."""
     names = settings.get("class_names")
     if not settings.get("conditional"):
         return ""
     return f"conditional, {len(names)} classes" if isinstance(names, list) else "conditional"
 
 
-def epoch_text(run: RunDir, state: str, epoch: int | None) -> str:
+def epoch_text(settings: dict, state: str, epoch: int | None) -> str:
     """'epoch 3/5' while it trains (the epoch under way, as the app shows it), else the
-    epochs completed, '2/5 epochs'."""
-    from ..core.config import TrainConfig
-
+    epochs completed, '2/5 epochs'; the total from the run's ``settings`` where they have it."""
     if epoch is None:
         return "epoch ?"
     try:
-        total = f"/{int(TrainConfig.read_toml(run.config)['epochs'])}"
-    except Exception:  # noqa: BLE001 - an unreadable config.toml: the count alone
+        total = f"/{int(settings['epochs'])}"
+    except Exception:  # noqa: BLE001 - no count, or not a number: the count alone
         total = ""
     return f"epoch {epoch + 1}{total}" if state in ("running", "paused", "loading") else f"{epoch}{total} epochs"
 

@@ -92,6 +92,17 @@ class RunView:
         return (self.started.lr_g, self.started.lr_d) if self.started is not None else None
 
     @property
+    def class_names(self) -> list[str]:
+        """A conditional run's classes in order (label i is the i-th); empty for the tutorial's GAN."""
+        config = self.started.config if self.started is not None else {}
+        return list(config.get("class_names") or []) if config.get("conditional") else []
+
+    def class_name(self, label: int) -> str:
+        """Class ``label``'s name, or the label itself where the run names no such class."""
+        names = self.class_names
+        return names[label] if 0 <= label < len(names) else str(label)
+
+    @property
     def is_over(self) -> bool:
         return self.ended is not None
 

@@ -139,8 +139,7 @@ class Engine:
         if cfg.channels is None:
             cfg.channels = channels_known_in_advance(cfg.data)
         if cfg.conditional and cfg.class_names is None:  # known before the images load: the nets need not wait
-            names = class_names_in_advance(cfg)
-            cfg.class_names = names if names and len(names) >= 2 else None  # else the data says what is wrong
+            cfg.class_names = class_names_in_advance(cfg)  # (None: a dataset's own; a folder without two says so)
         main = self.world.is_main  # only rank 0 writes the run directory
         if main:
             self.paths.create(cfg.to_toml())

@@ -190,13 +190,14 @@ class QualityProbe:
         cfg = self.config
         if self._reference is None or self._noise is None:
             n = self.images(len(data))
-            self._reference = RealReference(data.subset(n, cfg.seed), seed=cfg.seed)
+            real = data.subset(n, cfg.seed)
+            self._reference = RealReference(real, seed=cfg.seed)
             noise = torch.randn(n, cfg.nz, 1, 1, generator=torch.Generator().manual_seed(cfg.seed + 1))
             self._noise = noise.to(device)
             # a conditional run's generator is asked for the real subset's classes, so the
             # two sides hold the same mix of classes
             self._classes = data.subset_labels(n, cfg.seed).to(device) if cfg.conditional else None
-            self._class_references = self._per_class(data.subset(n, cfg.seed)) if cfg.conditional else {}
+            self._class_references = self._per_class(real) if cfg.conditional else {}
         batches = self._noise.split(cfg.batch_size)
         if self._classes is None:
             fake = torch.cat([generate(netG, z) for z in batches])

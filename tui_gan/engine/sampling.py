@@ -101,6 +101,7 @@ def sample_command(checkpoint: str, n: int, seed: int, device_spec: str, out: st
     state = load_checkpoint(checkpoint)
     config = TrainConfig.from_dict(dict(state["config"]), source=f"checkpoint {state['path']}")
     classes, rows = asked_classes(config, state["path"], class_name, per_class, n)
+    names = config.class_names or []
     device = resolve_device(device_spec)
     netG = generator_from_checkpoint(state, device, live)
     n = n if classes is None else len(classes)
@@ -120,7 +121,7 @@ def sample_command(checkpoint: str, n: int, seed: int, device_spec: str, out: st
             directory.mkdir(parents=True, exist_ok=True)
             width = max(4, len(str(n - 1)))
             for i, img in enumerate(images):
-                label = "" if classes is None else f"-{_file_safe(rows[0] if len(rows) == 1 else rows[int(classes[i])])}"
+                label = "" if classes is None else f"-{_file_safe(names[int(classes[i])])}"
                 save_png(to_pil(img.numpy().transpose(1, 2, 0)), directory / f"sample-{i:0{width}d}{label}.png")
             print(f"wrote {n} samples{what}{which} ({size}) to {directory}/")
     except OSError as exc:

@@ -111,8 +111,8 @@ class RunRequests:
         started, samples = self.view.started, self.view.samples
         if control is None or started is None:
             return
-        count = len(started.config.get("class_names") or ())
-        if not started.config.get("conditional") or not count:
+        count = len(self.view.class_names)
+        if not count:
             self.screen.notify(NO_CLASSES, severity="warning")
         elif samples is None or not samples.classes:
             self.screen.notify("no samples yet: the rows of classes come with them", severity="warning")
@@ -133,8 +133,7 @@ class RunRequests:
     def class_commands(self) -> Iterator[SystemCommand]:
         """A conditional run's classes as commands of the palette, where typing part of a
         name finds it: a class many pages away is a few keys off, not many presses of k."""
-        started = self.view.started
-        names = (started.config.get("class_names") or []) if started and started.config.get("conditional") else []
+        names = self.view.class_names
         for i, name in enumerate(names):
             yield SystemCommand(f"Samples: from class {name}", f"its row first (class {i + 1} of {len(names)})",
                                 partial(self.show_class, i))

@@ -31,7 +31,8 @@ class Samples(Protocol):
     """What of the run's view (RunView) the browser reads."""
 
     @property
-    def started(self) -> ev.Started | None: ...
+    def class_names(self) -> list[str]: ...
+    def class_name(self, label: int) -> str: ...
     @property
     def samples(self) -> ev.Samples | None: ...
     @property
@@ -54,19 +55,18 @@ class SampleHistory:
     def _rows(self, classes: list[int] | None) -> ClassRows | None:
         """The names of the rows of ``classes`` (a conditional run's samples; else None)."""
         live = self.view.samples
-        if not classes or live is None or not live.classes or (started := self.view.started) is None:
+        if not classes or live is None or not live.classes:
             return None
-        names = started.config.get("class_names") or []
         columns = len(live.images) // len(live.classes)  # the live samples' rows are as long as the epochs'
-        return ClassRows(tuple(classes), tuple(names[c] if c < len(names) else str(c) for c in classes), columns,
-                         max(map(cell_len, names), default=0))
+        return ClassRows(tuple(classes), tuple(self.view.class_name(c) for c in classes), columns,
+                         max(map(cell_len, self.view.class_names), default=0))
 
     def _epoch_rows(self, images: Any) -> ClassRows | None:
         """An epoch's samples have rows from the first class on (whichever a viewer shows)."""
         live = self.view.samples
-        if live is None or not live.classes or (started := self.view.started) is None:
+        if live is None or not live.classes:
             return None
-        count = len(started.config.get("class_names") or ()) or max(live.classes) + 1
+        count = len(self.view.class_names) or max(live.classes) + 1
         rows = len(images) // (len(live.images) // len(live.classes))
         return self._rows([i % count for i in range(rows)])
 

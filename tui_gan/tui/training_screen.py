@@ -182,9 +182,7 @@ class TrainingScreen(Screen[None]):
     def _show_interpolation(self, e: ev.Interpolation) -> None:
         if isinstance(self.app.screen, InterpolationScreen):
             self.app.screen.dismiss(None)
-        started = self.view.started
-        names = (started.config.get("class_names") or []) if started is not None else []
-        classes = [names[c] if c < len(names) else str(c) for c in e.classes] if e.classes else None
+        classes = [self.view.class_name(c) for c in e.classes] if e.classes else None
         self.app.push_screen(InterpolationScreen(e.frames, e.step, self.run_dir, self.log_line, classes))
 
     def _show_snapshot_saved(self, e: ev.SnapshotSaved) -> None:

@@ -228,7 +228,7 @@ class StatusPanel(TextLines):
         pause = "at every epoch end" if view.auto_pause else "off"
         device = [started.device, started.precision] if started else ["…"]
         run_dir, gpu_status = (started.run_dir if started else "") or "–", view.device_status
-        count = len(started.config.get("class_names") or ()) if started and started.config.get("conditional") else 0
+        count = len(view.class_names)
         classes = classes_text(count, self.classes_shown) if count else ""
 
         saved = self.saved()
